@@ -1,0 +1,434 @@
+//! `config.json` → one typed description per family, accepting both the transformers-4 keys
+//! Hub folders carry (`rope_theta`, `torch_dtype`) and the transformers-5 ones
+//! (`rope_parameters`, `dtype`). Defaults are the families' own config-class defaults, so a
+//! sparse Hub config means what transformers would take it to mean.
+
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
+    Mixtral,
+    Qwen2Moe,
+    Qwen3Moe,
+    Olmoe,
+}
+
+impl Family {
+    pub const ALL: [Family; 8] = [
+        Family::Llama,
+        Family::Mistral,
+        Family::Qwen2,
+        Family::Qwen3,
+        Family::Mixtral,
+        Family::Qwen2Moe,
+        Family::Qwen3Moe,
+        Family::Olmoe,
+    ];
+
+    /// Class-name prefix used by transformers (`Llama` → `LlamaDecoderLayer`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Family::Llama => "Llama",
+            Family::Mistral => "Mistral",
+            Family::Qwen2 => "Qwen2",
+            Family::Qwen3 => "Qwen3",
+            Family::Mixtral => "Mixtral",
+            Family::Qwen2Moe => "Qwen2Moe",
+            Family::Qwen3Moe => "Qwen3Moe",
+            Family::Olmoe => "Olmoe",
+        }
+    }
+
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Family::Llama => "llama",
+            Family::Mistral => "mistral",
+            Family::Qwen2 => "qwen2",
+            Family::Qwen3 => "qwen3",
+            Family::Mixtral => "mixtral",
+            Family::Qwen2Moe => "qwen2_moe",
+            Family::Qwen3Moe => "qwen3_moe",
+            Family::Olmoe => "olmoe",
+        }
+    }
+
+    pub fn from_model_type(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.model_type() == s)
+    }
+
+    /// From an `architectures` entry such as `Qwen2ForCausalLM`.
+    pub fn from_architecture(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| s == format!("{}ForCausalLM", f.prefix()))
+    }
+
+    pub fn is_moe(self) -> bool {
+        matches!(
+            self,
+            Family::Mixtral | Family::Qwen2Moe | Family::Qwen3Moe | Family::Olmoe
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MoeConfig {
+    pub num_experts: usize,
+    pub top_k: usize,
+    /// Hidden size of each routed expert.
+    pub expert_intermediate: usize,
+    /// Qwen2-MoE's always-on expert and its sigmoid gate.
+    pub shared_expert_intermediate: Option<usize>,
+    /// Renormalise the top-k gate weights to sum to 1 (Mixtral always does).
+    pub norm_topk_prob: bool,
+    /// Qwen-MoE: layer i is sparse when `(i + 1) % decoder_sparse_step == 0` and not in `mlp_only_layers`.
+    pub decoder_sparse_step: usize,
+    pub mlp_only_layers: Vec<usize>,
+}
+
+/// The settings every supported decoder-only family shares, with family-specific extras.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArchConfig {
+    pub family: Family,
+    pub architecture: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub max_position_embeddings: usize,
+    pub tie_word_embeddings: bool,
+    pub attention_bias: bool,
+    /// Bias on o_proj (Llama's `attention_bias` covers it; Qwen2's q/k/v-only bias does not).
+    pub o_proj_bias: bool,
+    pub mlp_bias: bool,
+    pub hidden_act: String,
+    pub pad_token_id: Option<i64>,
+    pub bos_token_id: Option<i64>,
+    pub eos_token_ids: Vec<i64>,
+    /// The dtype the config says the weights are in (`dtype` or `torch_dtype`).
+    pub dtype: Option<String>,
+    /// Per-head RMSNorm on queries and keys (Qwen3, Qwen3-MoE) or over the whole projection (OLMoE).
+    pub qk_norm: bool,
+    pub clip_qkv: Option<f64>,
+    pub moe: Option<MoeConfig>,
+}
+
+impl ArchConfig {
+    /// Whether decoder layer `i` has a sparse MoE block (Qwen-MoE may interleave dense layers).
+    pub fn is_sparse_layer(&self, i: usize) -> bool {
+        match (&self.moe, self.family) {
+            (None, _) => false,
+            (Some(m), Family::Qwen2Moe | Family::Qwen3Moe) => {
+                !m.mlp_only_layers.contains(&i)
+                    && m.num_experts > 0
+                    && m.decoder_sparse_step > 0
+                    && (i + 1) % m.decoder_sparse_step == 0
+            }
+            (Some(_), _) => true,
+        }
+    }
+
+    pub fn parse(config: &Value) -> Result<Self, ConfigError> {
+        let family = detect_family(config)?;
+        let r = Reader(config);
+        let architecture = r
+            .architectures()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{}ForCausalLM", family.prefix()));
+        // Family defaults as in each transformers 4.57 config class.
+        use Family::*;
+        let (vocab, hidden, inter, layers, heads, eps, def_kv): (usize, usize, usize, usize, usize, f64, Option<usize>) =
+            match family {
+                Llama => (32000, 4096, 11008, 32, 32, 1e-6, None),
+                Mistral => (32000, 4096, 14336, 32, 32, 1e-6, Some(8)),
+                Qwen2 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
+                Qwen3 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
+                Mixtral => (32000, 4096, 14336, 32, 32, 1e-5, Some(8)),
+                Qwen2Moe => (151936, 2048, 5632, 24, 16, 1e-6, Some(16)),
+                Qwen3Moe => (151936, 2048, 6144, 24, 32, 1e-6, Some(4)),
+                Olmoe => (50304, 2048, 2048, 16, 16, 1e-5, None),
+            };
+        let vocab_size = r.usize_or("vocab_size", vocab)?;
+        let hidden_size = r.usize_or("hidden_size", hidden)?;
+        let intermediate_size = r.usize_or("intermediate_size", inter)?;
+        let num_layers = r.usize_or("num_hidden_layers", layers)?;
+        let num_heads = r.usize_or("num_attention_heads", heads)?;
+        if num_heads == 0 {
+            return Err(ConfigError::new("num_attention_heads", "must be at least 1"));
+        }
+        let num_kv_heads = match r.opt_usize("num_key_value_heads")? {
+            Some(k) => k,
+            None => def_kv.unwrap_or(num_heads),
+        };
+        if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(ConfigError::new(
+                "num_key_value_heads",
+                &format!("{num_kv_heads} must divide num_attention_heads ({num_heads})"),
+            ));
+        }
+        let default_head_dim = match family {
+            Qwen3 => 128,
+            _ => hidden_size / num_heads,
+        };
+        // OLMoE's attention always splits hidden_size evenly and ignores a `head_dim` key.
+        let head_dim = match family {
+            Olmoe => hidden_size / num_heads,
+            _ => r.opt_usize("head_dim")?.unwrap_or(default_head_dim),
+        };
+        let rms_norm_eps = r.f64_or("rms_norm_eps", eps)?;
+        let rope_theta = match r.0.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| ConfigError::new("rope_parameters.rope_theta", "expected a number"))?,
+            None => r.f64_or("rope_theta", 10000.0)?,
+        };
+        let max_position_embeddings = r.usize_or(
+            "max_position_embeddings",
+            match family {
+                Llama => 2048,
+                Olmoe => 4096,
+                Mistral | Mixtral => 4096 * 32,
+                _ => 32768,
+            },
+        )?;
+        let tie_word_embeddings = r.bool_or("tie_word_embeddings", false)?;
+        let (attention_bias, o_proj_bias) = match family {
+            Llama | Qwen3 | Qwen3Moe | Olmoe => {
+                let b = r.bool_or("attention_bias", false)?;
+                (b, b)
+            }
+            Mistral | Mixtral => (false, false),
+            Qwen2 => (true, false),
+            Qwen2Moe => (r.bool_or("qkv_bias", true)?, false),
+        };
+        let mlp_bias = match family {
+            Llama => r.bool_or("mlp_bias", false)?,
+            _ => false,
+        };
+        let hidden_act = r.str_or("hidden_act", "silu")?;
+        let pad_token_id = r.opt_i64("pad_token_id")?.or(if family == Olmoe && !r.has("pad_token_id") { Some(1) } else { None });
+        let bos_token_id = r.opt_i64("bos_token_id")?;
+        let eos_token_ids = match r.0.get("eos_token_id") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
+            Some(v) => v.as_i64().into_iter().collect(),
+            None => Vec::new(),
+        };
+        let dtype = r
+            .0
+            .get("dtype")
+            .or_else(|| r.0.get("torch_dtype"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let qk_norm = matches!(family, Qwen3 | Qwen3Moe | Olmoe);
+        let clip_qkv = if family == Olmoe { r.opt_f64("clip_qkv")? } else { None };
+        let moe = match family {
+            Mixtral => Some(MoeConfig {
+                num_experts: r.usize_or("num_local_experts", 8)?,
+                top_k: r.usize_or("num_experts_per_tok", 2)?,
+                expert_intermediate: intermediate_size,
+                shared_expert_intermediate: None,
+                norm_topk_prob: true,
+                decoder_sparse_step: 1,
+                mlp_only_layers: Vec::new(),
+            }),
+            Qwen2Moe | Qwen3Moe => Some(MoeConfig {
+                num_experts: r.usize_or("num_experts", if family == Qwen2Moe { 60 } else { 128 })?,
+                top_k: r.usize_or("num_experts_per_tok", if family == Qwen2Moe { 4 } else { 8 })?,
+                expert_intermediate: r.usize_or("moe_intermediate_size", if family == Qwen2Moe { 1408 } else { 768 })?,
+                shared_expert_intermediate: if family == Qwen2Moe {
+                    Some(r.usize_or("shared_expert_intermediate_size", 5632)?)
+                } else {
+                    None
+                },
+                norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
+                decoder_sparse_step: r.usize_or("decoder_sparse_step", 1)?,
+                mlp_only_layers: r.usize_list("mlp_only_layers")?,
+            }),
+            Olmoe => Some(MoeConfig {
+                num_experts: r.usize_or("num_experts", 64)?,
+                top_k: r.usize_or("num_experts_per_tok", 8)?,
+                expert_intermediate: intermediate_size,
+                shared_expert_intermediate: None,
+                norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
+                decoder_sparse_step: 1,
+                mlp_only_layers: Vec::new(),
+            }),
+            _ => None,
+        };
+        if let Some(m) = &moe {
+            if m.top_k == 0 || m.top_k > m.num_experts {
+                return Err(ConfigError::new(
+                    "num_experts_per_tok",
+                    &format!("{} must be between 1 and the number of experts ({})", m.top_k, m.num_experts),
+                ));
+            }
+        }
+        Ok(Self {
+            family,
+            architecture,
+            vocab_size,
+            hidden_size,
+            intermediate_size,
+            num_layers,
+            num_heads,
+            num_kv_heads,
+            head_dim,
+            rms_norm_eps,
+            rope_theta,
+            max_position_embeddings,
+            tie_word_embeddings,
+            attention_bias,
+            o_proj_bias,
+            mlp_bias,
+            hidden_act,
+            pad_token_id,
+            bos_token_id,
+            eos_token_ids,
+            dtype,
+            qk_norm,
+            clip_qkv,
+            moe,
+        })
+    }
+}
+
+/// Finds the family from `model_type`, falling back to `architectures`.
+pub fn detect_family(config: &Value) -> Result<Family, ConfigError> {
+    let model_type = config.get("model_type").and_then(Value::as_str);
+    if let Some(f) = model_type.and_then(Family::from_model_type) {
+        return Ok(f);
+    }
+    let archs = Reader(config).architectures();
+    if let Some(f) = archs.iter().find_map(|a| Family::from_architecture(a)) {
+        return Ok(f);
+    }
+    let named = model_type
+        .map(|m| format!("model_type `{m}`"))
+        .or_else(|| archs.first().map(|a| format!("architecture `{a}`")))
+        .unwrap_or_else(|| "no model_type or architectures key".into());
+    Err(ConfigError {
+        key: "model_type".into(),
+        what: format!(
+            "{named} is not a supported family (supported: {})",
+            Family::ALL.map(|f| f.model_type()).join(", ")
+        ),
+        unsupported: true,
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub key: String,
+    pub what: String,
+    /// The config is fine, the family is just not one this program models.
+    pub unsupported: bool,
+}
+
+impl ConfigError {
+    fn new(key: &str, what: &str) -> Self {
+        Self {
+            key: key.into(),
+            what: what.into(),
+            unsupported: false,
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unsupported {
+            write!(f, "{}", self.what)
+        } else {
+            write!(f, "key `{}`: {}", self.key, self.what)
+        }
+    }
+}
+
+/// Typed access to config keys, where `null` means "use the default" as in transformers.
+struct Reader<'a>(&'a Value);
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+    fn has(&self, key: &str) -> bool {
+        self.0.get(key).is_some()
+    }
+    fn architectures(&self) -> Vec<String> {
+        self.get("architectures")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| ConfigError::new(key, &format!("expected a non-negative integer, found {v}"))),
+        }
+    }
+    fn usize_or(&self, key: &str, default: usize) -> Result<usize, ConfigError> {
+        Ok(self.opt_usize(key)?.unwrap_or(default))
+    }
+    fn opt_i64(&self, key: &str) -> Result<Option<i64>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ConfigError::new(key, &format!("expected an integer, found {v}"))),
+        }
+    }
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| ConfigError::new(key, &format!("expected a number, found {v}"))),
+        }
+    }
+    fn f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+        Ok(self.opt_f64(key)?.unwrap_or(default))
+    }
+    fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| ConfigError::new(key, &format!("expected true or false, found {v}"))),
+        }
+    }
+    fn str_or(&self, key: &str, default: &str) -> Result<String, ConfigError> {
+        match self.get(key) {
+            None => Ok(default.into()),
+            Some(v) => v
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ConfigError::new(key, &format!("expected a string, found {v}"))),
+        }
+    }
+    fn usize_list(&self, key: &str) -> Result<Vec<usize>, ConfigError> {
+        match self.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_u64().map(|n| n as usize))
+                .collect::<Option<_>>()
+                .ok_or_else(|| ConfigError::new(key, "expected a list of layer indices")),
+            Some(v) => Err(ConfigError::new(key, &format!("expected a list, found {v}"))),
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Architectures: a folder's `config.json` and tensor table → the module tree that
+//! `print(model)` shows, checked against the shapes actually stored.
+
+pub mod config;
+pub mod families;
+pub mod generic;
+pub mod module;
+
+use std::path::Path;
+
+pub use config::{ArchConfig, Family, MoeConfig};
+pub use module::{ModuleTree, Node, Param, ROOT};
+
+use crate::checkpoint::{Checkpoint, CheckpointError};
+
+/// An opened model folder: files, typed config (when the family is supported), module tree.
+pub struct ModelFolder {
+    pub checkpoint: Checkpoint,
+    /// None for architectures this program does not model (their tree comes from tensor names).
+    pub config: Option<ArchConfig>,
+    pub tree: ModuleTree,
+    /// Things a user should know that do not stop the folder from opening.
+    pub notices: Vec<String>,
+}
+
+impl ModelFolder {
+    /// Opens a folder. Reads `config.json` and the safetensors headers; no weight bytes.
+    pub fn open(folder: &Path) -> Result<Self, CheckpointError> {
+        let checkpoint = Checkpoint::open(folder)?;
+        Self::from_checkpoint(checkpoint)
+    }
+
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> Result<Self, CheckpointError> {
+        let config_path = checkpoint.folder.join(crate::checkpoint::CONFIG_FILE);
+        let Some(raw) = checkpoint.config.clone() else {
+            return Err(CheckpointError::BadFolder {
+                folder: checkpoint.folder.clone(),
+                what: "has no config.json: a Hugging Face model folder names its architecture and sizes there".into(),
+            });
+        };
+        let mut notices = Vec::new();
+        match ArchConfig::parse(&raw) {
+            Ok(cfg) => {
+                let tree = families::build_tree(&cfg);
+                notices.extend(check_against_checkpoint(&tree, &checkpoint, &config_path)?);
+                Ok(Self {
+                    checkpoint,
+                    config: Some(cfg),
+                    tree,
+                    notices,
+                })
+            }
+            Err(e) if e.unsupported => {
+                let root = raw
+                    .get("architectures")
+                    .and_then(|a| a.get(0))
+                    .and_then(|a| a.as_str())
+                    .unwrap_or("Model")
+                    .to_string();
+                notices.push(format!(
+                    "{e}. The tree below is built from the tensor names with generic class names; inference is not available for this architecture."
+                ));
+                let tree = generic::build_tree(&checkpoint, &root);
+                Ok(Self {
+                    checkpoint,
+                    config: None,
+                    tree,
+                    notices,
+                })
+            }
+            Err(e) => Err(CheckpointError::BadConfig {
+                file: config_path,
+                what: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn repr(&self) -> String {
+        self.tree.repr(ROOT)
+    }
+
+    /// Bytes stored for the parameters of a subtree (tied tensors once).
+    pub fn stored_bytes(&self, node: usize) -> u64 {
+        let mut seen = std::collections::HashSet::new();
+        self.tree
+            .descendants(node)
+            .iter()
+            .flat_map(|&n| &self.tree.nodes[n].params)
+            .filter(|p| seen.insert(p.tensor.as_str()))
+            .filter_map(|p| self.checkpoint.tensor(&p.tensor))
+            .map(|t| t.byte_len() as u64)
+            .sum()
+    }
+}
+
+/// Every parameter the config implies must exist with the implied shape. Returns notices for
+/// stored tensors no module claims (e.g. old `rotary_emb.inv_freq` buffers).
+fn check_against_checkpoint(
+    tree: &ModuleTree,
+    ckpt: &Checkpoint,
+    config_path: &Path,
+) -> Result<Vec<String>, CheckpointError> {
+    let mut claimed = std::collections::HashSet::new();
+    for node in &tree.nodes {
+        for p in &node.params {
+            claimed.insert(p.tensor.as_str());
+            match ckpt.tensor(&p.tensor) {
+                None => {
+                    return Err(CheckpointError::BadConfig {
+                        file: config_path.to_path_buf(),
+                        what: format!(
+                            "implies a tensor `{}` of shape {:?} (module `{}`: {}({})), but no safetensors file in the folder stores it",
+                            p.tensor, p.shape, node.path, node.class_name, node.extra_repr
+                        ),
+                    });
+                }
+                Some(t) if t.shape != p.shape => {
+                    return Err(CheckpointError::BadConfig {
+                        file: config_path.to_path_buf(),
+                        what: format!(
+                            "implies `{}` has shape {:?} ({}({})), but {} stores it as {:?}",
+                            p.tensor,
+                            p.shape,
+                            node.class_name,
+                            node.extra_repr,
+                            ckpt.shard_name(t),
+                            t.shape
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let unclaimed: Vec<&str> = ckpt
+        .tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|n| !claimed.contains(n))
+        .collect();
+    Ok(if unclaimed.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "{} stored tensor(s) belong to no module of this architecture and are listed only in the state_dict view: {}",
+            unclaimed.len(),
+            unclaimed.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+        )]
+    })
+}

@@ -1,0 +1,246 @@
+//! Files on disk: which files a model folder holds and where every tensor lives.
+//!
+//! Opening reads headers only. Weight bytes are touched only when a caller asks for a
+//! tensor's bytes, through the read-only memory map of its shard.
+
+pub mod dtype;
+pub mod error;
+pub mod safetensors;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use dtype::Dtype;
+pub use error::CheckpointError;
+pub use safetensors::{Shard, TensorInfo};
+
+pub const CONFIG_FILE: &str = "config.json";
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+pub const SINGLE_FILE: &str = "model.safetensors";
+
+/// A model folder's weights: every shard's header, with a name → tensor lookup.
+pub struct Checkpoint {
+    pub folder: PathBuf,
+    pub shards: Vec<Shard>,
+    /// All tensors, sorted by name (the order `state_dict()` keys are usually listed in tools).
+    pub tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+    /// The raw `config.json` (None when the folder has none).
+    pub config: Option<serde_json::Value>,
+}
+
+impl Checkpoint {
+    /// Opens a Hugging Face model folder: `config.json` and `model.safetensors` or the shards
+    /// named by `model.safetensors.index.json` (any `*.safetensors` files otherwise).
+    pub fn open(folder: &Path) -> Result<Self, CheckpointError> {
+        if !folder.is_dir() {
+            return Err(CheckpointError::BadFolder {
+                folder: folder.to_path_buf(),
+                what: "is not a folder (pick the folder that holds config.json and *.safetensors)"
+                    .into(),
+            });
+        }
+        let config = read_config(folder)?;
+        let (shard_paths, index) = find_shards(folder)?;
+        let shards = shard_paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Shard::open(p, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::from_shards(folder, shards, index, config)
+    }
+
+    /// Builds the lookup from already-opened shards; also checks the index, when there is one,
+    /// against what the shards really hold.
+    fn from_shards(
+        folder: &Path,
+        shards: Vec<Shard>,
+        index: Option<(PathBuf, BTreeMap<String, String>)>,
+        config: Option<serde_json::Value>,
+    ) -> Result<Self, CheckpointError> {
+        let mut tensors: Vec<TensorInfo> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for shard in &shards {
+            for t in &shard.tensors {
+                if let Some(&other) = seen.get(&t.name) {
+                    return Err(CheckpointError::BadFolder {
+                        folder: folder.to_path_buf(),
+                        what: format!(
+                            "tensor `{}` is stored twice, in {} and in {}",
+                            t.name, shards[other].file_name, shard.file_name
+                        ),
+                    });
+                }
+                seen.insert(t.name.clone(), t.shard);
+                tensors.push(t.clone());
+            }
+        }
+        if let Some((index_path, weight_map)) = &index {
+            for (name, file) in weight_map {
+                match seen.get(name) {
+                    Some(&s) if shards[s].file_name == *file => {}
+                    Some(&s) => {
+                        return Err(CheckpointError::BadIndex {
+                            file: index_path.clone(),
+                            what: format!(
+                                "weight_map puts `{name}` in {file} but it is stored in {}",
+                                shards[s].file_name
+                            ),
+                        });
+                    }
+                    None => {
+                        return Err(CheckpointError::BadIndex {
+                            file: index_path.clone(),
+                            what: format!(
+                                "weight_map names tensor `{name}` in {file}, but {file} has no such tensor"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(Self {
+            folder: folder.to_path_buf(),
+            shards,
+            tensors,
+            by_name,
+            config,
+        })
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.by_name.get(name).map(|&i| &self.tensors[i])
+    }
+
+    pub fn require(&self, name: &str) -> Result<&TensorInfo, CheckpointError> {
+        self.tensor(name)
+            .ok_or_else(|| CheckpointError::NoSuchTensor(name.to_string()))
+    }
+
+    pub fn bytes(&self, tensor: &TensorInfo) -> &[u8] {
+        self.shards[tensor.shard].bytes(tensor)
+    }
+
+    pub fn shard_name(&self, tensor: &TensorInfo) -> &str {
+        &self.shards[tensor.shard].file_name
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.tensors.iter().map(|t| t.byte_len() as u64).sum()
+    }
+
+    pub fn total_params(&self) -> u64 {
+        self.tensors.iter().map(|t| t.numel() as u64).sum()
+    }
+
+    /// Whether a sibling file exists (tokenizer.json and friends).
+    pub fn has_file(&self, name: &str) -> bool {
+        self.folder.join(name).is_file()
+    }
+}
+
+fn read_config(folder: &Path) -> Result<Option<serde_json::Value>, CheckpointError> {
+    let path = folder.join(CONFIG_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| CheckpointError::BadConfig {
+            file: path.clone(),
+            what: format!("not valid JSON: {e}"),
+        })?;
+    if !value.is_object() {
+        return Err(CheckpointError::BadConfig {
+            file: path,
+            what: "expected a JSON object of settings".into(),
+        });
+    }
+    Ok(Some(value))
+}
+
+type ShardList = (Vec<PathBuf>, Option<(PathBuf, BTreeMap<String, String>)>);
+
+fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
+    let index_path = folder.join(INDEX_FILE);
+    if index_path.is_file() {
+        let (files, weight_map) = read_index(&index_path)?;
+        let mut paths = Vec::new();
+        for file in files {
+            let path = folder.join(&file);
+            if !path.is_file() {
+                return Err(CheckpointError::BadIndex {
+                    file: index_path,
+                    what: format!("names shard {file}, which is not in the folder"),
+                });
+            }
+            paths.push(path);
+        }
+        return Ok((paths, Some((index_path, weight_map))));
+    }
+    let single = folder.join(SINGLE_FILE);
+    if single.is_file() {
+        return Ok((vec![single], None));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| CheckpointError::Io {
+            path: folder.to_path_buf(),
+            source: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors") && p.is_file())
+        .collect();
+    found.sort();
+    if found.is_empty() {
+        return Err(CheckpointError::BadFolder {
+            folder: folder.to_path_buf(),
+            what: "holds no *.safetensors file (expected model.safetensors, or shards listed in model.safetensors.index.json)".into(),
+        });
+    }
+    Ok((found, None))
+}
+
+/// Returns the distinct shard files in first-mention order and the weight map.
+fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
+    let bad = |what: String| CheckpointError::BadIndex {
+        file: path.to_path_buf(),
+        what,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let map = value
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| bad("no `weight_map` object (tensor name → shard file)".into()))?;
+    let mut files: Vec<String> = Vec::new();
+    let mut weight_map = BTreeMap::new();
+    for (name, file) in map {
+        let file = file
+            .as_str()
+            .ok_or_else(|| bad(format!("weight_map entry `{name}` is not a file name")))?;
+        if file.contains('/') || file.contains('\\') || file == ".." {
+            return Err(bad(format!(
+                "weight_map entry `{name}` points outside the folder ({file})"
+            )));
+        }
+        if !files.iter().any(|f| f == file) {
+            files.push(file.to_string());
+        }
+        weight_map.insert(name.clone(), file.to_string());
+    }
+    files.sort();
+    Ok((files, weight_map))
+}

@@ -1,0 +1,12 @@
+//! llm-anatomy: open a language model folder and see what is inside it.
+//!
+//! Layers, from disk to screen (see DESIGN.md): [`checkpoint`] knows files, [`arch`] knows
+//! architectures, [`analysis`] is pure computation, [`jobs`] runs it off the UI thread,
+//! [`cli`] prints it headless, and [`ui`] draws it.
+
+pub mod analysis;
+pub mod arch;
+pub mod checkpoint;
+pub mod cli;
+pub mod jobs;
+pub mod ui;

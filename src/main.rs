@@ -1,0 +1,26 @@
+use clap::Parser;
+use llm_anatomy::cli::{Cli, run};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(command) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match run(command, &mut out) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        None => match llm_anatomy::ui::run_native(cli.path) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: could not open a window: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,466 @@
+//! Application state and the frame layout: menu bar, tree on the left, inspector in the
+//! centre, error dialog on top. Opening and statistics run as [`Job`]s; each frame polls them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+
+use crate::analysis::stats::{DataView, TensorStats, compute_stats};
+use crate::arch::{ModelFolder, ROOT};
+use crate::jobs::{Job, Poll};
+
+use super::{inspector, tree_panel, welcome};
+
+const RECENT_KEY: &str = "recent_folders";
+const MAX_RECENT: usize = 8;
+
+/// What the inspector shows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Selection {
+    None,
+    /// A module, by node id in the model's tree.
+    Module(usize),
+    /// A stored tensor, by checkpoint name.
+    Tensor(String),
+}
+
+/// Per-model facts the panels need every frame, computed once when the folder opens.
+pub struct OpenModel {
+    pub folder: Arc<ModelFolder>,
+    pub param_counts: Vec<u64>,
+    /// Folded runs of identical children for every ModuleList node, as print(model) folds them.
+    pub fold_groups: HashMap<usize, Vec<(usize, usize)>>,
+    pub repr: String,
+}
+
+impl OpenModel {
+    pub fn new(folder: ModelFolder) -> Self {
+        let tree = &folder.tree;
+        let reprs = tree.all_reprs();
+        let fold_groups = tree
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_list)
+            .map(|(id, n)| {
+                let mut groups: Vec<(usize, usize)> = Vec::new();
+                for (i, &c) in n.children.iter().enumerate() {
+                    match groups.last_mut() {
+                        Some((s, e)) if reprs[n.children[*s]] == reprs[c] => *e = i,
+                        _ => groups.push((i, i)),
+                    }
+                }
+                (id, groups)
+            })
+            .collect();
+        Self {
+            param_counts: tree.all_param_counts(),
+            fold_groups,
+            repr: reprs[ROOT].clone(),
+            folder: Arc::new(folder),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HistogramSettings {
+    pub bins: usize,
+    pub log_y: bool,
+}
+
+/// The statistics the inspector wants, and what it has so far.
+#[derive(Default)]
+pub struct StatsState {
+    pub cache: HashMap<(Selection, usize), Result<TensorStats, String>>,
+    pub running: Option<((Selection, usize), Job<TensorStats>)>,
+}
+
+pub struct AnatomyApp {
+    pub model: Option<OpenModel>,
+    pub selection: Selection,
+    pub tree: tree_panel::TreeState,
+    pub histogram: HistogramSettings,
+    pub stats: StatsState,
+    /// Messages the user must see (bad file, failed open); shown until dismissed.
+    pub errors: Vec<String>,
+    pub recent: Vec<PathBuf>,
+    opening: Option<(PathBuf, Job<ModelFolder>)>,
+    folder_dialog: Option<Receiver<Option<PathBuf>>>,
+    style_installed: bool,
+}
+
+impl Default for AnatomyApp {
+    fn default() -> Self {
+        Self {
+            model: None,
+            selection: Selection::None,
+            tree: tree_panel::TreeState::default(),
+            histogram: HistogramSettings { bins: 64, log_y: false },
+            stats: StatsState::default(),
+            errors: Vec::new(),
+            recent: Vec::new(),
+            opening: None,
+            folder_dialog: None,
+            style_installed: false,
+        }
+    }
+}
+
+impl AnatomyApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>) -> Self {
+        let mut app = Self::default();
+        if let Some(storage) = cc.storage {
+            if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
+                app.recent = recent;
+            }
+        }
+        if let Some(path) = path {
+            app.open_in_background(path);
+        }
+        app
+    }
+
+    /// Starts opening a folder on a worker; the current model stays until it succeeds.
+    pub fn open_in_background(&mut self, path: PathBuf) {
+        let p = path.clone();
+        self.opening = Some((path, Job::spawn("open-folder", move |_| ModelFolder::open(&p))));
+    }
+
+    /// Opens a folder on the calling thread. Headers only, so this is quick; used at start-up
+    /// by tests and by the CLI-like paths that need the model before the first frame.
+    pub fn open_blocking(&mut self, path: &Path) {
+        match ModelFolder::open(path) {
+            Ok(folder) => self.set_model(path, folder),
+            Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    fn set_model(&mut self, path: &Path, folder: ModelFolder) {
+        if let Some((_, job)) = self.stats.running.take() {
+            job.cancel();
+        }
+        self.stats.cache.clear();
+        self.selection = Selection::None;
+        self.tree = tree_panel::TreeState::default();
+        self.model = Some(OpenModel::new(folder));
+        let path = path.to_path_buf();
+        self.recent.retain(|p| *p != path);
+        self.recent.insert(0, path);
+        self.recent.truncate(MAX_RECENT);
+    }
+
+    pub fn is_opening(&self) -> bool {
+        self.opening.is_some()
+    }
+
+    /// Asks the desktop for a folder without blocking the frame: the dialog runs on its own thread.
+    pub fn pick_folder(&mut self) {
+        if self.folder_dialog.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(rfd::FileDialog::new().set_title("Open model folder").pick_folder());
+        });
+        self.folder_dialog = Some(rx);
+    }
+
+    pub fn select(&mut self, selection: Selection) {
+        self.selection = selection;
+    }
+
+    /// Statistics for the current selection, if computed; starts the computation otherwise.
+    pub fn current_stats(&self) -> Option<&Result<TensorStats, String>> {
+        self.stats.cache.get(&(self.selection.clone(), self.histogram.bins))
+    }
+
+    pub fn stats_progress(&self) -> Option<f32> {
+        self.stats.running.as_ref().map(|(_, job)| job.progress())
+    }
+
+    pub fn cancel_stats(&mut self) {
+        if let Some((key, job)) = self.stats.running.take() {
+            job.cancel();
+            self.stats.cache.insert(key, Err("cancelled — select again or press Compute to restart".into()));
+        }
+    }
+
+    pub fn recompute_stats(&mut self) {
+        self.stats.cache.remove(&(self.selection.clone(), self.histogram.bins));
+    }
+
+    /// The data behind a selection: one tensor, or every tensor a module owns (tied ones once).
+    fn tensor_names(&self, selection: &Selection) -> Vec<String> {
+        let Some(model) = &self.model else { return Vec::new() };
+        match selection {
+            Selection::None => Vec::new(),
+            Selection::Tensor(name) => vec![name.clone()],
+            Selection::Module(id) => {
+                let tree = &model.folder.tree;
+                let mut names: Vec<String> = tree
+                    .descendants(*id)
+                    .iter()
+                    .flat_map(|&n| tree.nodes[n].params.iter().map(|p| p.tensor.clone()))
+                    .collect();
+                let mut seen = std::collections::HashSet::new();
+                names.retain(|n| seen.insert(n.clone()));
+                names
+            }
+        }
+    }
+
+    /// Polls jobs and starts the statistics the inspector needs. Called every frame.
+    pub fn update_jobs(&mut self, ctx: &egui::Context) {
+        if let Some(rx) = &self.folder_dialog {
+            if let Ok(picked) = rx.try_recv() {
+                self.folder_dialog = None;
+                // None: the user cancelled, or no dialog backend: keep the current model.
+                if let Some(path) = picked {
+                    self.open_in_background(path);
+                }
+            }
+        }
+        if let Some((path, job)) = &self.opening {
+            match job.poll() {
+                Poll::Running => ctx.request_repaint(),
+                Poll::Done(result) => {
+                    let path = path.clone();
+                    self.opening = None;
+                    match result {
+                        Ok(folder) => self.set_model(&path, folder),
+                        Err(e) => self.errors.push(e),
+                    }
+                }
+            }
+        }
+        if let Some((key, job)) = &self.stats.running {
+            match job.poll() {
+                Poll::Running => ctx.request_repaint(),
+                Poll::Done(result) => {
+                    let key = key.clone();
+                    self.stats.running = None;
+                    self.stats.cache.insert(key, result);
+                }
+            }
+        }
+        let wanted = (self.selection.clone(), self.histogram.bins);
+        if self.selection != Selection::None && !self.stats.cache.contains_key(&wanted) {
+            let already = self.stats.running.as_ref().is_some_and(|(k, _)| *k == wanted);
+            if !already {
+                if let Some((_, old)) = self.stats.running.take() {
+                    old.cancel();
+                }
+                self.start_stats(wanted);
+                ctx.request_repaint();
+            }
+        }
+    }
+
+    fn start_stats(&mut self, key: (Selection, usize)) {
+        let Some(model) = &self.model else { return };
+        let names = self.tensor_names(&key.0);
+        let folder = Arc::clone(&model.folder);
+        let bins = key.1;
+        let job = Job::spawn("stats", move |ctl| -> Result<TensorStats, String> {
+            let ckpt = &folder.checkpoint;
+            let views: Vec<DataView<'_>> = names
+                .iter()
+                .map(|n| {
+                    let t = ckpt.require(n).map_err(|e| e.to_string())?;
+                    Ok(DataView { dtype: t.dtype, bytes: ckpt.bytes(t) })
+                })
+                .collect::<Result<_, String>>()?;
+            compute_stats(&views, bins, ctl).map_err(|e| e.to_string())
+        });
+        self.stats.running = Some((key, job));
+    }
+
+    /// Blocks until the statistics for the current selection are in (tests only).
+    pub fn wait_for_stats(&mut self, ctx: &egui::Context) {
+        self.update_jobs(ctx);
+        if let Some((key, job)) = self.stats.running.take() {
+            let result = job.wait();
+            self.stats.cache.insert(key, result);
+        }
+    }
+
+    fn handle_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        if let Some(path) = dropped.into_iter().next() {
+            // A dropped file means its folder (people drop config.json or a shard).
+            let folder = if path.is_file() { path.parent().map(Path::to_path_buf).unwrap_or(path) } else { path };
+            self.open_in_background(folder);
+        }
+    }
+
+    /// Draws one frame. Separate from `eframe::App` so UI tests can drive it with kittest.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        if !self.style_installed {
+            // Here rather than in `new` so UI tests draw with the same fonts as the window.
+            setup_style(&ctx);
+            self.style_installed = true;
+        }
+        self.handle_dropped_files(&ctx);
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::O)) {
+            self.pick_folder();
+        }
+        self.update_jobs(&ctx);
+
+        egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        if self.model.is_some() {
+            egui::Panel::left("tree")
+                .resizable(true)
+                .default_size(560.0)
+                .min_size(280.0)
+                .show(ui, |ui| {
+                    let model = self.model.as_ref().expect("checked");
+                    if let Some(sel) = tree_panel::show(ui, model, &mut self.tree, &self.selection) {
+                        self.select(sel);
+                    }
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            if self.model.is_some() {
+                inspector::show(ui, self);
+            } else {
+                welcome::show(ui, self);
+            }
+        });
+        self.error_dialog(&ctx);
+    }
+
+    fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui
+                    .add(egui::Button::new("Open model folder…").shortcut_text(ui.ctx().format_shortcut(&egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::O))))
+                    .on_hover_text("A Hugging Face folder: config.json + *.safetensors (+ tokenizer.json)")
+                    .clicked()
+                {
+                    self.pick_folder();
+                }
+                ui.menu_button("Open recent", |ui| {
+                    if self.recent.is_empty() {
+                        ui.label("Nothing yet");
+                    }
+                    let mut chosen = None;
+                    for path in &self.recent {
+                        if ui.button(path.display().to_string()).clicked() {
+                            chosen = Some(path.clone());
+                        }
+                    }
+                    if let Some(path) = chosen {
+                        self.open_in_background(path);
+                    }
+                });
+            });
+            ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.tree.flat, "state_dict() keys instead of the module tree");
+                ui.checkbox(&mut self.histogram.log_y, "Logarithmic histogram counts");
+            });
+            if self.opening.is_some() {
+                ui.spinner();
+                ui.label("opening…");
+            }
+        });
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| match &self.model {
+            Some(m) => {
+                let ckpt = &m.folder.checkpoint;
+                ui.label(ckpt.folder.display().to_string());
+                ui.separator();
+                let arch = m.folder.config.as_ref().map(|c| c.architecture.clone()).unwrap_or_else(|| m.folder.tree.nodes[ROOT].class_name.clone());
+                ui.label(arch);
+                ui.separator();
+                ui.label(format!("{} parameters", super::format::count(m.folder.tree.unique_param_count(ROOT))));
+                ui.separator();
+                ui.label(format!(
+                    "{} tensors · {} in {} file(s)",
+                    ckpt.tensors.len(),
+                    super::format::bytes(ckpt.total_bytes()),
+                    ckpt.shards.len()
+                ));
+            }
+            None => {
+                ui.label("No model open — File ▸ Open model folder… (Ctrl+O) or drop a folder on the window");
+            }
+        });
+    }
+
+    fn error_dialog(&mut self, ctx: &egui::Context) {
+        if self.errors.is_empty() {
+            return;
+        }
+        let mut dismiss = false;
+        egui::Window::new("Could not open")
+            .collapsible(false)
+            .resizable(true)
+            .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+            .show(ctx, |ui| {
+                for e in &self.errors {
+                    ui.label(egui::RichText::new(e).color(ui.visuals().error_fg_color));
+                    ui.add_space(4.0);
+                }
+                ui.label("Whatever was open before is still open.");
+                if ui.button("OK").clicked() {
+                    dismiss = true;
+                }
+            });
+        if dismiss {
+            self.errors.clear();
+        }
+    }
+}
+
+impl eframe::App for AnatomyApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        AnatomyApp::ui(self, ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, RECENT_KEY, &self.recent);
+    }
+}
+
+/// Fonts bundled in the binary: DejaVu for symbols and the Latin/Greek/Cyrillic text of
+/// tokens, Droid Sans Fallback for Chinese, Japanese and Korean (licences in assets/fonts/).
+pub fn install_fonts(ctx: &egui::Context) {
+    use egui::{FontData, FontDefinitions, FontFamily};
+    let mut fonts = FontDefinitions::default();
+    for (name, bytes) in [
+        ("DejaVuSans", &include_bytes!("../../assets/fonts/DejaVuSans.ttf")[..]),
+        ("DejaVuSansMono", &include_bytes!("../../assets/fonts/DejaVuSansMono.ttf")[..]),
+        ("DroidSansFallback", &include_bytes!("../../assets/fonts/DroidSansFallbackFull.ttf")[..]),
+    ] {
+        fonts.font_data.insert(name.to_owned(), Arc::new(FontData::from_static(bytes)));
+    }
+    let prop = fonts.families.entry(FontFamily::Proportional).or_default();
+    prop.insert(0, "DejaVuSans".to_owned());
+    prop.push("DroidSansFallback".to_owned());
+    let mono = fonts.families.entry(FontFamily::Monospace).or_default();
+    mono.insert(0, "DejaVuSansMono".to_owned());
+    mono.push("DejaVuSans".to_owned());
+    mono.push("DroidSansFallback".to_owned());
+    ctx.set_fonts(fonts);
+}
+
+/// Fonts and sizes that read from the back of a classroom.
+pub fn setup_style(ctx: &egui::Context) {
+    install_fonts(ctx);
+    ctx.all_styles_mut(|style| {
+        use egui::{FontFamily, FontId, TextStyle};
+        style.text_styles = [
+            (TextStyle::Heading, FontId::new(24.0, FontFamily::Proportional)),
+            (TextStyle::Body, FontId::new(16.0, FontFamily::Proportional)),
+            (TextStyle::Monospace, FontId::new(15.0, FontFamily::Monospace)),
+            (TextStyle::Button, FontId::new(16.0, FontFamily::Proportional)),
+            (TextStyle::Small, FontId::new(13.0, FontFamily::Proportional)),
+        ]
+        .into();
+    });
+}

@@ -1,0 +1,252 @@
+//! The centre panel: what is selected, its statistics and its histogram.
+//! All numbers come from [`crate::analysis::stats`] via a background job; this file only draws.
+
+use egui::RichText;
+use egui_plot::{Bar, BarChart, Plot};
+
+use super::app::{AnatomyApp, Selection};
+use super::format;
+use crate::analysis::stats::TensorStats;
+use crate::arch::ROOT;
+
+pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
+    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match app.selection.clone() {
+        Selection::None => overview(ui, app),
+        Selection::Tensor(name) => {
+            tensor_header(ui, app, &name);
+            ui.separator();
+            stats_section(ui, app);
+        }
+        Selection::Module(id) => {
+            module_header(ui, app, id);
+            ui.separator();
+            stats_section(ui, app);
+            ui.separator();
+            children_chart(ui, app, id);
+        }
+    });
+}
+
+fn overview(ui: &mut egui::Ui, app: &AnatomyApp) {
+    let Some(model) = &app.model else { return };
+    ui.heading(model.folder.tree.nodes[ROOT].class_name.clone());
+    ui.label("Select a module or a tensor in the tree to see its numbers.");
+    ui.add_space(8.0);
+    if let Some(cfg) = &model.folder.config {
+        egui::Grid::new("config").striped(true).show(ui, |ui| {
+            let rows: Vec<(&str, String, &str)> = vec![
+                ("family", cfg.family.model_type().to_string(), "config.json model_type"),
+                ("hidden_size", cfg.hidden_size.to_string(), "width of every token's vector between layers"),
+                ("num_hidden_layers", cfg.num_layers.to_string(), "decoder layers stacked one after another"),
+                ("num_attention_heads", cfg.num_heads.to_string(), "query heads per attention layer"),
+                ("num_key_value_heads", cfg.num_kv_heads.to_string(), "key/value heads; fewer than query heads = grouped-query attention (GQA)"),
+                ("head_dim", cfg.head_dim.to_string(), "size of each head's query/key/value vectors"),
+                ("intermediate_size", cfg.intermediate_size.to_string(), "hidden width inside each MLP (SwiGLU)"),
+                ("vocab_size", cfg.vocab_size.to_string(), "rows of the embedding table = token ids"),
+                ("rms_norm_eps", format!("{:e}", cfg.rms_norm_eps), "added inside the RMSNorm square root for stability"),
+                ("rope_theta", format!("{}", cfg.rope_theta), "base of the rotary position embedding's frequencies"),
+                ("tie_word_embeddings", cfg.tie_word_embeddings.to_string(), "lm_head reuses the embedding matrix"),
+                ("dtype", cfg.dtype.clone().unwrap_or_else(|| "—".into()), "the dtype config.json declares"),
+            ];
+            for (k, v, tip) in rows {
+                ui.label(k).on_hover_text(tip);
+                ui.monospace(v);
+                ui.end_row();
+            }
+            if let Some(moe) = &cfg.moe {
+                ui.label("experts").on_hover_text("routed experts per MoE layer, and how many each token uses");
+                ui.monospace(format!("{} (top-{})", moe.num_experts, moe.top_k));
+                ui.end_row();
+            }
+        });
+    }
+    ui.add_space(8.0);
+    ui.collapsing("print(model)", |ui| {
+        ui.add(egui::Label::new(RichText::new(&model.repr).monospace()).wrap_mode(egui::TextWrapMode::Extend));
+        if ui.button("Copy text").clicked() {
+            ui.ctx().copy_text(model.repr.clone());
+        }
+    });
+}
+
+fn tensor_header(ui: &mut egui::Ui, app: &AnatomyApp, name: &str) {
+    let Some(model) = &app.model else { return };
+    let ckpt = &model.folder.checkpoint;
+    let Some(t) = ckpt.tensor(name) else {
+        ui.label(format!("No tensor named {name}"));
+        return;
+    };
+    ui.heading(RichText::new(name).monospace());
+    egui::Grid::new("tensor-info").show(ui, |ui| {
+        ui.label("dtype");
+        ui.monospace(t.dtype.as_str());
+        ui.end_row();
+        ui.label("shape").on_hover_text("A Linear weight is [out_features, in_features]");
+        ui.monospace(format::shape(&t.shape));
+        ui.end_row();
+        ui.label("elements");
+        ui.monospace(t.numel().to_string());
+        ui.end_row();
+        ui.label("bytes");
+        ui.monospace(format!("{} ({})", t.byte_len(), format::bytes(t.byte_len() as u64)));
+        ui.end_row();
+        ui.label("file").on_hover_text("The shard that stores it, and the byte range after the header");
+        ui.monospace(format!("{}  [{}, {})", ckpt.shard_name(t), t.data_offsets.0, t.data_offsets.1));
+        ui.end_row();
+    });
+}
+
+fn module_header(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
+    let Some(model) = &app.model else { return };
+    let node = &model.folder.tree.nodes[id];
+    let title = if node.path.is_empty() { node.class_name.clone() } else { node.path.clone() };
+    ui.heading(RichText::new(title).monospace());
+    ui.label(RichText::new(format!("{}({})", node.class_name, node.extra_repr)).monospace());
+    let note = super::tree_panel::teaching_note(node);
+    if let Some((_, text)) = note.split_once('\n') {
+        ui.label(RichText::new(text).italics());
+    }
+    ui.label(format!(
+        "{} parameters · {} stored",
+        format::count(model.param_counts[id]),
+        format::bytes(model.folder.stored_bytes(id))
+    ));
+}
+
+fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
+    ui.horizontal(|ui| {
+        ui.add(egui::Slider::new(&mut app.histogram.bins, 1..=512).logarithmic(true).text("bins"))
+            .on_hover_text("Number of equal-width bins between min and max (numpy's rule)");
+        ui.checkbox(&mut app.histogram.log_y, "log counts")
+            .on_hover_text("Show log₁₀(1 + count): makes the rare values in the tails visible");
+    });
+    if let Some(p) = app.stats_progress() {
+        ui.horizontal(|ui| {
+            ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
+            if ui.button("Cancel").clicked() {
+                app.cancel_stats();
+            }
+        });
+        ui.label(RichText::new("reading the memory-mapped file on worker threads…").weak());
+        return;
+    }
+    let log_y = app.histogram.log_y;
+    let mut retry = false;
+    match app.current_stats() {
+        None => {}
+        Some(Err(e)) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            retry = ui.button("Compute again").clicked();
+        }
+        Some(Ok(stats)) => {
+            let stats = stats.clone();
+            stats_grid(ui, &stats);
+            ui.add_space(6.0);
+            histogram(ui, &stats, log_y);
+        }
+    }
+    if retry {
+        app.recompute_stats();
+    }
+}
+
+fn stats_grid(ui: &mut egui::Ui, s: &TensorStats) {
+    egui::Grid::new("stats").striped(true).num_columns(2).show(ui, |ui| {
+        let rows: [(&str, String, &str); 10] = [
+            ("count", s.count.to_string(), "number of elements"),
+            ("mean", format::num(s.mean), "average of the finite values"),
+            ("std", format::num(s.std), "population standard deviation (ddof = 0)"),
+            ("min", format::num(s.min), "smallest finite value"),
+            ("max", format::num(s.max), "largest finite value"),
+            ("abs max", format::num(s.abs_max), "largest |x|: what decides whether a cast to FP16/FP8 overflows"),
+            ("zeros", s.zeros.to_string(), "elements exactly 0"),
+            ("NaN", s.nan.to_string(), "not-a-number values: a broken checkpoint if not 0"),
+            ("Inf", s.inf.to_string(), "±infinity values: a broken checkpoint if not 0"),
+            ("sparsity", format!("{:.3}%", 100.0 * s.sparsity()), "share of exact zeros"),
+        ];
+        for (k, v, tip) in rows {
+            ui.label(k).on_hover_text(tip);
+            let mut text = RichText::new(v).monospace();
+            if (k == "NaN" || k == "Inf") && (s.nan + s.inf) > 0 {
+                text = text.color(ui.visuals().error_fg_color);
+            }
+            ui.label(text);
+            ui.end_row();
+        }
+    });
+}
+
+fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) {
+    let edges = s.histogram.edges.clone();
+    let counts = s.histogram.counts.clone();
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let h = if log_y { (1.0 + c as f64).log10() } else { c as f64 };
+            Bar::new((edges[i] + edges[i + 1]) / 2.0, h).width(edges[i + 1] - edges[i])
+        })
+        .collect();
+    let (fmt_edges, fmt_counts) = (edges.clone(), counts.clone());
+    let chart = BarChart::new("histogram", bars)
+        .color(egui::Color32::from_rgb(70, 130, 200))
+        .element_formatter(Box::new(move |bar, _| {
+            let i = fmt_edges.partition_point(|&e| e <= bar.argument).saturating_sub(1).min(fmt_counts.len() - 1);
+            let close = if i + 1 == fmt_counts.len() { "]" } else { ")" };
+            format!(
+                "[{}, {}{close}\ncount {}",
+                format::num(fmt_edges[i]),
+                format::num(fmt_edges[i + 1]),
+                fmt_counts[i]
+            )
+        }));
+    ui.label(RichText::new(format!("histogram: {} bins", counts.len())).strong());
+    Plot::new("histogram-plot")
+        .height(320.0)
+        .allow_scroll(false)
+        .y_axis_label(if log_y { "log₁₀(1 + count)" } else { "count" })
+        .x_axis_label("value")
+        .show(ui, |plot| plot.bar_chart(chart));
+    ui.horizontal(|ui| {
+        if ui.button("Copy histogram as CSV").on_hover_text("bin_start,bin_end,count — paste into a spreadsheet").clicked() {
+            let mut csv = String::from("bin_start,bin_end,count\n");
+            for (i, c) in counts.iter().enumerate() {
+                csv.push_str(&format!("{},{},{}\n", edges[i], edges[i + 1], c));
+            }
+            ui.ctx().copy_text(csv);
+        }
+    });
+}
+
+fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
+    let Some(model) = &app.model else { return };
+    let tree = &model.folder.tree;
+    let children = &tree.nodes[id].children;
+    if children.is_empty() {
+        return;
+    }
+    ui.label(RichText::new("parameters per child").strong())
+        .on_hover_text("Where this module's parameters live");
+    let names: Vec<String> = children.iter().map(|&c| tree.nodes[c].key.clone()).collect();
+    let bars: Vec<Bar> = children
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| Bar::new(i as f64, model.param_counts[c] as f64).name(&names[i]).width(0.7))
+        .collect();
+    let label_names = names.clone();
+    let chart = BarChart::new("parameters", bars)
+        .color(egui::Color32::from_rgb(200, 140, 60))
+        .element_formatter(Box::new(|bar, _| format!("{}\n{} parameters", bar.name, bar.value)));
+    Plot::new("children-plot")
+        .height(220.0)
+        .allow_scroll(false)
+        .x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < label_names.len() {
+                label_names[i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .show(ui, |plot| plot.bar_chart(chart));
+}

@@ -1,0 +1,30 @@
+//! The desktop front end. One file per panel; a panel reads [`AnatomyApp`] state and
+//! records what the user asked for, and heavy work goes to [`crate::jobs`].
+
+pub mod app;
+pub mod format;
+pub mod inspector;
+pub mod tree_panel;
+pub mod welcome;
+
+pub use app::{AnatomyApp, Selection};
+
+use std::path::PathBuf;
+
+/// Opens the window. `path`: a model folder to open at start.
+pub fn run_native(path: Option<PathBuf>) -> eframe::Result {
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("llm-anatomy")
+            .with_inner_size([1400.0, 900.0])
+            .with_min_inner_size([640.0, 400.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "llm-anatomy",
+        options,
+        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path)))),
+    )
+}

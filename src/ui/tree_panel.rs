@@ -1,0 +1,336 @@
+//! The module tree, line for line as `print(model)` shows it, with parameter counts, and
+//! each module's tensors underneath. A filter unfolds repeats and shows only what matches;
+//! the flat view lists `state_dict()` keys as stored.
+
+use std::collections::{HashMap, HashSet};
+
+use egui::collapsing_header::CollapsingState;
+use egui::{Id, RichText};
+
+use super::app::{OpenModel, Selection};
+use super::format;
+use crate::arch::{ModuleTree, Node, ROOT};
+
+#[derive(Default)]
+pub struct TreeState {
+    pub filter: String,
+    /// Show the flat list of stored tensors instead of the module tree.
+    pub flat: bool,
+    /// Which instance a folded group (`(0-29): 30 x …`) shows, by (list node, group start).
+    pub instance: HashMap<(usize, usize), usize>,
+    visible: Option<(String, HashSet<usize>)>,
+    /// Lines clicked last frame: opened on this one, so a click selects and expands.
+    to_open: HashSet<Id>,
+}
+
+/// Loads a line's open/closed state, opening it if it was clicked last frame.
+fn load_state(ui: &egui::Ui, state: &mut TreeState, salt: Id, default_open: bool) -> CollapsingState {
+    let mut s = CollapsingState::load_with_default_open(ui.ctx(), salt, default_open);
+    if state.to_open.remove(&salt) {
+        s.set_open(true);
+    }
+    s
+}
+
+/// Draws the panel; returns a new selection when the user clicks something.
+pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selection: &Selection) -> Option<Selection> {
+    let mut picked = None;
+    ui.horizontal(|ui| {
+        let label = ui.label("Filter");
+        ui.add(
+            egui::TextEdit::singleline(&mut state.filter)
+                .hint_text("filter, e.g. layers.1.mlp")
+                .desired_width(220.0)
+                .id(Id::unique("tree-filter")),
+        )
+        .labelled_by(label.id)
+        .on_hover_text("Shows only modules and tensors whose dotted name contains this text");
+        if !state.filter.is_empty() && ui.small_button("✖").on_hover_text("Clear the filter").clicked() {
+            state.filter.clear();
+        }
+        ui.checkbox(&mut state.flat, "state_dict")
+            .on_hover_text("The flat list of stored tensor names (state_dict() keys), as the safetensors files hold them");
+    });
+    for notice in &model.folder.notices {
+        ui.label(RichText::new(notice).small().color(ui.visuals().warn_fg_color));
+    }
+    ui.separator();
+    let filter = state.filter.trim().to_string();
+    if state.flat {
+        flat_list(ui, model, &filter, selection, &mut picked);
+        return picked;
+    }
+    let tree = &model.folder.tree;
+    egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
+        ui.style_mut().override_text_style = Some(egui::TextStyle::Monospace);
+        let root = &tree.nodes[ROOT];
+        let title = format!("{}(", root.class_name);
+        let resp = row(ui, selection == &Selection::Module(ROOT), &title, model.param_counts[ROOT]);
+        if resp.clicked() {
+            picked = Some(Selection::Module(ROOT));
+        }
+        let mut ctx = Ctx { model, tree, selection, picked: &mut picked };
+        ui.indent("root", |ui| {
+            if filter.is_empty() {
+                for &c in &root.children {
+                    ctx.node(ui, c, &tree.nodes[c].key.clone(), Id::unique(("tree", c)), state);
+                }
+            } else {
+                let visible = visible_set(state, tree, &filter);
+                for &c in &root.children {
+                    ctx.filtered(ui, c, &visible);
+                }
+                if visible.len() <= 1 {
+                    ui.label(RichText::new(format!("nothing matches “{filter}”")).italics());
+                }
+            }
+        });
+        ui.label(")");
+    });
+    picked
+}
+
+struct Ctx<'a> {
+    model: &'a OpenModel,
+    tree: &'a ModuleTree,
+    selection: &'a Selection,
+    picked: &'a mut Option<Selection>,
+}
+
+impl Ctx<'_> {
+    /// One node in the folded, print(model)-shaped view. `key` is what the line starts with
+    /// (`q_proj`, `0-29`); `salt` keeps open/closed state stable when a group switches instance.
+    fn node(&mut self, ui: &mut egui::Ui, id: usize, key: &str, salt: Id, state: &mut TreeState) {
+        let node = &self.tree.nodes[id];
+        let selected = self.selection == &Selection::Module(id);
+        let count = self.model.param_counts[id];
+        if node.children.is_empty() && node.params.is_empty() {
+            let text = format!("({key}): {}({})", node.class_name, node.extra_repr);
+            if row(ui, selected, &text, count).on_hover_text(teaching_note(node)).clicked() {
+                *self.picked = Some(Selection::Module(id));
+            }
+            return;
+        }
+        let text = if node.children.is_empty() {
+            format!("({key}): {}({})", node.class_name, node.extra_repr)
+        } else {
+            format!("({key}): {}(", node.class_name)
+        };
+        let default_open = node.path.split('.').count() < 2 || node.is_list;
+        let mut clicked = false;
+        load_state(ui, state, salt, default_open)
+            .show_header(ui, |ui| {
+                if row(ui, selected, &text, count).on_hover_text(teaching_note(node)).clicked() {
+                    *self.picked = Some(Selection::Module(id));
+                    clicked = true;
+                }
+            })
+            .body(|ui| {
+                self.tensors(ui, node);
+                if node.is_list {
+                    self.list_children(ui, id, salt, state);
+                } else {
+                    for &c in &node.children {
+                        let k = self.tree.nodes[c].key.clone();
+                        self.node(ui, c, &k, salt.with(&k), state);
+                    }
+                }
+            });
+        if clicked {
+            state.to_open.insert(salt);
+        }
+    }
+
+    fn list_children(&mut self, ui: &mut egui::Ui, list: usize, salt: Id, state: &mut TreeState) {
+        let node = &self.tree.nodes[list];
+        let groups = self.model.fold_groups.get(&list).cloned().unwrap_or_default();
+        for (start, end) in groups {
+            if start == end {
+                let c = node.children[start];
+                self.node(ui, c, &start.to_string(), salt.with(start), state);
+                continue;
+            }
+            let n = end - start + 1;
+            let chosen = *state.instance.entry((list, start)).or_insert(start);
+            let child = node.children[chosen];
+            let class = &self.tree.nodes[child].class_name;
+            let group_salt = salt.with(("group", start));
+            let text = format!("({start}-{end}): {n} x {class}(");
+            let each = self.model.param_counts[child];
+            let mut clicked = false;
+            load_state(ui, state, group_salt, false)
+                .show_header(ui, |ui| {
+                    let r = row(ui, self.selection == &Selection::Module(child), &text, each * n as u64)
+                        .on_hover_text(format!(
+                            "{n} modules whose print(model) text is identical are folded into one, as PyTorch prints them. Click to inspect instance {chosen}; expand to pick another."
+                        ));
+                    if r.clicked() {
+                        *self.picked = Some(Selection::Module(child));
+                        clicked = true;
+                    }
+                })
+                .body(|ui| {
+                    let mut pick = chosen;
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("showing").weak());
+                        ui.add(egui::DragValue::new(&mut pick).range(start..=end).prefix("#"))
+                            .on_hover_text("The tensors below belong to this instance of the repeated module");
+                        ui.label(RichText::new(format!("({} each)", format::count(each))).weak());
+                    });
+                    state.instance.insert((list, start), pick);
+                    let child = node.children[pick];
+                    let child_node = &self.tree.nodes[child];
+                    self.tensors(ui, child_node);
+                    for &c in &child_node.children {
+                        let k = self.tree.nodes[c].key.clone();
+                        self.node(ui, c, &k, group_salt.with(&k), state);
+                    }
+                });
+            if clicked {
+                state.to_open.insert(group_salt);
+            }
+        }
+    }
+
+    /// The tensors a module owns directly, one selectable row each.
+    fn tensors(&mut self, ui: &mut egui::Ui, node: &Node) {
+        let ckpt = &self.model.folder.checkpoint;
+        for p in &node.params {
+            let Some(t) = ckpt.tensor(&p.tensor) else { continue };
+            let tied = if p.tensor != format!("{}.{}", node.path, p.local) {
+                format!("  → tied to {}", p.tensor)
+            } else {
+                String::new()
+            };
+            let text = format!(
+                "{}  {}  {}  {}  {}{tied}",
+                p.local,
+                t.dtype,
+                format::shape(&t.shape),
+                format::bytes(t.byte_len() as u64),
+                ckpt.shard_name(t)
+            );
+            let selected = self.selection == &Selection::Tensor(p.tensor.clone());
+            let r = ui
+                .selectable_label(selected, RichText::new(text).color(ui.visuals().hyperlink_color))
+                .on_hover_text(format!("{}\nClick for statistics and the histogram of its values.", p.tensor));
+            if r.clicked() {
+                *self.picked = Some(Selection::Tensor(p.tensor.clone()));
+            }
+        }
+    }
+
+    /// Unfolded view restricted to `visible`, everything open.
+    fn filtered(&mut self, ui: &mut egui::Ui, id: usize, visible: &HashSet<usize>) {
+        if !visible.contains(&id) {
+            return;
+        }
+        let node = &self.tree.nodes[id];
+        let text = if node.children.is_empty() {
+            format!("({}): {}({})", node.key, node.class_name, node.extra_repr)
+        } else {
+            format!("({}): {}(", node.key, node.class_name)
+        };
+        let selected = self.selection == &Selection::Module(id);
+        CollapsingState::load_with_default_open(ui.ctx(), Id::unique(("filtered", id)), true)
+            .show_header(ui, |ui| {
+                if row(ui, selected, &text, self.model.param_counts[id]).clicked() {
+                    *self.picked = Some(Selection::Module(id));
+                }
+            })
+            .body(|ui| {
+                self.tensors(ui, node);
+                for &c in &node.children {
+                    self.filtered(ui, c, visible);
+                }
+            });
+    }
+}
+
+/// One tree line: the print(model) text, then the parameter count in a quieter colour.
+fn row(ui: &mut egui::Ui, selected: bool, text: &str, params: u64) -> egui::Response {
+    ui.horizontal(|ui| {
+        let r = ui.selectable_label(selected, text);
+        if params > 0 {
+            ui.label(RichText::new(format::count(params)).weak());
+        }
+        r
+    })
+    .inner
+}
+
+/// Nodes to show for a filter: matches and their ancestors. Cached per filter text.
+fn visible_set<'a>(state: &'a mut TreeState, tree: &ModuleTree, filter: &str) -> &'a HashSet<usize> {
+    let stale = state.visible.as_ref().is_none_or(|(f, _)| f != filter);
+    if stale {
+        let mut set = HashSet::new();
+        for (id, node) in tree.nodes.iter().enumerate() {
+            let hit = node.path.contains(filter) || node.params.iter().any(|p| p.tensor.contains(filter));
+            if hit {
+                let mut cur = Some(id);
+                while let Some(c) = cur {
+                    if !set.insert(c) {
+                        break;
+                    }
+                    cur = tree.nodes[c].parent;
+                }
+                // Everything inside a matching module is shown too.
+                set.extend(tree.descendants(id));
+            }
+        }
+        state.visible = Some((filter.to_string(), set));
+    }
+    &state.visible.as_ref().expect("just set").1
+}
+
+fn flat_list(ui: &mut egui::Ui, model: &OpenModel, filter: &str, selection: &Selection, picked: &mut Option<Selection>) {
+    let ckpt = &model.folder.checkpoint;
+    let rows: Vec<_> = ckpt.tensors.iter().filter(|t| t.name.contains(filter)).collect();
+    ui.label(RichText::new(format!("{} of {} tensors", rows.len(), ckpt.tensors.len())).weak());
+    let height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
+    egui::ScrollArea::both().auto_shrink([false, false]).show_rows(ui, height, rows.len(), |ui, range| {
+        ui.style_mut().override_text_style = Some(egui::TextStyle::Monospace);
+        for t in &rows[range] {
+            let text = format!(
+                "{}  {}  {}  {}  {}",
+                t.name,
+                t.dtype,
+                format::shape(&t.shape),
+                format::bytes(t.byte_len() as u64),
+                ckpt.shard_name(t)
+            );
+            if ui.selectable_label(selection == &Selection::Tensor(t.name.clone()), text).clicked() {
+                *picked = Some(Selection::Tensor(t.name.clone()));
+            }
+        }
+    });
+}
+
+/// A short "what am I looking at" for the common module kinds.
+pub fn teaching_note(node: &Node) -> String {
+    let c = node.class_name.as_str();
+    let note = if c == "Linear" {
+        "Linear: y = x·Wᵀ (+ b). The weight is stored as [out_features, in_features]: one row per output."
+    } else if c == "Embedding" {
+        "Embedding: a lookup table, one row of hidden_size numbers per token id. padding_idx is the pad token's row."
+    } else if c.ends_with("RMSNorm") {
+        "RMSNorm: x / sqrt(mean(x²) + eps) · weight. No mean subtraction and no bias, unlike LayerNorm."
+    } else if c.ends_with("RotaryEmbedding") {
+        "Rotary position embedding (RoPE): rotates query/key pairs by an angle that grows with position. No weights."
+    } else if c.contains("Attention") {
+        "Self-attention: q/k/v projections, softmax(q·kᵀ/√d)·v per head, then o_proj. Fewer k/v heads than q heads = grouped-query attention (GQA)."
+    } else if c.contains("SparseMoeBlock") {
+        "Mixture of experts: the gate scores every expert for each token, the top-k experts run, their outputs are mixed by the gate weights."
+    } else if c.ends_with("MLP") {
+        "SwiGLU MLP: down_proj(act(gate_proj(x)) · up_proj(x))."
+    } else if c == "ModuleList" {
+        "A list of modules; identical consecutive entries are printed once as `(a-b): n x …`."
+    } else if c.ends_with("Activation") {
+        "The activation function inside the MLP (SiLU = x·sigmoid(x)). No weights."
+    } else if c.ends_with("DecoderLayer") {
+        "One transformer block: norm → attention → residual add, then norm → MLP → residual add."
+    } else {
+        ""
+    };
+    if note.is_empty() { node.path.clone() } else { format!("{}\n{note}", node.path) }
+}

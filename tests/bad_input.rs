@@ -1,0 +1,252 @@
+//! Every kind of broken folder a user can open gives an error naming the file and what was
+//! expected, and never a panic. Each broken file is made here, from a good fixture.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::fixture;
+use llm_anatomy::analysis::Control;
+use llm_anatomy::analysis::stats::{DataView, compute_stats};
+use llm_anatomy::arch::ModelFolder;
+
+/// A writable copy of a fixture folder.
+fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join(name);
+    fs::create_dir(&dst).unwrap();
+    for entry in fs::read_dir(fixture(name)).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    (dir, dst)
+}
+
+fn write_safetensors(path: &Path, header: &str, data: &[u8]) {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    fs::write(path, bytes).unwrap();
+}
+
+fn open_err(folder: &Path) -> String {
+    match ModelFolder::open(folder) {
+        Ok(_) => panic!("{} opened but should not have", folder.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_mentions(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "error message lacks `{p}`: {msg}");
+    }
+}
+
+/// A folder with a config for an unknown architecture, so only the safetensors checks apply.
+fn folder_with(header: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_path_buf();
+    fs::write(folder.join("config.json"), r#"{"model_type": "mystery", "architectures": ["MysteryForCausalLM"]}"#).unwrap();
+    write_safetensors(&folder.join("model.safetensors"), header, data);
+    (dir, folder)
+}
+
+#[test]
+fn truncated_shard() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let path = folder.join("model.safetensors");
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 1000]).unwrap();
+    let msg = open_err(&folder);
+    assert_mentions(&msg, &["model.safetensors", "truncated", "model.layers.1.self_attn.v_proj.weight"]);
+}
+
+#[test]
+fn file_shorter_than_the_length_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), "{}").unwrap();
+    fs::write(dir.path().join("model.safetensors"), [1u8, 2, 3]).unwrap();
+    assert_mentions(&open_err(dir.path()), &["model.safetensors", "8-byte header length"]);
+}
+
+#[test]
+fn header_length_larger_than_file() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), "{}").unwrap();
+    let mut bytes = 5000u64.to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}");
+    fs::write(dir.path().join("model.safetensors"), bytes).unwrap();
+    assert_mentions(&open_err(dir.path()), &["model.safetensors", "5000", "lying header"]);
+}
+
+#[test]
+fn absurd_header_length() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), "{}").unwrap();
+    let mut bytes = u64::MAX.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[0; 64]);
+    fs::write(dir.path().join("model.safetensors"), bytes).unwrap();
+    assert_mentions(&open_err(dir.path()), &["model.safetensors", "limit"]);
+}
+
+#[test]
+fn header_not_json() {
+    let (_d, folder) = folder_with("{not json at all", &[]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "not valid JSON"]);
+}
+
+#[test]
+fn offsets_overlap() {
+    let header = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+    let (_d, folder) = folder_with(header, &[0; 12]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "`a`", "`b`", "overlap"]);
+}
+
+#[test]
+fn offsets_run_past_the_data() {
+    let header = r#"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#;
+    let (_d, folder) = folder_with(header, &[0; 8]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "`w`", "run past"]);
+}
+
+#[test]
+fn unknown_dtype() {
+    let header = r#"{"w":{"dtype":"F7","shape":[4],"data_offsets":[0,4]}}"#;
+    let (_d, folder) = folder_with(header, &[0; 4]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "`w`", "unknown dtype `F7`"]);
+}
+
+#[test]
+fn shape_times_dtype_differs_from_byte_length() {
+    let header = r#"{"w":{"dtype":"BF16","shape":[3,3],"data_offsets":[0,16]}}"#;
+    let (_d, folder) = folder_with(header, &[0; 16]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "`w`", "[3, 3]", "18 bytes", "16"]);
+}
+
+#[test]
+fn index_names_a_missing_shard() {
+    let (_d, folder) = copy_fixture("tiny-llama-sharded");
+    fs::remove_file(folder.join("model-00002-of-00003.safetensors")).unwrap();
+    assert_mentions(&open_err(&folder), &["model.safetensors.index.json", "model-00002-of-00003.safetensors"]);
+}
+
+#[test]
+fn index_puts_a_tensor_in_the_wrong_shard() {
+    let (_d, folder) = copy_fixture("tiny-llama-sharded");
+    let path = folder.join("model.safetensors.index.json");
+    let text = fs::read_to_string(&path).unwrap().replace(
+        r#""lm_head.weight": "model-00003-of-00003.safetensors""#,
+        r#""lm_head.weight": "model-00001-of-00003.safetensors""#,
+    );
+    fs::write(&path, text).unwrap();
+    assert_mentions(&open_err(&folder), &["model.safetensors.index.json", "lm_head.weight"]);
+}
+
+#[test]
+fn config_missing() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    fs::remove_file(folder.join("config.json")).unwrap();
+    assert_mentions(&open_err(&folder), &["config.json"]);
+}
+
+#[test]
+fn config_not_json() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    fs::write(folder.join("config.json"), "{\"hidden_size\": 64,").unwrap();
+    assert_mentions(&open_err(&folder), &["config.json", "not valid JSON"]);
+}
+
+#[test]
+fn config_contradicts_tensor_shapes() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let path = folder.join("config.json");
+    let text = fs::read_to_string(&path).unwrap().replace("\"intermediate_size\": 128", "\"intermediate_size\": 256");
+    fs::write(&path, text).unwrap();
+    assert_mentions(&open_err(&folder), &["config.json", "model.layers.0.mlp.gate_proj.weight", "[256, 64]", "[128, 64]"]);
+}
+
+#[test]
+fn config_implies_a_tensor_the_files_lack() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let path = folder.join("config.json");
+    let text = fs::read_to_string(&path).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    fs::write(&path, text).unwrap();
+    assert_mentions(&open_err(&folder), &["config.json", "model.layers.2."]);
+}
+
+#[test]
+fn config_with_a_wrongly_typed_key() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let path = folder.join("config.json");
+    let text = fs::read_to_string(&path).unwrap().replace("\"hidden_size\": 64", "\"hidden_size\": \"sixty-four\"");
+    fs::write(&path, text).unwrap();
+    assert_mentions(&open_err(&folder), &["config.json", "hidden_size"]);
+}
+
+#[test]
+fn folder_without_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("config.json"), "{}").unwrap();
+    assert_mentions(&open_err(dir.path()), &["safetensors"]);
+}
+
+#[test]
+fn unknown_architecture_opens_with_a_generic_tree() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let path = folder.join("config.json");
+    let text = fs::read_to_string(&path).unwrap()
+        .replace("\"model_type\": \"llama\"", "\"model_type\": \"brandnew\"")
+        .replace("LlamaForCausalLM", "BrandNewForCausalLM");
+    fs::write(&path, text).unwrap();
+    let model = ModelFolder::open(&folder).unwrap();
+    assert!(model.config.is_none());
+    assert!(model.notices[0].contains("brandnew") && model.notices[0].contains("inference is not available"));
+    let repr = model.repr();
+    assert!(repr.starts_with("BrandNewForCausalLM(\n"), "{repr}");
+    assert!(repr.contains("(0-1): 2 x Module("), "{repr}");
+    assert!(repr.contains("(q_proj): Linear(in_features=64, out_features=64, bias=False)"), "{repr}");
+    assert!(repr.contains("(embed_tokens): Embedding(1024, 64)"), "{repr}");
+    assert_eq!(model.tree.unique_param_count(0), 205_120);
+}
+
+#[test]
+fn nan_and_inf_weights_open_and_are_counted() {
+    let mut data = Vec::new();
+    for v in [1.0f32, f32::NAN, f32::INFINITY, -2.0, f32::NEG_INFINITY, 0.0] {
+        data.extend_from_slice(&v.to_le_bytes());
+    }
+    let header = r#"{"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}}"#;
+    let (_d, folder) = folder_with(header, &data);
+    let model = ModelFolder::open(&folder).unwrap();
+    let t = model.checkpoint.tensor("w").unwrap();
+    let s = compute_stats(&[DataView { dtype: t.dtype, bytes: model.checkpoint.bytes(t) }], 4, &Control::new()).unwrap();
+    assert_eq!((s.nan, s.inf, s.zeros, s.count), (1, 2, 1, 6));
+    assert_eq!((s.min, s.max), (-2.0, 1.0));
+}
+
+#[test]
+fn opening_never_writes_to_the_folder() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let before: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| {
+        let e = e.unwrap();
+        (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
+    }).collect();
+    let mut perms = fs::metadata(&folder).unwrap().permissions();
+    perms.set_readonly(true);
+    for e in fs::read_dir(&folder).unwrap() {
+        let p = e.unwrap().path();
+        let mut fp = fs::metadata(&p).unwrap().permissions();
+        fp.set_readonly(true);
+        fs::set_permissions(&p, fp).unwrap();
+    }
+    let model = ModelFolder::open(&folder).unwrap();
+    let t = model.checkpoint.tensor("lm_head.weight").unwrap();
+    compute_stats(&[DataView { dtype: t.dtype, bytes: model.checkpoint.bytes(t) }], 8, &Control::new()).unwrap();
+    drop(model);
+    let after: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| {
+        let e = e.unwrap();
+        (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
+    }).collect();
+    assert_eq!(before, after);
+}

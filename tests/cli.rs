@@ -1,0 +1,89 @@
+//! The headless subcommands: their text and JSON are a contract scripts rely on.
+
+mod common;
+
+use std::process::Command;
+
+use common::{close, fixture, reference};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tree_prints_exactly_print_model() {
+    let path = fixture("tiny-mixtral");
+    let out = run_ok(&["tree", path.to_str().unwrap()]);
+    assert_eq!(out, format!("{}\n", reference("tiny-mixtral")["repr_v4"].as_str().unwrap()));
+}
+
+#[test]
+fn tensors_json_lists_every_tensor_with_its_file() {
+    let path = fixture("tiny-llama-sharded");
+    let out = run_ok(&["tensors", path.to_str().unwrap(), "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 21);
+    let lm = rows.iter().find(|r| r["name"] == "lm_head.weight").unwrap();
+    assert_eq!(lm["dtype"], "F32");
+    assert_eq!(lm["shape"], serde_json::json!([1024, 64]));
+    assert_eq!(lm["bytes"], 1024 * 64 * 4);
+    assert_eq!(lm["file"], "model-00003-of-00003.safetensors");
+    for key in ["name", "dtype", "shape", "bytes", "file"] {
+        assert!(rows.iter().all(|r| r.get(key).is_some()), "missing {key}");
+    }
+}
+
+#[test]
+fn tensors_text_has_a_summary_line() {
+    let path = fixture("tiny-llama");
+    let out = run_ok(&["tensors", path.to_str().unwrap()]);
+    assert!(out.contains("21 tensors, 205120 parameters"), "{out}");
+}
+
+#[test]
+fn stats_json_has_the_contract_keys_and_numpy_numbers() {
+    let path = fixture("tiny-llama-bf16");
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    let out = run_ok(&["stats", path.to_str().unwrap(), name, "--bins", "32", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in ["name", "dtype", "shape", "count", "mean", "std", "min", "max", "zeros", "nan", "inf", "histogram"] {
+        assert!(v.get(key).is_some(), "missing key {key}");
+    }
+    let r = &reference("tiny-llama-bf16")["tensors"][name];
+    assert_eq!(v["name"], name);
+    assert_eq!(v["dtype"], "BF16");
+    assert_eq!(v["count"], 64 * 64);
+    assert!(close(v["std"].as_f64().unwrap(), r["std"].as_f64().unwrap(), 1e-5, 0.0));
+    assert_eq!(v["histogram"]["counts"], r["hist32"]);
+    assert_eq!(v["histogram"]["edges"].as_array().unwrap().len(), 33);
+    assert_eq!(v["histogram"]["edges"][0].as_f64(), r["min"].as_f64());
+    assert_eq!(v["histogram"]["edges"][32].as_f64(), r["max"].as_f64());
+}
+
+#[test]
+fn stats_text_and_default_bins() {
+    let path = fixture("tiny-qwen2");
+    let out = run_ok(&["stats", path.to_str().unwrap(), "model.norm.weight"]);
+    assert!(out.contains("count   64"), "{out}");
+    assert_eq!(out.lines().filter(|l| l.starts_with('[')).count(), 32);
+}
+
+#[test]
+fn errors_go_to_stderr_with_a_nonzero_exit() {
+    let path = fixture("tiny-llama");
+    let out = bin().args(["stats", path.to_str().unwrap(), "no.such.tensor"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no.such.tensor"), "{err}");
+
+    let out = bin().args(["tree", "/definitely/not/here"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here"));
+}

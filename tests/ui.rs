@@ -1,0 +1,118 @@
+//! UI tests: the real app drawn by egui_kittest, driven by label like a user would.
+
+mod common;
+
+use common::{fixture, reference};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use llm_anatomy::ui::{AnatomyApp, Selection};
+
+fn harness_with(app: AnatomyApp) -> Harness<'static, AnatomyApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_ui_state(|ui, app: &mut AnatomyApp| app.ui(ui), app)
+}
+
+/// Lets the statistics worker finish, then draws the result.
+fn settle(harness: &mut Harness<'static, AnatomyApp>) {
+    harness.step();
+    let ctx = harness.ctx.clone();
+    harness.state_mut().wait_for_stats(&ctx);
+    harness.run_steps(3);
+}
+
+#[test]
+fn welcome_screen_offers_to_open_a_folder() {
+    let mut harness = harness_with(AnatomyApp::default());
+    harness.run_steps(2);
+    harness.get_by_label("Open model folder…");
+}
+
+#[test]
+fn open_expand_select_tensor_and_see_histogram() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+
+    // The tree shows print(model)'s lines.
+    harness.get_by_label("LlamaForCausalLM(");
+    harness.get_by_label("(model): LlamaModel(");
+    // Expand the folded decoder layers by clicking their line.
+    harness.get_by_label("(0-1): 2 x LlamaDecoderLayer(").click();
+    harness.run_steps(3);
+    harness.get_by_label("(self_attn): LlamaAttention(").click();
+    harness.run_steps(3);
+    harness.get_by_label("(q_proj): Linear(in_features=64, out_features=64, bias=False)").click();
+    harness.run_steps(3);
+    harness.get_by_label_contains("weight  F32  [64, 64]  16.0 KiB  model.safetensors").click();
+    settle(&mut harness);
+
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    assert_eq!(harness.state().selection, Selection::Tensor(name.into()));
+    let r = &reference("tiny-llama")["tensors"][name];
+    let std = llm_anatomy::ui::format::num(r["std"].as_f64().unwrap());
+    let mean = llm_anatomy::ui::format::num(r["mean"].as_f64().unwrap());
+    harness.get_by_label("std");
+    harness.get_by_label(&std);
+    harness.get_by_label(&mean);
+    harness.get_by_label("histogram: 64 bins");
+    let stats = harness.state().current_stats().unwrap().as_ref().unwrap().clone();
+    assert_eq!(stats.histogram.counts.len(), 64);
+    assert_eq!(stats.count, 4096);
+}
+
+#[test]
+fn filter_finds_a_module_by_dotted_name() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-mixtral"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    let filter = harness.get_by_label("Filter");
+    filter.click();
+    harness.run_steps(1);
+    harness.get_by_label("Filter").type_text("layers.1.block_sparse_moe.experts.3");
+    harness.run_steps(3);
+    // Unfolded: the single matching expert shows with its own index.
+    harness.get_by_label("(3): MixtralBlockSparseTop2MLP(");
+    assert!(harness.query_by_label("(0-3): 4 x MixtralBlockSparseTop2MLP(").is_none());
+    harness.get_by_label_contains("(w2): Linear(in_features=128, out_features=64, bias=False)").click();
+    harness.run_steps(2);
+    let selected = harness.state().selection.clone();
+    let Selection::Module(id) = selected else { panic!("expected a module, got {selected:?}") };
+    let model = harness.state().model.as_ref().unwrap();
+    assert_eq!(model.folder.tree.nodes[id].path, "model.layers.1.block_sparse_moe.experts.3.w2");
+}
+
+#[test]
+fn selecting_a_module_shows_its_aggregate_and_children() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-qwen2"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label("(model): Qwen2Model(").click();
+    settle(&mut harness);
+    harness.get_by_label("parameters per child");
+    let stats = harness.state().current_stats().unwrap().as_ref().unwrap().clone();
+    // model's tensors: everything but the tied lm_head, i.e. all stored parameters.
+    assert_eq!(stats.count, 139_840);
+}
+
+#[test]
+fn a_bad_folder_shows_an_error_and_keeps_the_open_model() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), "{").unwrap();
+    std::fs::write(dir.path().join("model.safetensors"), [0u8; 4]).unwrap();
+    app.open_blocking(dir.path());
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label_contains("config.json: not valid JSON");
+    harness.get_by_label("Whatever was open before is still open.");
+    harness.get_by_label("LlamaForCausalLM(");
+    harness.get_by_label("OK").click();
+    harness.run_steps(2);
+    assert!(harness.state().errors.is_empty());
+}
