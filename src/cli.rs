@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::analysis::Control;
+use crate::analysis::cast::cast_report;
+use crate::analysis::floatbits::{self, Format};
 use crate::analysis::stats::{DataView, compute_stats};
 use crate::arch::ModelFolder;
 
@@ -45,6 +47,31 @@ pub enum Command {
         /// Histogram bins over [min, max] (numpy's rule).
         #[arg(long, default_value_t = 32)]
         bins: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One value as FP32, BF16, FP16, FP8 E4M3 and FP8 E5M2: sign, exponent, mantissa bits.
+    #[command(allow_negative_numbers = true)]
+    Bits {
+        /// A number (`0.1`, `-2.5`, `1e-8`, `nan`, `inf`).
+        #[arg(required_unless_present = "tensor")]
+        value: Option<String>,
+        /// Take the value from a stored tensor instead: `--tensor PATH TENSOR --index I`.
+        #[arg(long, num_args = 2, value_names = ["PATH", "TENSOR"], requires = "index", conflicts_with = "value")]
+        tensor: Option<Vec<String>>,
+        /// Flat (row-major) element index into the tensor.
+        #[arg(long)]
+        index: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What casting a whole tensor to a smaller format does: errors, overflow, underflow.
+    Cast {
+        path: PathBuf,
+        tensor: String,
+        /// Target format: bf16, f16, f8e4m3 or f8e5m2.
+        #[arg(long)]
+        to: String,
         #[arg(long)]
         json: bool,
     },
@@ -151,8 +178,126 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     }
                 }
             }
+            Command::Bits { value, tensor, index, json } => {
+                let (input, origin) = match (value, tensor) {
+                    (Some(v), _) => (parse_number(&v)?, None),
+                    (None, Some(t)) => {
+                        let (path, name) = (PathBuf::from(&t[0]), &t[1]);
+                        let index = index.ok_or("--tensor needs --index")?;
+                        let model = ModelFolder::open(&path)?;
+                        let ckpt = &model.checkpoint;
+                        let info = ckpt.require(name)?;
+                        if index >= info.numel() {
+                            return Err(format!(
+                                "index {index} is out of range: `{name}` has {} elements (shape {:?})",
+                                info.numel(),
+                                info.shape
+                            )
+                            .into());
+                        }
+                        let size = info.dtype.size_in_bytes();
+                        let bytes = &ckpt.bytes(info)[index * size..(index + 1) * size];
+                        (info.dtype.decode(bytes), Some((name.clone(), info.dtype, index)))
+                    }
+                    (None, None) => return Err("give a VALUE or --tensor PATH TENSOR --index I".into()),
+                };
+                let b = floatbits::breakdown(input);
+                if json {
+                    let mut obj = serde_json::Map::new();
+                    obj.insert("input".into(), json!(finite_or_null(input)));
+                    if let Some((name, dtype, index)) = &origin {
+                        obj.insert("tensor".into(), json!(name));
+                        obj.insert("stored_dtype".into(), json!(dtype.as_str()));
+                        obj.insert("index".into(), json!(index));
+                    }
+                    for d in &b.formats {
+                        obj.insert(d.format.key().into(), decoded_json(d));
+                    }
+                    writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::Value::Object(obj))?)?;
+                } else {
+                    if let Some((name, dtype, index)) = &origin {
+                        writeln!(out, "{name}[{index}] stored as {dtype}: {input}")?;
+                    } else {
+                        writeln!(out, "input {input}")?;
+                    }
+                    for d in &b.formats {
+                        let (down, up) = floatbits::neighbours(d);
+                        writeln!(out, "\n{:<9} {}  sign {}  exponent {}  mantissa {}  ({})", d.format.name(), d.hex(), d.sign, d.exponent_bits_string(), d.mantissa_bits_string(), d.class.as_str())?;
+                        writeln!(out, "          {}", d.formula())?;
+                        writeln!(
+                            out,
+                            "          error vs f32 {:+e}; next down {}, next up {}",
+                            d.value - b.as_f32 as f64,
+                            down.map(|x| x.value.to_string()).unwrap_or_else(|| "—".into()),
+                            up.map(|x| x.value.to_string()).unwrap_or_else(|| "—".into())
+                        )?;
+                    }
+                }
+            }
+            Command::Cast { path, tensor, to, json } => {
+                let format = Format::parse(&to)
+                    .filter(|f| *f != Format::F32)
+                    .ok_or_else(|| format!("--to {to}: expected bf16, f16, f8e4m3 or f8e5m2"))?;
+                let model = ModelFolder::open(&path)?;
+                let ckpt = &model.checkpoint;
+                let info = ckpt.require(&tensor)?;
+                let r = cast_report(&[DataView { dtype: info.dtype, bytes: ckpt.bytes(info) }], format, &Control::new())?;
+                if json {
+                    let value = json!({
+                        "name": info.name,
+                        "dtype": info.dtype.as_str(),
+                        "to": format.key(),
+                        "count": r.count,
+                        "exact": r.exact,
+                        "overflow": r.overflow,
+                        "underflow": r.underflow,
+                        "subnormal": r.subnormal,
+                        "non_finite_input": r.non_finite_input,
+                        "max_abs_error": r.max_abs_error,
+                        "mean_abs_error": r.mean_abs_error,
+                        "max_rel_error": r.max_rel_error,
+                        "mean_rel_error": r.mean_rel_error,
+                        "rel_error_histogram": {"log10_edges": r.rel_error_log10_edges, "counts": r.rel_error_log10_counts},
+                        "exponent_histogram": {
+                            "exponents": r.exponent_counts.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+                            "counts": r.exponent_counts.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+                        },
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    writeln!(out, "{} ({}, {} values) → {}", info.name, info.dtype, r.count, format.name())?;
+                    writeln!(out, "exact      {}", r.exact)?;
+                    writeln!(out, "overflow   {}{}", r.overflow, if format.has_inf() { " (→ ±∞)" } else { " (clamped to ±448)" })?;
+                    writeln!(out, "underflow  {} (→ 0)", r.underflow)?;
+                    writeln!(out, "subnormal  {}", r.subnormal)?;
+                    writeln!(out, "abs error  max {:e}, mean {:e}", r.max_abs_error, r.mean_abs_error)?;
+                    writeln!(out, "rel error  max {:e}, mean {:e}", r.max_rel_error, r.mean_rel_error)?;
+                }
+            }
         }
         Ok(())
     })();
     res.map_err(|e| e.to_string())
+}
+
+/// Accepts what people type: `0.1`, `-2.5`, `1e-8`, `nan`, `inf`, `-inf`.
+fn parse_number(s: &str) -> Result<f64, String> {
+    s.trim().parse::<f64>().map_err(|_| format!("`{s}` is not a number"))
+}
+
+fn finite_or_null(x: f64) -> serde_json::Value {
+    if x.is_nan() { serde_json::Value::Null } else if x.is_infinite() { json!(if x > 0.0 { "Infinity" } else { "-Infinity" }) } else { json!(x) }
+}
+
+/// The `F` object of `bits --json`.
+fn decoded_json(d: &floatbits::Decoded) -> serde_json::Value {
+    json!({
+        "value": finite_or_null(d.value),
+        "hex": d.hex(),
+        "sign": d.sign,
+        "exponent_bits": d.exponent_bits_string(),
+        "mantissa_bits": d.mantissa_bits_string(),
+        "exponent": d.exponent,
+        "class": d.class.as_str(),
+    })
 }

@@ -96,3 +96,79 @@ mod tests {
         assert!(err.contains("boom"), "{err}");
     }
 }
+
+/// Results by key, computing at most one at a time: what an inspector needs when the user
+/// clicks from tensor to tensor faster than the workers finish. Asking for a new key cancels
+/// the running job; finished results are kept, so going back is instant.
+pub struct KeyedJobs<K, V> {
+    cache: std::collections::HashMap<K, Result<V, String>>,
+    running: Option<(K, Job<V>)>,
+}
+
+impl<K, V> Default for KeyedJobs<K, V> {
+    fn default() -> Self {
+        Self { cache: std::collections::HashMap::new(), running: None }
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash, V: Send + 'static> KeyedJobs<K, V> {
+    pub fn get(&self, key: &K) -> Option<&Result<V, String>> {
+        self.cache.get(key)
+    }
+
+    /// Starts `start()` for `key` unless it is done or already running. Returns true while
+    /// work for some key is in flight (the caller should keep repainting).
+    pub fn ensure(&mut self, key: &K, start: impl FnOnce() -> Job<V>) -> bool {
+        self.poll();
+        let running_this = self.running.as_ref().is_some_and(|(k, _)| k == key);
+        if !self.cache.contains_key(key) && !running_this {
+            if let Some((_, old)) = self.running.take() {
+                old.cancel();
+            }
+            self.running = Some((key.clone(), start()));
+        }
+        self.running.is_some()
+    }
+
+    /// Moves a finished job's result into the cache.
+    pub fn poll(&mut self) -> bool {
+        if let Some((key, job)) = &self.running {
+            if let Poll::Done(result) = job.poll() {
+                let key = key.clone();
+                self.running = None;
+                self.cache.insert(key, result);
+            }
+        }
+        self.running.is_some()
+    }
+
+    pub fn progress(&self, key: &K) -> Option<f32> {
+        self.running.as_ref().filter(|(k, _)| k == key).map(|(_, j)| j.progress())
+    }
+
+    pub fn cancel(&mut self) {
+        if let Some((key, job)) = self.running.take() {
+            job.cancel();
+            self.cache.insert(key, Err("cancelled".into()));
+        }
+    }
+
+    pub fn forget(&mut self, key: &K) {
+        self.cache.remove(key);
+    }
+
+    pub fn clear(&mut self) {
+        if let Some((_, job)) = self.running.take() {
+            job.cancel();
+        }
+        self.cache.clear();
+    }
+
+    /// Blocks until the running job is done (tests and benchmarks only).
+    pub fn wait(&mut self) {
+        if let Some((key, job)) = self.running.take() {
+            let result = job.wait();
+            self.cache.insert(key, result);
+        }
+    }
+}

@@ -10,7 +10,17 @@ use llm_anatomy::ui::{AnatomyApp, Selection};
 fn harness_with(app: AnatomyApp) -> Harness<'static, AnatomyApp> {
     Harness::builder()
         .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(200)
         .build_ui_state(|ui, app: &mut AnatomyApp| app.ui(ui), app)
+}
+
+/// Scrolls a widget into view, then clicks it, as a user would.
+fn click(harness: &mut Harness<'static, AnatomyApp>, label: &str) {
+    // Scrolling animates: let it finish before pressing, or the press and release land apart.
+    harness.get_by_label(label).scroll_to_me();
+    harness.run();
+    harness.get_by_label(label).click();
+    harness.run();
 }
 
 /// Lets the statistics worker finish, then draws the result.
@@ -115,4 +125,43 @@ fn a_bad_folder_shows_an_error_and_keeps_the_open_model() {
     harness.get_by_label("OK").click();
     harness.run_steps(2);
     assert!(harness.state().errors.is_empty());
+}
+
+#[test]
+fn bits_view_flips_the_sign_of_a_real_weight() {
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    app.select(Selection::Tensor(name.into()));
+    let mut harness = harness_with(app);
+    settle(&mut harness);
+    click(&mut harness, "Bits: FP32 / BF16 / FP16 / FP8 of one weight");
+    // Element 0 of q_proj is 0xbf0fa638 (dtype-roundings.json): −0.5611300468444824.
+    harness.get_by_label("value = -0.5611300468444824");
+    // Its BF16 and FP8 E4M3 values are both −0.5625.
+    assert_eq!(harness.get_all_by_label("-0.5625").count(), 2);
+    click(&mut harness, "FP32 bit 31 (sign)");
+    harness.get_by_label("value = 0.5611300468444824");
+    assert!(harness.state().bits.is_edited());
+    // Flipping an FP16 exponent bit changes the value for every format.
+    click(&mut harness, "FP16 bit 14 (exponent)");
+    assert!(harness.query_by_label("value = 0.5611300468444824").is_none());
+}
+
+#[test]
+fn cast_what_if_reports_counts_for_the_selected_tensor() {
+    let name = "model.embed_tokens.weight";
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    app.select(Selection::Tensor(name.into()));
+    app.cast_target = llm_anatomy::analysis::floatbits::Format::F8E4M3;
+    let mut harness = harness_with(app);
+    settle(&mut harness);
+    click(&mut harness, "Cast the whole tensor: what changes?");
+    settle(&mut harness);
+    let report = harness.state().current_cast().unwrap().as_ref().unwrap().clone();
+    assert_eq!(report.count, 1024 * 64);
+    assert_eq!(report.overflow, 0);
+    harness.get_by_label("relative error (log₁₀)");
+    harness.get_by_label("exponents used (FP32 view)");
 }

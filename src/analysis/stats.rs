@@ -44,6 +44,8 @@ pub struct TensorStats {
     pub min: f64,
     pub max: f64,
     pub abs_max: f64,
+    /// Element index of the largest |x| (into the views laid end to end): "show me the outlier".
+    pub abs_max_index: u64,
     pub zeros: u64,
     pub nan: u64,
     pub inf: u64,
@@ -68,6 +70,8 @@ struct Pass1 {
     sum: f64,
     min: f64,
     max: f64,
+    abs_max: f64,
+    abs_max_index: u64,
     zeros: u64,
     nan: u64,
     inf: u64,
@@ -80,6 +84,8 @@ impl Pass1 {
         sum: 0.0,
         min: f64::INFINITY,
         max: f64::NEG_INFINITY,
+        abs_max: -1.0,
+        abs_max_index: 0,
         zeros: 0,
         nan: 0,
         inf: 0,
@@ -92,6 +98,13 @@ impl Pass1 {
             sum: self.sum + o.sum,
             min: self.min.min(o.min),
             max: self.max.max(o.max),
+            // Ties keep the earlier element, like numpy's argmax.
+            abs_max: self.abs_max.max(o.abs_max),
+            abs_max_index: if o.abs_max > self.abs_max || (o.abs_max == self.abs_max && o.abs_max_index < self.abs_max_index) {
+                o.abs_max_index
+            } else {
+                self.abs_max_index
+            },
             zeros: self.zeros + o.zeros,
             nan: self.nan + o.nan,
             inf: self.inf + o.inf,
@@ -127,8 +140,9 @@ fn for_each_value(dtype: Dtype, bytes: &[u8], mut f: impl FnMut(f64)) {
     }
 }
 
-fn pass1_chunk(dtype: Dtype, bytes: &[u8]) -> Pass1 {
+fn pass1_chunk(dtype: Dtype, bytes: &[u8], first_index: u64) -> Pass1 {
     let mut p = Pass1::EMPTY;
+    let mut i = first_index;
     // Four partial sums break the add dependency chain; min/max ignore non-finite values.
     let mut sums = [0.0f64; 4];
     let mut lane = 0usize;
@@ -140,6 +154,10 @@ fn pass1_chunk(dtype: Dtype, bytes: &[u8]) -> Pass1 {
             lane += 1;
             p.min = p.min.min(x);
             p.max = p.max.max(x);
+            if x.abs() > p.abs_max {
+                p.abs_max = x.abs();
+                p.abs_max_index = i;
+            }
             if x == 0.0 {
                 p.zeros += 1;
             }
@@ -148,6 +166,7 @@ fn pass1_chunk(dtype: Dtype, bytes: &[u8]) -> Pass1 {
         } else {
             p.inf += 1;
         }
+        i += 1;
     });
     p.sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
     p
@@ -195,19 +214,22 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
     let total_bytes: u64 = views.iter().map(|v| v.bytes.len() as u64).sum();
     ctl.add_total(2 * total_bytes);
 
-    let chunks: Vec<(Dtype, &[u8])> = views
-        .iter()
-        .flat_map(|v| {
-            let size = v.dtype.size_in_bytes();
-            v.bytes.chunks(CHUNK_ELEMS * size).map(move |c| (v.dtype, c))
-        })
-        .collect();
+    // (dtype, bytes, index of the chunk's first element across all views)
+    let mut chunks: Vec<(Dtype, &[u8], u64)> = Vec::new();
+    let mut first = 0u64;
+    for v in views {
+        let size = v.dtype.size_in_bytes();
+        for c in v.bytes.chunks(CHUNK_ELEMS * size) {
+            chunks.push((v.dtype, c, first));
+            first += (c.len() / size) as u64;
+        }
+    }
 
     let p1 = chunks
         .par_iter()
-        .map(|&(dtype, bytes)| {
+        .map(|&(dtype, bytes, first)| {
             ctl.check()?;
-            let p = pass1_chunk(dtype, bytes);
+            let p = pass1_chunk(dtype, bytes, first);
             ctl.advance(bytes.len() as u64);
             Ok(p)
         })
@@ -220,7 +242,7 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
 
     let (sq_dev, counts) = chunks
         .par_iter()
-        .map(|&(dtype, bytes)| {
+        .map(|&(dtype, bytes, _)| {
             ctl.check()?;
             let mut counts = vec![0u64; bins];
             let mut sq = [0.0f64; 2];
@@ -254,11 +276,35 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
         min,
         max,
         abs_max: if p1.finite > 0 { min.abs().max(max.abs()) } else { f64::NAN },
+        abs_max_index: p1.abs_max_index,
         zeros: p1.zeros,
         nan: p1.nan,
         inf: p1.inf,
         histogram: Histogram { edges, counts },
     })
+}
+
+/// The first `limit` elements (index, value) whose value lies in [lo, hi]: what a click on a
+/// histogram bar lists. Stops early, and checks for cancel every chunk.
+pub fn values_in_range(dtype: Dtype, bytes: &[u8], lo: f64, hi: f64, limit: usize, ctl: &Control) -> Vec<(usize, f64)> {
+    let size = dtype.size_in_bytes();
+    let mut found = Vec::new();
+    for (c, chunk) in bytes.chunks(CHUNK_ELEMS * size).enumerate() {
+        if ctl.is_cancelled() {
+            break;
+        }
+        let mut i = c * CHUNK_ELEMS;
+        for_each_value(dtype, chunk, |x| {
+            if found.len() < limit && x >= lo && x <= hi {
+                found.push((i, x));
+            }
+            i += 1;
+        });
+        if found.len() >= limit {
+            break;
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -279,6 +325,7 @@ mod tests {
         assert_eq!(s.mean, 2.0);
         assert!((s.std - 2f64.sqrt()).abs() < 1e-12);
         assert_eq!(s.zeros, 1);
+        assert_eq!(s.abs_max_index, 4);
     }
 
     #[test]

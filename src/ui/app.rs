@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 
+use crate::analysis::cast::{CastReport, cast_report};
+use crate::analysis::floatbits::Format;
 use crate::analysis::stats::{DataView, TensorStats, compute_stats};
 use crate::arch::{ModelFolder, ROOT};
-use crate::jobs::{Job, Poll};
+use crate::jobs::{Job, KeyedJobs, Poll};
 
+use super::bits_panel::BitsState;
 use super::{inspector, tree_panel, welcome};
 
 const RECENT_KEY: &str = "recent_folders";
@@ -69,19 +72,20 @@ pub struct HistogramSettings {
     pub log_y: bool,
 }
 
-/// The statistics the inspector wants, and what it has so far.
-#[derive(Default)]
-pub struct StatsState {
-    pub cache: HashMap<(Selection, usize), Result<TensorStats, String>>,
-    pub running: Option<((Selection, usize), Job<TensorStats>)>,
-}
-
 pub struct AnatomyApp {
     pub model: Option<OpenModel>,
     pub selection: Selection,
     pub tree: tree_panel::TreeState,
     pub histogram: HistogramSettings,
-    pub stats: StatsState,
+    /// Statistics by (selection, bins).
+    pub stats: KeyedJobs<(Selection, usize), TensorStats>,
+    /// Whole-tensor cast reports by (tensor, target format).
+    pub casts: KeyedJobs<(String, Format), CastReport>,
+    pub cast_target: Format,
+    pub bits: BitsState,
+    /// Elements found in a clicked histogram bin, by (tensor, bits of bin start, bits of bin end).
+    pub bin_values: KeyedJobs<(String, u64, u64), Vec<(usize, f64)>>,
+    pub bin_query: Option<(String, u64, u64)>,
     /// Messages the user must see (bad file, failed open); shown until dismissed.
     pub errors: Vec<String>,
     pub recent: Vec<PathBuf>,
@@ -97,7 +101,12 @@ impl Default for AnatomyApp {
             selection: Selection::None,
             tree: tree_panel::TreeState::default(),
             histogram: HistogramSettings { bins: 64, log_y: false },
-            stats: StatsState::default(),
+            stats: KeyedJobs::default(),
+            casts: KeyedJobs::default(),
+            cast_target: Format::BF16,
+            bits: BitsState::default(),
+            bin_values: KeyedJobs::default(),
+            bin_query: None,
             errors: Vec::new(),
             recent: Vec::new(),
             opening: None,
@@ -137,10 +146,11 @@ impl AnatomyApp {
     }
 
     fn set_model(&mut self, path: &Path, folder: ModelFolder) {
-        if let Some((_, job)) = self.stats.running.take() {
-            job.cancel();
-        }
-        self.stats.cache.clear();
+        self.stats.clear();
+        self.casts.clear();
+        self.bin_values.clear();
+        self.bin_query = None;
+        self.bits = BitsState::default();
         self.selection = Selection::None;
         self.tree = tree_panel::TreeState::default();
         self.model = Some(OpenModel::new(folder));
@@ -170,24 +180,89 @@ impl AnatomyApp {
         self.selection = selection;
     }
 
-    /// Statistics for the current selection, if computed; starts the computation otherwise.
+    fn stats_key(&self) -> (Selection, usize) {
+        (self.selection.clone(), self.histogram.bins)
+    }
+
+    /// Statistics for the current selection, once computed.
     pub fn current_stats(&self) -> Option<&Result<TensorStats, String>> {
-        self.stats.cache.get(&(self.selection.clone(), self.histogram.bins))
+        self.stats.get(&self.stats_key())
     }
 
     pub fn stats_progress(&self) -> Option<f32> {
-        self.stats.running.as_ref().map(|(_, job)| job.progress())
+        self.stats.progress(&self.stats_key())
     }
 
     pub fn cancel_stats(&mut self) {
-        if let Some((key, job)) = self.stats.running.take() {
-            job.cancel();
-            self.stats.cache.insert(key, Err("cancelled — select again or press Compute to restart".into()));
-        }
+        self.stats.cancel();
     }
 
     pub fn recompute_stats(&mut self) {
-        self.stats.cache.remove(&(self.selection.clone(), self.histogram.bins));
+        let key = self.stats_key();
+        self.stats.forget(&key);
+    }
+
+    /// The cast report of the selected tensor to the chosen format, once computed.
+    pub fn current_cast(&self) -> Option<&Result<CastReport, String>> {
+        match &self.selection {
+            Selection::Tensor(name) => self.casts.get(&(name.clone(), self.cast_target)),
+            _ => None,
+        }
+    }
+
+    pub fn cast_progress(&self) -> Option<f32> {
+        match &self.selection {
+            Selection::Tensor(name) => self.casts.progress(&(name.clone(), self.cast_target)),
+            _ => None,
+        }
+    }
+
+    /// Starts the cast what-if for the selected tensor (on demand: it is a full pass).
+    pub fn request_cast(&mut self) {
+        let (Selection::Tensor(name), Some(model)) = (&self.selection, &self.model) else { return };
+        let key = (name.clone(), self.cast_target);
+        let folder = Arc::clone(&model.folder);
+        let (tensor, to) = key.clone();
+        self.casts.ensure(&key, move || {
+            Job::spawn("cast", move |ctl| -> Result<CastReport, String> {
+                let ckpt = &folder.checkpoint;
+                let t = ckpt.require(&tensor).map_err(|e| e.to_string())?;
+                cast_report(&[DataView { dtype: t.dtype, bytes: ckpt.bytes(t) }], to, ctl).map_err(|e| e.to_string())
+            })
+        });
+    }
+
+    /// Lists (on a worker) the first elements of a tensor whose values fall in [lo, hi].
+    pub fn list_bin_values(&mut self, tensor: &str, lo: f64, hi: f64) {
+        let Some(model) = &self.model else { return };
+        let key = (tensor.to_string(), lo.to_bits(), hi.to_bits());
+        let folder = Arc::clone(&model.folder);
+        let name = tensor.to_string();
+        self.bin_values.ensure(&key, move || {
+            Job::spawn("bin-values", move |ctl| -> Result<Vec<(usize, f64)>, String> {
+                let ckpt = &folder.checkpoint;
+                let t = ckpt.require(&name).map_err(|e| e.to_string())?;
+                Ok(crate::analysis::stats::values_in_range(t.dtype, ckpt.bytes(t), lo, hi, 24, ctl))
+            })
+        });
+        self.bin_query = Some(key);
+    }
+
+    /// One stored element of a tensor, widened to f64 (None if out of range).
+    pub fn element(&self, tensor: &str, index: usize) -> Option<f64> {
+        let ckpt = &self.model.as_ref()?.folder.checkpoint;
+        let t = ckpt.tensor(tensor)?;
+        let size = t.dtype.size_in_bytes();
+        let bytes = ckpt.bytes(t).get(index * size..(index + 1) * size)?;
+        Some(t.dtype.decode(bytes))
+    }
+
+    /// Points the Bits view at a stored element.
+    pub fn inspect_element(&mut self, tensor: &str, index: usize) {
+        if let Some(v) = self.element(tensor, index) {
+            let dtype = self.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(tensor)).map(|t| t.dtype);
+            self.bits.load(tensor, index, v, dtype);
+        }
     }
 
     /// The data behind a selection: one tensor, or every tensor a module owns (tied ones once).
@@ -234,55 +309,25 @@ impl AnatomyApp {
                 }
             }
         }
-        if let Some((key, job)) = &self.stats.running {
-            match job.poll() {
-                Poll::Running => ctx.request_repaint(),
-                Poll::Done(result) => {
-                    let key = key.clone();
-                    self.stats.running = None;
-                    self.stats.cache.insert(key, result);
-                }
+        let mut busy = self.casts.poll() | self.bin_values.poll();
+        if self.selection != Selection::None {
+            let key = self.stats_key();
+            let names = self.tensor_names(&key.0);
+            let folder = self.model.as_ref().map(|m| Arc::clone(&m.folder));
+            if let Some(folder) = folder {
+                busy |= self.stats.ensure(&key, || start_stats(folder, names, key.1));
             }
         }
-        let wanted = (self.selection.clone(), self.histogram.bins);
-        if self.selection != Selection::None && !self.stats.cache.contains_key(&wanted) {
-            let already = self.stats.running.as_ref().is_some_and(|(k, _)| *k == wanted);
-            if !already {
-                if let Some((_, old)) = self.stats.running.take() {
-                    old.cancel();
-                }
-                self.start_stats(wanted);
-                ctx.request_repaint();
-            }
+        if busy {
+            ctx.request_repaint();
         }
-    }
-
-    fn start_stats(&mut self, key: (Selection, usize)) {
-        let Some(model) = &self.model else { return };
-        let names = self.tensor_names(&key.0);
-        let folder = Arc::clone(&model.folder);
-        let bins = key.1;
-        let job = Job::spawn("stats", move |ctl| -> Result<TensorStats, String> {
-            let ckpt = &folder.checkpoint;
-            let views: Vec<DataView<'_>> = names
-                .iter()
-                .map(|n| {
-                    let t = ckpt.require(n).map_err(|e| e.to_string())?;
-                    Ok(DataView { dtype: t.dtype, bytes: ckpt.bytes(t) })
-                })
-                .collect::<Result<_, String>>()?;
-            compute_stats(&views, bins, ctl).map_err(|e| e.to_string())
-        });
-        self.stats.running = Some((key, job));
     }
 
     /// Blocks until the statistics for the current selection are in (tests only).
     pub fn wait_for_stats(&mut self, ctx: &egui::Context) {
         self.update_jobs(ctx);
-        if let Some((key, job)) = self.stats.running.take() {
-            let result = job.wait();
-            self.stats.cache.insert(key, result);
-        }
+        self.stats.wait();
+        self.casts.wait();
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
@@ -415,6 +460,21 @@ impl AnatomyApp {
             self.errors.clear();
         }
     }
+}
+
+/// Statistics over the named tensors, read from the shared memory maps on a worker.
+fn start_stats(folder: Arc<ModelFolder>, names: Vec<String>, bins: usize) -> Job<TensorStats> {
+    Job::spawn("stats", move |ctl| -> Result<TensorStats, String> {
+        let ckpt = &folder.checkpoint;
+        let views: Vec<DataView<'_>> = names
+            .iter()
+            .map(|n| {
+                let t = ckpt.require(n).map_err(|e| e.to_string())?;
+                Ok(DataView { dtype: t.dtype, bytes: ckpt.bytes(t) })
+            })
+            .collect::<Result<_, String>>()?;
+        compute_stats(&views, bins, ctl).map_err(|e| e.to_string())
+    })
 }
 
 impl eframe::App for AnatomyApp {

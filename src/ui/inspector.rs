@@ -16,6 +16,22 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
             tensor_header(ui, app, &name);
             ui.separator();
             stats_section(ui, app);
+            ui.separator();
+            let numel = app.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(&name)).map(|t| t.numel()).unwrap_or(0);
+            egui::CollapsingHeader::new(RichText::new("Bits: FP32 / BF16 / FP16 / FP8 of one weight").strong())
+                .id_salt("bits-section")
+                .show(ui, |ui| {
+                    super::bits_panel::element_picker(ui, app, &name, numel);
+                    bin_values_list(ui, app, &name);
+                    let showing_this = app.bits.tensor == name;
+                    if !showing_this && numel > 0 {
+                        app.inspect_element(&name, app.bits.index.min(numel - 1));
+                    }
+                    super::bits_panel::bits_view(ui, app);
+                });
+            egui::CollapsingHeader::new(RichText::new("Cast the whole tensor: what changes?").strong())
+                .id_salt("cast-section")
+                .show(ui, |ui| super::bits_panel::cast_section(ui, app));
         }
         Selection::Module(id) => {
             module_header(ui, app, id);
@@ -142,7 +158,13 @@ fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
             let stats = stats.clone();
             stats_grid(ui, &stats);
             ui.add_space(6.0);
-            histogram(ui, &stats, log_y);
+            if let Some(bin) = histogram(ui, &stats, log_y) {
+                if let Selection::Tensor(name) = &app.selection {
+                    let e = &stats.histogram.edges;
+                    let name = name.clone();
+                    app.list_bin_values(&name, e[bin], e[bin + 1]);
+                }
+            }
         }
     }
     if retry {
@@ -176,7 +198,8 @@ fn stats_grid(ui: &mut egui::Ui, s: &TensorStats) {
     });
 }
 
-fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) {
+/// Draws the histogram; returns the bin the user clicked, if any.
+fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
     let edges = s.histogram.edges.clone();
     let counts = s.histogram.counts.clone();
     let bars: Vec<Bar> = counts
@@ -201,12 +224,22 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) {
             )
         }));
     ui.label(RichText::new(format!("histogram: {} bins", counts.len())).strong());
-    Plot::new("histogram-plot")
+    let clicked_bin = Plot::new("histogram-plot")
         .height(320.0)
         .allow_scroll(false)
+        .allow_drag(false)
         .y_axis_label(if log_y { "log₁₀(1 + count)" } else { "count" })
         .x_axis_label("value")
-        .show(ui, |plot| plot.bar_chart(chart));
+        .show(ui, |plot| {
+            plot.bar_chart(chart);
+            let x = plot.pointer_coordinate().map(|p| p.x);
+            if plot.response().clicked() { x } else { None }
+        })
+        .inner
+        .and_then(|x| {
+            (x >= edges[0] && x <= edges[edges.len() - 1])
+                .then(|| edges.partition_point(|&e| e <= x).saturating_sub(1).min(counts.len() - 1))
+        });
     ui.horizontal(|ui| {
         if ui.button("Copy histogram as CSV").on_hover_text("bin_start,bin_end,count — paste into a spreadsheet").clicked() {
             let mut csv = String::from("bin_start,bin_end,count\n");
@@ -215,7 +248,34 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) {
             }
             ui.ctx().copy_text(csv);
         }
+        ui.label(RichText::new("click a bar to list the values in it").weak());
     });
+    clicked_bin
+}
+
+/// The values found in the last clicked histogram bin, as chips that open their bits.
+fn bin_values_list(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str) {
+    let Some(key) = app.bin_query.clone().filter(|k| k.0 == tensor) else { return };
+    let Some(result) = app.bin_values.get(&key).cloned() else {
+        ui.spinner();
+        return;
+    };
+    match result {
+        Err(e) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+        }
+        Ok(found) => {
+            let (lo, hi) = (f64::from_bits(key.1), f64::from_bits(key.2));
+            ui.label(format!("values in [{}, {}]:", format::num(lo), format::num(hi)));
+            ui.horizontal_wrapped(|ui| {
+                for (index, value) in found {
+                    if ui.small_button(format!("#{index} = {}", format::num(value))).clicked() {
+                        app.inspect_element(tensor, index);
+                    }
+                }
+            });
+        }
+    }
 }
 
 fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {

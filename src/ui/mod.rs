@@ -2,6 +2,7 @@
 //! records what the user asked for, and heavy work goes to [`crate::jobs`].
 
 pub mod app;
+pub mod bits_panel;
 pub mod format;
 pub mod inspector;
 pub mod tree_panel;

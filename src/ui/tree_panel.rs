@@ -172,8 +172,9 @@ impl Ctx<'_> {
                 .body(|ui| {
                     let mut pick = chosen;
                     ui.horizontal(|ui| {
-                        ui.label(RichText::new("showing").weak());
+                        let label = ui.label(RichText::new("showing").weak());
                         ui.add(egui::DragValue::new(&mut pick).range(start..=end).prefix("#"))
+                            .labelled_by(label.id)
                             .on_hover_text("The tensors below belong to this instance of the repeated module");
                         ui.label(RichText::new(format!("({} each)", format::count(each))).weak());
                     });
