@@ -70,8 +70,6 @@ struct Pass1 {
     sum: f64,
     min: f64,
     max: f64,
-    abs_max: f64,
-    abs_max_index: u64,
     zeros: u64,
     nan: u64,
     inf: u64,
@@ -84,8 +82,6 @@ impl Pass1 {
         sum: 0.0,
         min: f64::INFINITY,
         max: f64::NEG_INFINITY,
-        abs_max: -1.0,
-        abs_max_index: 0,
         zeros: 0,
         nan: 0,
         inf: 0,
@@ -98,13 +94,6 @@ impl Pass1 {
             sum: self.sum + o.sum,
             min: self.min.min(o.min),
             max: self.max.max(o.max),
-            // Ties keep the earlier element, like numpy's argmax.
-            abs_max: self.abs_max.max(o.abs_max),
-            abs_max_index: if o.abs_max > self.abs_max || (o.abs_max == self.abs_max && o.abs_max_index < self.abs_max_index) {
-                o.abs_max_index
-            } else {
-                self.abs_max_index
-            },
             zeros: self.zeros + o.zeros,
             nan: self.nan + o.nan,
             inf: self.inf + o.inf,
@@ -112,63 +101,158 @@ impl Pass1 {
     }
 }
 
-/// Calls `f` with every element of `bytes` widened to f64; specialised per dtype so the
-/// hot loops of the common float types inline their decode.
+/// Elements decoded at a time into a stack buffer, so the hot loops run over plain f32.
+const BLOCK: usize = 2048;
+
+/// Dtypes whose every value is exactly an f32: these take the fast f32 loops.
+fn widens_to_f32_exactly(dtype: Dtype) -> bool {
+    !matches!(dtype, Dtype::F64 | Dtype::I64 | Dtype::U64 | Dtype::I32 | Dtype::U32)
+}
+
+/// Calls `f` on consecutive blocks of at most BLOCK elements decoded to f32.
+#[inline(always)]
+fn for_each_block(dtype: Dtype, bytes: &[u8], mut f: impl FnMut(&[f32])) {
+    let size = dtype.size_in_bytes();
+    let mut buf = [0f32; BLOCK];
+    for raw in bytes.chunks(BLOCK * size) {
+        let n = raw.len() / size;
+        match dtype {
+            Dtype::F32 => {
+                for (o, c) in buf.iter_mut().zip(raw.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Dtype::BF16 => {
+                for (o, c) in buf.iter_mut().zip(raw.chunks_exact(2)) {
+                    *o = bf16_bits_to_f32(u16::from_le_bytes([c[0], c[1]]));
+                }
+            }
+            Dtype::F16 => {
+                for (o, c) in buf.iter_mut().zip(raw.chunks_exact(2)) {
+                    *o = half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
+                }
+            }
+            other => {
+                for (o, c) in buf.iter_mut().zip(raw.chunks_exact(size)) {
+                    *o = other.decode(c) as f32;
+                }
+            }
+        }
+        f(&buf[..n]);
+    }
+}
+
+/// Calls `f` with every element widened to f64: the exact path for 64-bit and 32-bit-int dtypes.
 #[inline]
 fn for_each_value(dtype: Dtype, bytes: &[u8], mut f: impl FnMut(f64)) {
-    match dtype {
-        Dtype::F32 => {
-            for c in bytes.chunks_exact(4) {
-                f(f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            }
-        }
-        Dtype::BF16 => {
-            for c in bytes.chunks_exact(2) {
-                f(bf16_bits_to_f32(u16::from_le_bytes([c[0], c[1]])) as f64)
-            }
-        }
-        Dtype::F16 => {
-            for c in bytes.chunks_exact(2) {
-                f(half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f64())
-            }
-        }
-        other => {
-            for c in bytes.chunks_exact(other.size_in_bytes()) {
-                f(other.decode(c))
-            }
+    if widens_to_f32_exactly(dtype) {
+        for_each_block(dtype, bytes, |xs| xs.iter().for_each(|&x| f(x as f64)));
+    } else {
+        for c in bytes.chunks_exact(dtype.size_in_bytes()) {
+            f(dtype.decode(c))
         }
     }
 }
 
-fn pass1_chunk(dtype: Dtype, bytes: &[u8], first_index: u64) -> Pass1 {
+const LANES: usize = 8;
+
+/// Pass 1 over f32 values. Plain single-width loops over an L1-resident block, written so
+/// the compiler vectorises them: non-finite values become NaN, which `<`/`>` never select.
+#[inline(always)]
+fn pass1_f32(xs: &[f32], p: &mut Pass1) {
+    let mut mn = [f32::INFINITY; LANES];
+    let mut mx = [f32::NEG_INFINITY; LANES];
+    let mut zeros = [0u32; LANES];
+    let mut non_finite = [0u32; LANES];
+    let blocks = xs.chunks_exact(LANES);
+    let tail = blocks.remainder();
+    for c in blocks {
+        for j in 0..LANES {
+            let x = c[j];
+            let nf = x.to_bits() & 0x7f80_0000 == 0x7f80_0000;
+            non_finite[j] += nf as u32;
+            zeros[j] += (x == 0.0) as u32;
+            let v = if nf { f32::NAN } else { x };
+            mn[j] = if v < mn[j] { v } else { mn[j] };
+            mx[j] = if v > mx[j] { v } else { mx[j] };
+        }
+    }
+    for &x in tail {
+        non_finite[0] += !x.is_finite() as u32;
+        zeros[0] += (x == 0.0) as u32;
+        if x.is_finite() {
+            mn[0] = mn[0].min(x);
+            mx[0] = mx[0].max(x);
+        }
+    }
+    let nf: u64 = non_finite.iter().map(|&n| n as u64).sum();
+    let mut sum = [0f64; 4];
+    if nf == 0 {
+        let quads = xs.chunks_exact(4);
+        let rest: f64 = quads.remainder().iter().map(|&x| x as f64).sum();
+        for c in quads {
+            for j in 0..4 {
+                sum[j] += c[j] as f64;
+            }
+        }
+        sum[0] += rest;
+    } else {
+        let nan = xs.iter().filter(|x| x.is_nan()).count() as u64;
+        p.nan += nan;
+        p.inf += nf - nan;
+        sum[0] = xs.iter().filter(|x| x.is_finite()).map(|&x| x as f64).sum();
+    }
+    p.count += xs.len() as u64;
+    p.finite += xs.len() as u64 - nf;
+    p.zeros += zeros.iter().map(|&n| n as u64).sum::<u64>();
+    p.min = p.min.min(mn.iter().fold(f32::INFINITY, |a, &b| a.min(b)) as f64);
+    p.max = p.max.max(mx.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64);
+    p.sum += (sum[0] + sum[1]) + (sum[2] + sum[3]);
+}
+
+/// Runs `f` compiled for AVX2+FMA when the CPU has them (the loops below vectorise twice
+/// as wide), and for the baseline target otherwise. The binary stays portable.
+#[inline(always)]
+fn with_best_simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were detected on this CPU just above.
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+fn pass1_chunk(dtype: Dtype, bytes: &[u8]) -> Pass1 {
+    with_best_simd(|| pass1_chunk_impl(dtype, bytes))
+}
+
+#[inline(always)]
+fn pass1_chunk_impl(dtype: Dtype, bytes: &[u8]) -> Pass1 {
     let mut p = Pass1::EMPTY;
-    let mut i = first_index;
-    // Four partial sums break the add dependency chain; min/max ignore non-finite values.
-    let mut sums = [0.0f64; 4];
-    let mut lane = 0usize;
+    if widens_to_f32_exactly(dtype) {
+        for_each_block(dtype, bytes, |xs| pass1_f32(xs, &mut p));
+        return p;
+    }
     for_each_value(dtype, bytes, |x| {
         p.count += 1;
         if x.is_finite() {
             p.finite += 1;
-            sums[lane & 3] += x;
-            lane += 1;
+            p.sum += x;
             p.min = p.min.min(x);
             p.max = p.max.max(x);
-            if x.abs() > p.abs_max {
-                p.abs_max = x.abs();
-                p.abs_max_index = i;
-            }
-            if x == 0.0 {
-                p.zeros += 1;
-            }
+            p.zeros += (x == 0.0) as u64;
         } else if x.is_nan() {
             p.nan += 1;
         } else {
             p.inf += 1;
         }
-        i += 1;
     });
-    p.sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
     p
 }
 
@@ -185,26 +269,157 @@ pub fn numpy_range(min: f64, max: f64) -> (f64, f64) {
     if min == max { (min - 0.5, max + 0.5) } else { (min, max) }
 }
 
-/// Bin index of `x` with numpy's uniform-bin rule, including its edge corrections, so
-/// counts agree with `numpy.histogram` exactly and not just approximately. None if outside.
-#[inline]
-pub fn numpy_bin(x: f64, first: f64, last: f64, edges: &[f64]) -> Option<usize> {
-    let bins = edges.len() - 1;
-    if !(x >= first && x <= last) {
-        return None;
+/// numpy's uniform-bin rule: an estimate from the value's position, then one correction
+/// step against the bin edges. Because the edges decide, the estimate may come from a
+/// multiplication by a precomputed scale instead of numpy's division: both land within one
+/// bin of the truth, and the correction makes the result the same bin numpy reports.
+#[derive(Clone)]
+pub struct Binner {
+    first: f64,
+    last: f64,
+    scale: f64,
+    edges: Vec<f64>,
+    /// Each edge rounded up to f32: for an f32 value x and any f64 edge e,
+    /// x < e exactly when x < ceil_f32(e), so f32 data can be binned in f32 with numpy's result.
+    edges_up: Vec<f32>,
+    first_up: f32,
+    last_up: f32,
+    scale32: f32,
+}
+
+/// The smallest f32 that is ≥ x.
+fn ceil_f32(x: f64) -> f32 {
+    let r = x as f32;
+    if (r as f64) < x { r.next_up() } else { r }
+}
+
+/// The largest f32 that is ≤ x.
+fn floor_f32(x: f64) -> f32 {
+    let r = x as f32;
+    if (r as f64) > x { r.next_down() } else { r }
+}
+
+impl Binner {
+    pub fn new(first: f64, last: f64, bins: usize) -> Self {
+        let edges = numpy_edges(first, last, bins);
+        Self {
+            first,
+            last,
+            scale: bins as f64 / (last - first),
+            edges_up: edges.iter().map(|&e| ceil_f32(e)).collect(),
+            first_up: ceil_f32(first),
+            last_up: floor_f32(last),
+            scale32: (bins as f64 / (last - first)) as f32,
+            edges,
+        }
     }
-    let f = ((x - first) / (last - first)) * bins as f64;
-    let mut i = f as usize;
-    if i >= bins {
-        i = bins - 1;
+
+    /// The same bin as [`Binner::bin`] for an f32 value, computed in f32 (the estimate may
+    /// be off by one; the exact edge comparisons correct it).
+    #[inline(always)]
+    pub fn bin_f32(&self, x: f32) -> Option<usize> {
+        if !(x >= self.first_up && x <= self.last_up) {
+            return None;
+        }
+        let last_bin = (self.edges_up.len() - 2) as i32;
+        // i32, not usize: float → i32 is one instruction, float → u64 is a branchy sequence.
+        let mut i = (((x - self.first_up) * self.scale32) as i32).clamp(0, last_bin);
+        // Exact: x < edge ⇔ x < edges_up (x is an f32).
+        i -= (x < self.edges_up[i as usize]) as i32;
+        i += (i != last_bin && x >= self.edges_up[i as usize + 1]) as i32;
+        Some(i as usize)
     }
-    if x < edges[i] && i > 0 {
-        i -= 1;
+
+    pub fn bins(&self) -> usize {
+        self.edges.len() - 1
     }
-    if x >= edges[i + 1] && i != bins - 1 {
-        i += 1;
+
+    /// Bin index of `x`, or None outside [first, last] (NaN included).
+    #[inline]
+    pub fn bin(&self, x: f64) -> Option<usize> {
+        if !(x >= self.first && x <= self.last) {
+            return None;
+        }
+        let last_bin = self.edges.len() - 2;
+        let mut i = (((x - self.first) * self.scale) as usize).min(last_bin);
+        if x < self.edges[i] {
+            i = i.saturating_sub(1);
+        } else if i != last_bin && x >= self.edges[i + 1] {
+            i += 1;
+        }
+        Some(i)
     }
-    Some(i)
+}
+
+/// Pass 2's accumulator for one chunk.
+struct Tally {
+    /// Four interleaved count arrays: neighbouring values often share a bin, and
+    /// incrementing one counter back to back stalls on the store it just made.
+    counts: Vec<[u32; 4]>,
+    sq: [f64; 4],
+    mean: f64,
+    abs_max: f64,
+    /// First element index whose |x| is the largest.
+    found: u64,
+}
+
+impl Tally {
+    fn new(bins: usize, mean: f64, abs_max: f64) -> Self {
+        Self { counts: vec![[0; 4]; bins], sq: [0.0; 4], mean, abs_max, found: u64::MAX }
+    }
+
+    /// The f32 fast path: binning, squared deviations and the |x| search as separate loops
+    /// over an L1-resident block, so each can be tight (the second vectorises).
+    #[inline(always)]
+    fn add_block_f32(&mut self, binner: &Binner, xs: &[f32], first_index: u64) {
+        for (k, &x) in xs.iter().enumerate() {
+            if let Some(i) = binner.bin_f32(x) {
+                self.counts[i][k & 3] += 1;
+            }
+        }
+        let mean = self.mean;
+        let mut sq = [0f64; 4];
+        let quads = xs.chunks_exact(4);
+        let tail = quads.remainder();
+        for c in quads {
+            for j in 0..4 {
+                let d = c[j] as f64 - mean;
+                sq[j] += d * d;
+            }
+        }
+        for &x in tail {
+            let d = x as f64 - mean;
+            sq[0] += d * d;
+        }
+        let block_sq = (sq[0] + sq[1]) + (sq[2] + sq[3]);
+        if block_sq.is_finite() {
+            self.sq[0] += block_sq;
+        } else {
+            // A NaN or ±Inf in the block: redo it counting finite values only.
+            self.sq[0] += xs.iter().filter(|x| x.is_finite()).map(|&x| (x as f64 - mean).powi(2)).sum::<f64>();
+        }
+        if first_index < self.found {
+            let block_max = xs.iter().fold(0f32, |a, &x| if x.abs() > a { x.abs() } else { a });
+            if block_max as f64 == self.abs_max {
+                if let Some(k) = xs.iter().position(|&x| x.abs() as f64 == self.abs_max) {
+                    self.found = self.found.min(first_index + k as u64);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, binner: &Binner, x: f64, index: u64) {
+        if let Some(i) = binner.bin(x) {
+            let lane = (index & 3) as usize;
+            self.counts[i][lane] += 1;
+            let d = x - self.mean;
+            self.sq[lane] += d * d;
+            if x.abs() == self.abs_max && index < self.found {
+                self.found = index;
+            }
+        }
+    }
 }
 
 /// Statistics and a `bins`-bin histogram over one or more runs of stored data
@@ -227,60 +442,71 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
 
     let p1 = chunks
         .par_iter()
-        .map(|&(dtype, bytes, first)| {
+        .map(|&(dtype, bytes, _)| {
             ctl.check()?;
-            let p = pass1_chunk(dtype, bytes, first);
+            let p = pass1_chunk(dtype, bytes);
             ctl.advance(bytes.len() as u64);
             Ok(p)
         })
         .try_reduce(|| Pass1::EMPTY, |a, b| Ok(a.merge(b)))?;
 
-    let mean = if p1.finite > 0 { p1.sum / p1.finite as f64 } else { f64::NAN };
-    let (min, max) = if p1.finite > 0 { (p1.min, p1.max) } else { (f64::NAN, f64::NAN) };
-    let (first, last) = if p1.finite > 0 { numpy_range(min, max) } else { (-0.5, 0.5) };
-    let edges = numpy_edges(first, last, bins);
+    let has_finite = p1.finite > 0;
+    let mean = if has_finite { p1.sum / p1.finite as f64 } else { f64::NAN };
+    let (min, max) = if has_finite { (p1.min, p1.max) } else { (f64::NAN, f64::NAN) };
+    let abs_max = if has_finite { min.abs().max(max.abs()) } else { f64::NAN };
+    let (lo, hi) = if has_finite { numpy_range(min, max) } else { (-0.5, 0.5) };
+    let binner = Binner::new(lo, hi, bins);
 
-    let (sq_dev, counts) = chunks
+    let (sq_dev, counts, abs_max_index) = chunks
         .par_iter()
-        .map(|&(dtype, bytes, _)| {
+        .map(|&(dtype, bytes, first)| {
             ctl.check()?;
-            let mut counts = vec![0u64; bins];
-            let mut sq = [0.0f64; 2];
-            let mut lane = 0usize;
-            for_each_value(dtype, bytes, |x| {
-                if let Some(i) = numpy_bin(x, first, last, &edges) {
-                    counts[i] += 1;
-                    let d = x - mean;
-                    sq[lane & 1] += d * d;
-                    lane += 1;
-                }
+            let mut t = Tally::new(bins, mean, abs_max);
+            let binner = &binner;
+            let t = with_best_simd(move || {
+            if widens_to_f32_exactly(dtype) {
+                let mut at = first;
+                for_each_block(dtype, bytes, |xs| {
+                    t.add_block_f32(binner, xs, at);
+                    at += xs.len() as u64;
+                });
+            } else {
+                let mut at = first;
+                for_each_value(dtype, bytes, |x| {
+                    t.add(binner, x, at);
+                    at += 1;
+                });
+            }
+            t
             });
+            let (sq, counts, found) = (t.sq, t.counts, t.found);
             ctl.advance(bytes.len() as u64);
-            Ok((sq[0] + sq[1], counts))
+            let counts: Vec<u64> = counts.iter().map(|c| c.iter().map(|&n| n as u64).sum()).collect();
+            Ok(((sq[0] + sq[1]) + (sq[2] + sq[3]), counts, found))
         })
         .try_reduce(
-            || (0.0, vec![0u64; bins]),
-            |(s1, mut c1), (s2, c2)| {
+            || (0.0, vec![0u64; bins], u64::MAX),
+            |(s1, mut c1, f1), (s2, c2, f2)| {
                 for (a, b) in c1.iter_mut().zip(c2) {
                     *a += b;
                 }
-                Ok((s1 + s2, c1))
+                Ok((s1 + s2, c1, f1.min(f2)))
             },
         )?;
 
-    let std = if p1.finite > 0 { (sq_dev / p1.finite as f64).sqrt() } else { f64::NAN };
+    let std = if has_finite { (sq_dev / p1.finite as f64).sqrt() } else { f64::NAN };
     Ok(TensorStats {
         count: p1.count,
         mean,
         std,
         min,
         max,
-        abs_max: if p1.finite > 0 { min.abs().max(max.abs()) } else { f64::NAN },
-        abs_max_index: p1.abs_max_index,
+        abs_max,
+        abs_max_index: if abs_max_index == u64::MAX { 0 } else { abs_max_index },
         zeros: p1.zeros,
         nan: p1.nan,
         inf: p1.inf,
-        histogram: Histogram { edges, counts },
+        histogram: Histogram { edges: binner.edges, counts },
     })
 }
 
