@@ -26,6 +26,9 @@ pub struct Cli {
     pub command: Option<Command>,
     /// A Hugging Face model folder to open in the window.
     pub path: Option<PathBuf>,
+    /// Select this tensor or module once the folder is open (e.g. `model.layers.0.mlp`).
+    #[arg(long, requires = "path")]
+    pub select: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

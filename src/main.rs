@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        None => match llm_anatomy::ui::run_native(cli.path) {
+        None => match llm_anatomy::ui::run_native(cli.path, cli.select) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: could not open a window: {e}");

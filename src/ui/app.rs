@@ -92,6 +92,8 @@ pub struct AnatomyApp {
     opening: Option<(PathBuf, Job<ModelFolder>)>,
     folder_dialog: Option<Receiver<Option<PathBuf>>>,
     style_installed: bool,
+    /// A tensor or module name to select once the folder being opened is in.
+    pending_select: Option<String>,
 }
 
 impl Default for AnatomyApp {
@@ -112,13 +114,14 @@ impl Default for AnatomyApp {
             opening: None,
             folder_dialog: None,
             style_installed: false,
+            pending_select: None,
         }
     }
 }
 
 impl AnatomyApp {
-    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>) -> Self {
-        let mut app = Self::default();
+    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>, select: Option<String>) -> Self {
+        let mut app = Self { pending_select: select, ..Self::default() };
         if let Some(storage) = cc.storage {
             if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
                 app.recent = recent;
@@ -154,6 +157,9 @@ impl AnatomyApp {
         self.selection = Selection::None;
         self.tree = tree_panel::TreeState::default();
         self.model = Some(OpenModel::new(folder));
+        if let Some(name) = self.pending_select.take() {
+            self.select_by_name(&name);
+        }
         let path = path.to_path_buf();
         self.recent.retain(|p| *p != path);
         self.recent.insert(0, path);
@@ -178,6 +184,21 @@ impl AnatomyApp {
 
     pub fn select(&mut self, selection: Selection) {
         self.selection = selection;
+    }
+
+    /// Selects a stored tensor or a module by its dotted name; unknown names are reported.
+    pub fn select_by_name(&mut self, name: &str) {
+        let Some(model) = &self.model else { return };
+        // Filtering by the name is what reveals it in the tree, folded repeats unfolded.
+        if model.folder.checkpoint.tensor(name).is_some() {
+            self.selection = Selection::Tensor(name.to_string());
+            self.tree.filter = name.to_string();
+        } else if let Some(id) = model.folder.tree.find(name) {
+            self.selection = Selection::Module(id);
+            self.tree.filter = name.to_string();
+        } else {
+            self.errors.push(format!("--select {name}: no tensor or module of that name in this model"));
+        }
     }
 
     fn stats_key(&self) -> (Selection, usize) {

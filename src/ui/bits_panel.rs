@@ -163,6 +163,7 @@ fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
     });
     ui.horizontal(|ui| {
         ui.spacing_mut().item_spacing.x = 1.0;
+        ui.spacing_mut().button_padding = egui::vec2(3.0, 2.0);
         let total = f.total_bits();
         let m = f.mantissa_bits();
         for pos in (0..total).rev() {
@@ -177,7 +178,7 @@ fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
             let fill = if bit == 1 { fill } else { fill.gamma_multiply(0.35) };
             let cell = egui::Button::new(RichText::new(bit.to_string()).monospace().color(Color32::WHITE))
                 .fill(fill)
-                .min_size(egui::vec2(if total > 16 { 17.0 } else { 24.0 }, 26.0));
+                .min_size(egui::vec2(if total > 16 { 15.0 } else { 22.0 }, 24.0));
             let r = ui.add(cell);
             let label = format!("{} bit {pos} ({field})", f.name());
             r.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));

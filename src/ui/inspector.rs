@@ -20,6 +20,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
             let numel = app.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(&name)).map(|t| t.numel()).unwrap_or(0);
             egui::CollapsingHeader::new(RichText::new("Bits: FP32 / BF16 / FP16 / FP8 of one weight").strong())
                 .id_salt("bits-section")
+                .default_open(true)
                 .show(ui, |ui| {
                     super::bits_panel::element_picker(ui, app, &name, numel);
                     bin_values_list(ui, app, &name);
@@ -156,9 +157,15 @@ fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         }
         Some(Ok(stats)) => {
             let stats = stats.clone();
-            stats_grid(ui, &stats);
-            ui.add_space(6.0);
-            if let Some(bin) = histogram(ui, &stats, log_y) {
+            // Numbers beside the picture: the histogram gets the width, the grid stays compact.
+            let clicked = ui
+                .horizontal_top(|ui| {
+                    ui.vertical(|ui| stats_grid(ui, &stats));
+                    ui.add_space(8.0);
+                    ui.vertical(|ui| histogram(ui, &stats, log_y)).inner
+                })
+                .inner;
+            if let Some(bin) = clicked {
                 if let Selection::Tensor(name) = &app.selection {
                     let e = &stats.histogram.edges;
                     let name = name.clone();
@@ -225,7 +232,7 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
         }));
     ui.label(RichText::new(format!("histogram: {} bins", counts.len())).strong());
     let clicked_bin = Plot::new("histogram-plot")
-        .height(320.0)
+        .height(280.0)
         .allow_scroll(false)
         .allow_drag(false)
         .y_axis_label(if log_y { "log₁₀(1 + count)" } else { "count" })

@@ -12,8 +12,8 @@ pub use app::{AnatomyApp, Selection};
 
 use std::path::PathBuf;
 
-/// Opens the window. `path`: a model folder to open at start.
-pub fn run_native(path: Option<PathBuf>) -> eframe::Result {
+/// Opens the window. `path`: a model folder to open at start; `select`: a tensor or module in it.
+pub fn run_native(path: Option<PathBuf>, select: Option<String>) -> eframe::Result {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -26,6 +26,6 @@ pub fn run_native(path: Option<PathBuf>) -> eframe::Result {
     eframe::run_native(
         "llm-anatomy",
         options,
-        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path)))),
+        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path, select)))),
     )
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Screenshots of the real window under a virtual X server, for the README.
+# Needs (Debian): xvfb imagemagick libgl1-mesa-dri. Usage: tools/screenshots.sh [out-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-docs}
+mkdir -p "$out"
+cargo build --release --quiet
+bin=target/release/llm-anatomy
+Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp & xvfb=$!
+trap 'kill $xvfb 2>/dev/null || true' EXIT
+export DISPLAY=:99 LIBGL_ALWAYS_SOFTWARE=1 XDG_RUNTIME_DIR=$(mktemp -d)
+unset WAYLAND_DISPLAY
+sleep 1
+shot() { # name, then the app's arguments
+  local name=$1; shift
+  "$bin" "$@" & local app=$!
+  sleep 4
+  import -window root -crop 1400x900+0+0 +repage "$out/$name.png"
+  kill $app; wait $app 2>/dev/null || true
+  echo "wrote $out/$name.png"
+}
+shot screenshot-welcome
+shot screenshot-tree tests/fixtures/tiny-mixtral --select model.layers.0.block_sparse_moe.gate.weight
+shot screenshot-module tests/fixtures/tiny-qwen2moe --select model.layers.1.mlp
+shot screenshot-bits tests/fixtures/tiny-llama-bf16 --select model.layers.0.self_attn.q_proj.weight
