@@ -12,6 +12,8 @@ use crate::analysis::cast::cast_report;
 use crate::analysis::floatbits::{self, Format};
 use crate::analysis::stats::{DataView, compute_stats};
 use crate::arch::ModelFolder;
+use crate::engine::Session;
+use crate::sampling::SamplingParams;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,6 +70,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The next-token distribution after a prompt: top candidates after sampling warpers.
+    Probs {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// Wrap the prompt in the tokenizer's chat template (as a user message).
+        #[arg(long)]
+        chat: bool,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// How many candidates to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate tokens after a prompt (greedy with --temperature 0), seeded so it replays.
+    Generate {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        #[arg(long, default_value_t = 20)]
+        max_new: usize,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[arg(long)]
+        json: bool,
+    },
     /// What casting a whole tensor to a smaller format does: errors, overflow, underflow.
     Cast {
         path: PathBuf,
@@ -78,6 +110,40 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// 1.0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    /// 1.0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed,
+        }
+    }
 }
 
 /// Runs a subcommand, writing its output to `out`. Errors are returned for the caller to
@@ -235,6 +301,49 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                             up.map(|x| x.value.to_string()).unwrap_or_else(|| "—".into())
                         )?;
                     }
+                }
+            }
+            Command::Probs { path, prompt, chat, sampling, top, json } => {
+                let model = ModelFolder::open(&path)?;
+                let mut session = Session::load(&model)?;
+                session.set_prompt(&prompt, chat)?;
+                let d = session.distribution(&sampling.params()).ok_or("no logits")?;
+                let candidates: Vec<_> = d.order.iter().take(top).map(|&id| {
+                    let piece = session.codec.piece(id);
+                    let i = id as usize;
+                    (piece, d.probs[i], d.raw_probs[i], d.logits[i], d.removed[i])
+                }).collect();
+                if json {
+                    let value = json!({
+                        "input_ids": session.tokens,
+                        "candidates": candidates.iter().map(|(p, prob, raw, logit, _)| json!({
+                            "id": p.id, "token": p.token, "text": p.text, "prob": prob, "raw_prob": raw, "logit": logit,
+                        })).collect::<Vec<_>>(),
+                        "entropy_bits": d.entropy_bits,
+                        "kept": d.kept,
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    writeln!(out, "input ids: {:?}", session.tokens)?;
+                    writeln!(out, "{:>6}  {:<16} {:>9} {:>9} {:>9}", "id", "token", "prob", "raw", "logit")?;
+                    for (p, prob, raw, logit, removed) in &candidates {
+                        let why = removed.map(|r| format!("  ({})", r.label())).unwrap_or_default();
+                        writeln!(out, "{:>6}  {:<16} {:>9.5} {:>9.5} {:>9.4}{why}", p.id, format!("{:?}", p.text), prob, raw, logit)?;
+                    }
+                    writeln!(out, "entropy {:.3} bits, {} tokens kept", d.entropy_bits, d.kept)?;
+                }
+            }
+            Command::Generate { path, prompt, chat, max_new, sampling, json } => {
+                let model = ModelFolder::open(&path)?;
+                let mut session = Session::load(&model)?;
+                session.set_prompt(&prompt, chat)?;
+                let input_ids = session.tokens.clone();
+                let new_ids = session.generate(max_new, &sampling.params())?;
+                let text = session.codec.decode(&new_ids);
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&json!({"input_ids": input_ids, "new_ids": new_ids, "text": text}))?)?;
+                } else {
+                    writeln!(out, "{}{}", session.codec.decode(&input_ids), text)?;
                 }
             }
             Command::Cast { path, tensor, to, json } => {

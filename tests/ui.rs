@@ -165,3 +165,63 @@ fn cast_what_if_reports_counts_for_the_selected_tensor() {
     harness.get_by_label("relative error (log₁₀)");
     harness.get_by_label("exponents used (FP32 view)");
 }
+
+fn r_prompt() -> String {
+    reference("tiny-llama")["prompts"][0]["text"].as_str().unwrap().to_string()
+}
+
+/// Steps the UI until `done` holds (the engine thread answers asynchronously).
+fn step_until(harness: &mut Harness<'static, AnatomyApp>, what: &str, done: impl Fn(&AnatomyApp) -> bool) {
+    for _ in 0..600 {
+        harness.step();
+        if done(harness.state()) {
+            harness.run_steps(2);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn token_panel_steps_and_sliders_reuse_cached_logits() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label("Token probabilities").click();
+    step_until(&mut harness, "the weights to load", |a| a.tokens.loaded.is_some());
+    // The prompt box starts with "The model has weights", the reference's first prompt.
+    assert_eq!(harness.state().tokens.prompt, r_prompt());
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the prompt's distribution", |a| a.tokens.snapshot.is_some());
+    let r = reference("tiny-llama");
+    let first = &r["prompts"][0]["samplers"]["t1.0"]["top20"][0];
+    // The top candidate is the reference's, shown as a bar with its id.
+    harness.get_by_label(&format!("candidate {}", first["id"]));
+    // At temperature 1 the warped and the raw probability are the same number.
+    assert_eq!(harness.get_all_by_label(&format!("{:.4}", first["prob"].as_f64().unwrap())).count(), 2);
+
+    // Step: one more forward pass, one more token.
+    harness.get_by_label("Step ▶").click();
+    step_until(&mut harness, "a generated token", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.tokens.len() == 12));
+    let forwards = harness.state().tokens.forwards();
+    assert_eq!(forwards, 2);
+    harness.get_by_label("generation");
+
+    // Temperature changes the numbers without running the model again.
+    let before = harness.state_mut().tokens.distribution().unwrap().probs.clone();
+    harness.state_mut().tokens.params.temperature = 0.3;
+    harness.run_steps(3);
+    let after = harness.state_mut().tokens.distribution().unwrap().probs.clone();
+    assert_ne!(before, after);
+    assert_eq!(harness.state().tokens.forwards(), forwards, "a slider must not run the model");
+
+    // Clicking a candidate (here the third) forces it; step back removes it again.
+    let third = harness.state_mut().tokens.distribution().unwrap().order[2];
+    click(&mut harness, &format!("candidate {third}"));
+    step_until(&mut harness, "the forced token", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.tokens.len() == 13));
+    assert_eq!(*harness.state().tokens.snapshot.as_ref().unwrap().tokens.last().unwrap(), third);
+    harness.get_by_label("◀ Step back").click();
+    step_until(&mut harness, "the step back", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.tokens.len() == 12));
+}

@@ -13,10 +13,21 @@ use crate::arch::{ModelFolder, ROOT};
 use crate::jobs::{Job, KeyedJobs, Poll};
 
 use super::bits_panel::BitsState;
+use super::tokens_panel::{self, TokensState};
 use super::{inspector, tree_panel, welcome};
+use egui::RichText;
 
 const RECENT_KEY: &str = "recent_folders";
 const MAX_RECENT: usize = 8;
+
+/// Which big panel fills the centre.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The selected module or tensor: statistics, histogram, bits.
+    Weights,
+    /// Step-by-step next-token probabilities.
+    Tokens,
+}
 
 /// What the inspector shows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -86,6 +97,8 @@ pub struct AnatomyApp {
     /// Elements found in a clicked histogram bin, by (tensor, bits of bin start, bits of bin end).
     pub bin_values: KeyedJobs<(String, u64, u64), Vec<(usize, f64)>>,
     pub bin_query: Option<(String, u64, u64)>,
+    pub view: View,
+    pub tokens: TokensState,
     /// Messages the user must see (bad file, failed open); shown until dismissed.
     pub errors: Vec<String>,
     pub recent: Vec<PathBuf>,
@@ -109,6 +122,8 @@ impl Default for AnatomyApp {
             bits: BitsState::default(),
             bin_values: KeyedJobs::default(),
             bin_query: None,
+            view: View::Weights,
+            tokens: TokensState::default(),
             errors: Vec::new(),
             recent: Vec::new(),
             opening: None,
@@ -157,6 +172,9 @@ impl AnatomyApp {
         self.selection = Selection::None;
         self.tree = tree_panel::TreeState::default();
         self.model = Some(OpenModel::new(folder));
+        if let Some(m) = &self.model {
+            self.tokens.load(Arc::clone(&m.folder));
+        }
         if let Some(name) = self.pending_select.take() {
             self.select_by_name(&name);
         }
@@ -390,7 +408,17 @@ impl AnatomyApp {
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if self.model.is_some() {
-                inspector::show(ui, self);
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.view, View::Weights, RichText::new("Weights").size(18.0))
+                        .on_hover_text("Statistics, histogram and bits of the selected tensor or module");
+                    ui.selectable_value(&mut self.view, View::Tokens, RichText::new("Token probabilities").size(18.0))
+                        .on_hover_text("Run a prompt and step through generation one token at a time");
+                });
+                ui.separator();
+                match self.view {
+                    View::Weights => inspector::show(ui, self),
+                    View::Tokens => tokens_panel::show(ui, &mut self.tokens),
+                }
             } else {
                 welcome::show(ui, self);
             }

@@ -5,10 +5,11 @@ pub mod app;
 pub mod bits_panel;
 pub mod format;
 pub mod inspector;
+pub mod tokens_panel;
 pub mod tree_panel;
 pub mod welcome;
 
-pub use app::{AnatomyApp, Selection};
+pub use app::{AnatomyApp, Selection, View};
 
 use std::path::PathBuf;
 

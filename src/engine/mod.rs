@@ -1,0 +1,312 @@
+//! The engine: one thread owns the model and its KV cache. The UI sends [`Command`]s and
+//! draws the [`Event`]s it gets back; it never locks the model and never waits on it.
+//!
+//! [`Session`] is the same state used synchronously (CLI, tests, benchmarks): a prompt,
+//! the tokens after it, and for every position the logits that predicted the next token,
+//! so stepping back is a truncation and moving a slider never runs the model.
+
+pub mod model;
+pub mod text;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use candle_core::Device;
+
+use crate::arch::ModelFolder;
+use crate::sampling::{self, SamplingParams};
+pub use model::{KvCache, Model, Probes};
+pub use text::{Piece, TextCodec};
+
+/// Router logits of one position in every MoE layer: `[(layer, logits per expert)]`.
+pub type PositionRouting = Vec<(usize, Vec<f32>)>;
+
+pub struct Session {
+    pub model: Model,
+    pub codec: Arc<TextCodec>,
+    cache: KvCache,
+    /// Prompt then generated tokens.
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+    /// logits[i] predicts the token at position prompt_len + i.
+    logits: Vec<Arc<Vec<f32>>>,
+    /// Router logits per position (MoE models only), prompt included.
+    pub routing: Vec<PositionRouting>,
+    /// Qwen2-MoE shared-expert gate per position and layer.
+    pub shared_gate: Vec<Vec<(usize, f32)>>,
+    /// Forward passes run so far: lets tests prove a slider did not run the model.
+    pub forwards: u64,
+}
+
+impl Session {
+    pub fn load(folder: &ModelFolder) -> Result<Self, String> {
+        let cfg = folder.config.as_ref().ok_or_else(|| {
+            format!(
+                "{}: inference needs one of the supported families ({}); this architecture is shown from its tensor names only",
+                folder.checkpoint.folder.display(),
+                crate::arch::Family::ALL.map(|f| f.model_type()).join(", ")
+            )
+        })?;
+        let codec = Arc::new(TextCodec::load(&folder.checkpoint.folder)?);
+        let device = Device::Cpu;
+        let vb = model::var_builder(folder, &device).map_err(|e| format!("loading weights: {e}"))?;
+        let model = Model::load(cfg, vb).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        let cache = model.new_cache();
+        Ok(Self {
+            model,
+            codec,
+            cache,
+            tokens: Vec::new(),
+            prompt_len: 0,
+            logits: Vec::new(),
+            routing: Vec::new(),
+            shared_gate: Vec::new(),
+            forwards: 0,
+        })
+    }
+
+    pub fn is_moe(&self) -> bool {
+        self.model.cfg.moe.is_some()
+    }
+
+    /// Tokenizes and runs the prompt (prefill); afterwards `current_logits` predicts token 1.
+    pub fn set_prompt(&mut self, prompt: &str, chat: bool) -> Result<(), String> {
+        let ids = self.codec.prompt_ids(prompt, chat)?;
+        if ids.is_empty() {
+            return Err("the prompt has no tokens".into());
+        }
+        self.set_prompt_ids(ids)
+    }
+
+    pub fn set_prompt_ids(&mut self, ids: Vec<u32>) -> Result<(), String> {
+        if let Some(&bad) = ids.iter().find(|&&i| i as usize >= self.model.cfg.vocab_size) {
+            return Err(format!("token id {bad} is outside the vocabulary of {}", self.model.cfg.vocab_size));
+        }
+        self.cache = self.model.new_cache();
+        self.tokens.clear();
+        self.logits.clear();
+        self.routing.clear();
+        self.shared_gate.clear();
+        self.prompt_len = ids.len();
+        self.run(&ids)?;
+        self.tokens = ids;
+        Ok(())
+    }
+
+    fn run(&mut self, ids: &[u32]) -> Result<(), String> {
+        let mut probes = Probes::default();
+        let moe = self.is_moe();
+        let logits = self
+            .model
+            .next_token_logits(ids, &mut self.cache, moe.then_some(&mut probes))
+            .map_err(|e| format!("forward pass: {e}"))?;
+        self.forwards += 1;
+        self.logits.push(Arc::new(logits));
+        if moe {
+            for pos in 0..ids.len() {
+                self.routing.push(probes.router_logits.iter().map(|(layer, rows)| (*layer, rows[pos].clone())).collect());
+                self.shared_gate.push(probes.shared_gate.iter().map(|(layer, g)| (*layer, g[pos])).collect());
+            }
+        }
+        Ok(())
+    }
+
+    /// Logits for the next token (after the last one in `tokens`).
+    pub fn current_logits(&self) -> Option<Arc<Vec<f32>>> {
+        self.logits.last().cloned()
+    }
+
+    /// Appends a token (drawn or forced) and runs it.
+    pub fn append(&mut self, id: u32) -> Result<(), String> {
+        if id as usize >= self.model.cfg.vocab_size {
+            return Err(format!("token id {id} is outside the vocabulary"));
+        }
+        self.run(&[id])?;
+        self.tokens.push(id);
+        Ok(())
+    }
+
+    /// Removes the last generated token; the prompt itself stays.
+    pub fn step_back(&mut self) -> Result<bool, String> {
+        if self.tokens.len() <= self.prompt_len {
+            return Ok(false);
+        }
+        self.tokens.pop();
+        self.logits.pop();
+        let len = self.tokens.len();
+        self.routing.truncate(len);
+        self.shared_gate.truncate(len);
+        self.cache.truncate(len).map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    /// Number of generated tokens so far (the step number of the next draw).
+    pub fn step(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+
+    /// Distribution for the next token under `params`, from cached logits.
+    pub fn distribution(&self, params: &SamplingParams) -> Option<sampling::Distribution> {
+        let logits = self.current_logits()?;
+        Some(sampling::distribution(&logits, &self.tokens, params))
+    }
+
+    /// Draws the next token with the seeded generator and appends it.
+    pub fn sample_next(&mut self, params: &SamplingParams) -> Result<u32, String> {
+        let d = self.distribution(params).ok_or("no prompt yet")?;
+        let id = sampling::draw(&d, sampling::uniform(params.seed, self.step() as u64));
+        self.append(id)?;
+        Ok(id)
+    }
+
+    pub fn generate(&mut self, n: usize, params: &SamplingParams) -> Result<Vec<u32>, String> {
+        (0..n).map(|_| self.sample_next(params)).collect()
+    }
+}
+
+pub enum Command {
+    /// Load the model of an opened folder (weights are read now).
+    Load(Arc<ModelFolder>),
+    SetPrompt { text: String, chat: bool },
+    /// Run this token next (a drawn one, or one the user clicked).
+    Append(u32),
+    /// Draw and run `n` tokens; `Stop` (or another command) ends it early.
+    Generate { n: usize, params: SamplingParams },
+    StepBack,
+}
+
+/// What the token panel needs after every change.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+    pub pieces: Vec<Piece>,
+    /// Logits predicting the next token.
+    pub logits: Arc<Vec<f32>>,
+    /// For each generated token, the logits it was drawn from (for the generation table).
+    pub history: Vec<Arc<Vec<f32>>>,
+    pub routing: Vec<PositionRouting>,
+    pub shared_gate: Vec<Vec<(usize, f32)>>,
+    pub forwards: u64,
+    pub text: String,
+}
+
+pub enum Event {
+    Loaded { architecture: String, vocab: usize, is_moe: bool, codec: Arc<TextCodec> },
+    Busy(String),
+    Snapshot(Box<Snapshot>),
+    Error(String),
+}
+
+/// The UI's handle on the engine thread.
+pub struct EngineHandle {
+    tx: Sender<Command>,
+    pub rx: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+}
+
+impl EngineHandle {
+    pub fn spawn() -> Self {
+        let (tx, commands) = channel::<Command>();
+        let (events, rx) = channel::<Event>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || engine_loop(commands, events, stop_flag))
+            .expect("spawn the engine thread");
+        Self { tx, rx, stop }
+    }
+
+    pub fn send(&self, c: Command) {
+        self.stop.store(false, Ordering::Relaxed);
+        let _ = self.tx.send(c);
+    }
+
+    /// Ends a running Generate after its current token.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn engine_loop(commands: Receiver<Command>, events: Sender<Event>, stop: Arc<AtomicBool>) {
+    let mut session: Option<Session> = None;
+    while let Ok(command) = commands.recv() {
+        // A panic inside the model becomes an error; loading again starts afresh.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&mut session, command, &events, &stop)));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = events.send(Event::Error(e));
+            }
+            Err(_) => {
+                session = None;
+                let _ = events.send(Event::Error("the engine hit an internal error; load the model again to continue".into()));
+            }
+        }
+    }
+}
+
+fn handle(session: &mut Option<Session>, command: Command, events: &Sender<Event>, stop: &AtomicBool) -> Result<(), String> {
+    let snapshot = |s: &Session| {
+        let pieces = s.tokens.iter().map(|&id| s.codec.piece(id)).collect();
+        Event::Snapshot(Box::new(Snapshot {
+            tokens: s.tokens.clone(),
+            prompt_len: s.prompt_len,
+            pieces,
+            logits: s.current_logits().unwrap_or_default(),
+            history: s.logits[..s.logits.len().saturating_sub(1)].to_vec(),
+            routing: s.routing.clone(),
+            shared_gate: s.shared_gate.clone(),
+            forwards: s.forwards,
+            text: s.codec.decode(&s.tokens[s.prompt_len..]),
+        }))
+    };
+    match command {
+        Command::Load(folder) => {
+            *session = None;
+            let _ = events.send(Event::Busy("loading weights…".into()));
+            let s = Session::load(&folder)?;
+            let _ = events.send(Event::Loaded {
+                architecture: s.model.cfg.architecture.clone(),
+                vocab: s.model.cfg.vocab_size,
+                is_moe: s.is_moe(),
+                codec: Arc::clone(&s.codec),
+            });
+            *session = Some(s);
+        }
+        other => {
+            let s = session.as_mut().ok_or("no model loaded for inference")?;
+            match other {
+                Command::Load(_) => unreachable!(),
+                Command::SetPrompt { text, chat } => {
+                    let _ = events.send(Event::Busy("reading the prompt…".into()));
+                    s.set_prompt(&text, chat)?;
+                }
+                Command::Append(id) => s.append(id)?,
+                Command::StepBack => {
+                    s.step_back()?;
+                }
+                Command::Generate { n, params } => {
+                    for _ in 0..n {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        s.sample_next(&params)?;
+                        let _ = events.send(snapshot(s));
+                    }
+                    return Ok(());
+                }
+            }
+            let _ = events.send(snapshot(s));
+        }
+    }
+    Ok(())
+}
+
+/// Where the engine gets a folder from: the same opened model the tree shows.
+pub fn folder_path(folder: &ModelFolder) -> PathBuf {
+    folder.checkpoint.folder.clone()
+}

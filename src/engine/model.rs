@@ -1,0 +1,436 @@
+//! The decoder: one forward pass for the eight supported families, written as a plain
+//! sequence of named steps that mirrors transformers' modelling files.
+//!
+//! ```text
+//! ids → embed_tokens → for each layer:
+//!         h = x + self_attn(input_layernorm(x))          (RoPE, GQA, KV cache)
+//!         x = h + mlp(post_attention_layernorm(h))       (SwiGLU, or a sparse MoE block)
+//!       → norm → lm_head → logits
+//! ```
+//!
+//! Family differences are data, not separate code paths: q/k/v biases (Qwen2, Qwen2-MoE),
+//! per-head q/k norms (Qwen3, Qwen3-MoE), whole-projection q/k norms and clip_qkv (OLMoE),
+//! routed experts with or without top-k renormalisation, and Qwen2-MoE's shared expert
+//! with its sigmoid gate. All compute is f32; BF16/F16/FP8 weights are widened on load.
+//!
+//! The model is built from a `candle_nn::VarBuilder`, so the same code runs under autograd
+//! when built from a `VarMap` (`training = true` picks the differentiable RMSNorm and RoPE).
+
+use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder};
+
+use crate::arch::{ArchConfig, Family};
+
+/// What a forward pass records besides the logits, for the panels.
+#[derive(Clone, Debug, Default)]
+pub struct Probes {
+    /// Per MoE layer (in layer order, dense layers skipped): `[layer index, router logits
+    /// per token (n_tokens × n_experts)]`.
+    pub router_logits: Vec<(usize, Vec<Vec<f32>>)>,
+    /// Per MoE layer, Qwen2-MoE's shared-expert gate value sigmoid(g·x) per token.
+    pub shared_gate: Vec<(usize, Vec<f32>)>,
+}
+
+struct Rotary {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rotary {
+    /// The default RoPE of transformers: inv_freq = 1 / θ^(2i/d), angles = position × inv_freq.
+    fn new(cfg: &ArchConfig, max_len: usize, dev: &Device) -> Result<Self> {
+        let d = cfg.head_dim;
+        let inv_freq: Vec<f32> = (0..d / 2)
+            .map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32))
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, d / 2), dev)?;
+        let positions = Tensor::arange(0u32, max_len as u32, dev)?.to_dtype(DType::F32)?.reshape((max_len, 1))?;
+        let angles = positions.matmul(&inv_freq)?;
+        Ok(Self { cos: angles.cos()?, sin: angles.sin()? })
+    }
+
+    fn apply(&self, x: &Tensor, offset: usize, training: bool) -> Result<Tensor> {
+        let t = x.dim(2)?;
+        let cos = self.cos.narrow(0, offset, t)?.contiguous()?;
+        let sin = self.sin.narrow(0, offset, t)?.contiguous()?;
+        if training {
+            candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
+        } else {
+            candle_nn::rotary_emb::rope(&x.contiguous()?, &cos, &sin)
+        }
+    }
+}
+
+struct RmsNorm {
+    weight: Tensor,
+    eps: f32,
+}
+
+impl RmsNorm {
+    fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self { weight: vb.get(dim, "weight")?, eps: eps as f32 })
+    }
+
+    fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if training {
+            candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps)
+        } else {
+            candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps)
+        }
+    }
+}
+
+fn linear(vb: VarBuilder, in_f: usize, out_f: usize, bias: bool) -> Result<Linear> {
+    let w = vb.get((out_f, in_f), "weight")?;
+    let b = if bias { Some(vb.get(out_f, "bias")?) } else { None };
+    Ok(Linear::new(w, b))
+}
+
+/// gate_proj / up_proj / down_proj (Mixtral's w1 / w3 / w2) with SiLU.
+struct SwiGlu {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+impl SwiGlu {
+    fn load(vb: VarBuilder, hidden: usize, inter: usize, bias: bool, mixtral_names: bool) -> Result<Self> {
+        let (g, u, d) = if mixtral_names { ("w1", "w3", "w2") } else { ("gate_proj", "up_proj", "down_proj") };
+        Ok(Self {
+            gate: linear(vb.pp(g), hidden, inter, bias)?,
+            up: linear(vb.pp(u), hidden, inter, bias)?,
+            down: linear(vb.pp(d), inter, hidden, bias)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate.forward(x)?)?;
+        self.down.forward(&(gate * self.up.forward(x)?)?)
+    }
+}
+
+struct SparseMoe {
+    gate: Linear,
+    experts: Vec<SwiGlu>,
+    top_k: usize,
+    norm_topk_prob: bool,
+    shared: Option<(SwiGlu, Linear)>,
+}
+
+impl SparseMoe {
+    /// Returns the block's output and the router logits (n_tokens × n_experts).
+    fn forward(&self, x: &Tensor, probes: Option<(&mut Probes, usize)>) -> Result<Tensor> {
+        let (b, t, h) = x.dims3()?;
+        let xs = x.reshape((b * t, h))?;
+        let router_logits = self.gate.forward(&xs)?;
+        let probs = candle_nn::ops::softmax_last_dim(&router_logits)?;
+        let probs_v: Vec<Vec<f32>> = probs.to_vec2()?;
+        let n_experts = self.experts.len();
+        // Route: top-k experts per token by probability (torch.topk: ties keep the lower id).
+        let mut per_expert: Vec<(Vec<u32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); n_experts];
+        for (tok, p) in probs_v.iter().enumerate() {
+            let chosen = top_k_ids(p, self.top_k);
+            let total: f32 = chosen.iter().map(|&e| p[e]).sum();
+            for &e in &chosen {
+                let w = if self.norm_topk_prob { p[e] / total } else { p[e] };
+                per_expert[e].0.push(tok as u32);
+                per_expert[e].1.push(w);
+            }
+        }
+        let mut out = xs.zeros_like()?;
+        for (e, (tokens, weights)) in per_expert.iter().enumerate() {
+            if tokens.is_empty() {
+                continue;
+            }
+            let idx = Tensor::new(tokens.as_slice(), xs.device())?;
+            let w = Tensor::from_slice(weights, (tokens.len(), 1), xs.device())?;
+            let y = self.experts[e].forward(&xs.index_select(&idx, 0)?)?.broadcast_mul(&w)?;
+            out = out.index_add(&idx, &y, 0)?;
+        }
+        let mut shared_gate_values = None;
+        if let Some((expert, gate)) = &self.shared {
+            let g = candle_nn::ops::sigmoid(&gate.forward(&xs)?)?;
+            out = (out + expert.forward(&xs)?.broadcast_mul(&g)?)?;
+            shared_gate_values = Some(g.flatten_all()?.to_vec1::<f32>()?);
+        }
+        if let Some((probes, layer)) = probes {
+            probes.router_logits.push((layer, router_logits.to_vec2()?));
+            if let Some(g) = shared_gate_values {
+                probes.shared_gate.push((layer, g));
+            }
+        }
+        out.reshape((b, t, h))
+    }
+}
+
+/// Indices of the k largest values, largest first; equal values keep the lower index first.
+pub fn top_k_ids(p: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+enum Mlp {
+    Dense(SwiGlu),
+    Sparse(SparseMoe),
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    /// Qwen3: per head (over head_dim); OLMoE: over the whole projection.
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    norm_whole_projection: bool,
+    clip_qkv: Option<f64>,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+}
+
+struct Layer {
+    input_norm: RmsNorm,
+    attn: Attention,
+    post_norm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Keys and values of every position seen so far, per layer: (b, kv_heads, len, head_dim).
+#[derive(Clone, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .and_then(|(k, _)| k.dim(2).ok())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every position from `len` on (step back).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        for slot in self.layers.iter_mut() {
+            if let Some((k, v)) = slot {
+                if len == 0 {
+                    *slot = None;
+                } else if k.dim(2)? > len {
+                    *slot = Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct Model {
+    pub cfg: ArchConfig,
+    embed: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rotary: Rotary,
+    pub training: bool,
+    pub device: Device,
+}
+
+impl Model {
+    pub fn load(cfg: &ArchConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let vm = vb.pp("model");
+        let embed_w = vm.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
+        let embed = Embedding::new(embed_w.clone(), h);
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            let vl = vm.pp(format!("layers.{i}"));
+            let va = vl.pp("self_attn");
+            let (q_out, kv_out) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+            let whole = cfg.family == Family::Olmoe;
+            let (qn, kn) = if whole { (q_out, kv_out) } else { (cfg.head_dim, cfg.head_dim) };
+            let attn = Attention {
+                q: linear(va.pp("q_proj"), h, q_out, cfg.attention_bias)?,
+                k: linear(va.pp("k_proj"), h, kv_out, cfg.attention_bias)?,
+                v: linear(va.pp("v_proj"), h, kv_out, cfg.attention_bias)?,
+                o: linear(va.pp("o_proj"), q_out, h, cfg.o_proj_bias)?,
+                q_norm: if cfg.qk_norm { Some(RmsNorm::load(va.pp("q_norm"), qn, cfg.rms_norm_eps)?) } else { None },
+                k_norm: if cfg.qk_norm { Some(RmsNorm::load(va.pp("k_norm"), kn, cfg.rms_norm_eps)?) } else { None },
+                norm_whole_projection: whole,
+                clip_qkv: cfg.clip_qkv,
+                n_heads: cfg.num_heads,
+                n_kv_heads: cfg.num_kv_heads,
+                head_dim: cfg.head_dim,
+            };
+            let mlp = if cfg.is_sparse_layer(i) {
+                let moe = cfg.moe.as_ref().expect("sparse layer has a MoE config");
+                let mixtral = cfg.family == Family::Mixtral;
+                let vb_moe = if mixtral { vl.pp("block_sparse_moe") } else { vl.pp("mlp") };
+                let experts = (0..moe.num_experts)
+                    .map(|e| SwiGlu::load(vb_moe.pp(format!("experts.{e}")), h, moe.expert_intermediate, false, mixtral))
+                    .collect::<Result<Vec<_>>>()?;
+                let shared = match moe.shared_expert_intermediate {
+                    Some(si) => Some((
+                        SwiGlu::load(vb_moe.pp("shared_expert"), h, si, false, false)?,
+                        linear(vb_moe.pp("shared_expert_gate"), h, 1, false)?,
+                    )),
+                    None => None,
+                };
+                Mlp::Sparse(SparseMoe {
+                    gate: linear(vb_moe.pp("gate"), h, moe.num_experts, false)?,
+                    experts,
+                    top_k: moe.top_k,
+                    norm_topk_prob: moe.norm_topk_prob,
+                    shared,
+                })
+            } else {
+                Mlp::Dense(SwiGlu::load(vl.pp("mlp"), h, cfg.intermediate_size, cfg.mlp_bias, false)?)
+            };
+            layers.push(Layer {
+                input_norm: RmsNorm::load(vl.pp("input_layernorm"), h, cfg.rms_norm_eps)?,
+                attn,
+                post_norm: RmsNorm::load(vl.pp("post_attention_layernorm"), h, cfg.rms_norm_eps)?,
+                mlp,
+            });
+        }
+        let norm = RmsNorm::load(vm.pp("norm"), h, cfg.rms_norm_eps)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            Linear::new(embed_w, None)
+        } else {
+            linear(vb.pp("lm_head"), h, cfg.vocab_size, false)?
+        };
+        let rotary = Rotary::new(cfg, cfg.max_position_embeddings.clamp(1, 1 << 15), vb.device())?;
+        Ok(Self { cfg: cfg.clone(), embed, layers, norm, lm_head, rotary, training: false, device: vb.device().clone() })
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache { layers: vec![None; self.layers.len()] }
+    }
+
+    /// Runs `ids` (b × t) after the positions already in `cache`; returns logits for every
+    /// new position (b × t × vocab) and appends to the cache.
+    pub fn forward(&self, ids: &Tensor, cache: &mut KvCache, mut probes: Option<&mut Probes>) -> Result<Tensor> {
+        let (_b, t) = ids.dims2()?;
+        let offset = cache.len();
+        if offset + t > self.rotary.cos.dim(0)? {
+            candle_core::bail!("sequence of {} tokens is longer than this model's {} positions", offset + t, self.rotary.cos.dim(0)?);
+        }
+        let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
+        let mut x = self.embed.forward(ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let a = self.attention(&layer.attn, &layer.input_norm.forward(&x, self.training)?, cache, i, offset, mask.as_ref())?;
+            let h = (x + a)?;
+            let n = layer.post_norm.forward(&h, self.training)?;
+            let m = match &layer.mlp {
+                Mlp::Dense(mlp) => mlp.forward(&n)?,
+                Mlp::Sparse(moe) => moe.forward(&n, probes.as_deref_mut().map(|p| (p, i)))?,
+            };
+            x = (h + m)?;
+        }
+        let x = self.norm.forward(&x, self.training)?;
+        self.lm_head.forward(&x)
+    }
+
+    /// Logits of the last position only (what the next token is drawn from), as a Vec.
+    pub fn next_token_logits(&self, ids: &[u32], cache: &mut KvCache, probes: Option<&mut Probes>) -> Result<Vec<f32>> {
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+        let logits = self.forward(&input, cache, probes)?;
+        let t = logits.dim(1)?;
+        logits.i((0, t - 1))?.to_vec1::<f32>()
+    }
+
+    fn attention(
+        &self,
+        a: &Attention,
+        x: &Tensor,
+        cache: &mut KvCache,
+        layer: usize,
+        offset: usize,
+        mask: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (nh, nkv, hd) = (a.n_heads, a.n_kv_heads, a.head_dim);
+        let mut q = a.q.forward(x)?;
+        let mut k = a.k.forward(x)?;
+        let mut v = a.v.forward(x)?;
+        if a.norm_whole_projection {
+            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
+                q = qn.forward(&q, self.training)?;
+                k = kn.forward(&k, self.training)?;
+            }
+        }
+        if let Some(c) = a.clip_qkv {
+            q = q.clamp(-c, c)?;
+            k = k.clamp(-c, c)?;
+            v = v.clamp(-c, c)?;
+        }
+        let mut q = q.reshape((b, t, nh, hd))?;
+        let mut k = k.reshape((b, t, nkv, hd))?;
+        let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
+        if !a.norm_whole_projection {
+            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
+                q = qn.forward(&q, self.training)?;
+                k = kn.forward(&k, self.training)?;
+            }
+        }
+        let q = self.rotary.apply(&q.transpose(1, 2)?.contiguous()?, offset, self.training)?;
+        let k = self.rotary.apply(&k.transpose(1, 2)?.contiguous()?, offset, self.training)?;
+        let (k, v) = match &cache.layers[layer] {
+            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
+            None => (k, v),
+        };
+        cache.layers[layer] = Some((k.clone(), v.clone()));
+        let k = repeat_kv(&k, nh / nkv)?;
+        let v = repeat_kv(&v, nh / nkv)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?;
+        if let Some(m) = mask {
+            scores = scores.broadcast_add(m)?;
+        }
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        a.o.forward(&y)
+    }
+}
+
+/// (t × (offset + t)) additive mask: −∞ above the diagonal, so position i sees only ≤ i.
+fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
+    let total = offset + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (t, total), dev)
+}
+
+/// Grouped-query attention: each key/value head serves `n_rep` query heads.
+fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, kv, t, d) = x.dims4()?;
+    x.unsqueeze(2)?.expand((b, kv, n_rep, t, d))?.reshape((b, kv * n_rep, t, d))
+}
+
+/// Builds a VarBuilder over the checkpoint's tensors, widened to f32. Every stored dtype
+/// goes through the same decoder as the statistics, so what is shown is what is computed.
+pub fn var_builder(folder: &crate::arch::ModelFolder, dev: &Device) -> Result<VarBuilder<'static>> {
+    let ckpt = &folder.checkpoint;
+    let mut map = std::collections::HashMap::new();
+    for t in &ckpt.tensors {
+        let bytes = ckpt.bytes(t);
+        let size = t.dtype.size_in_bytes();
+        let values: Vec<f32> = match t.dtype {
+            crate::checkpoint::Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            d => bytes.chunks_exact(size).map(|c| d.decode(c) as f32).collect(),
+        };
+        map.insert(t.name.clone(), Tensor::from_vec(values, t.shape.as_slice(), dev)?);
+    }
+    Ok(VarBuilder::from_tensors(map, DType::F32, dev))
+}

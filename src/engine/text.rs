@@ -1,0 +1,136 @@
+//! Text in and out: `tokenizer.json` through the `tokenizers` crate, and the chat template
+//! of `tokenizer_config.json` rendered with minijinja the way transformers renders it
+//! (Jinja with `trim_blocks` and `lstrip_blocks`, loop controls, `raise_exception`).
+
+use std::path::Path;
+
+use minijinja::{Environment, Error as JinjaError, ErrorKind, context};
+use tokenizers::Tokenizer;
+
+pub struct TextCodec {
+    pub tokenizer: Tokenizer,
+    pub chat_template: Option<String>,
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+}
+
+/// One token as the panels show it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Piece {
+    pub id: u32,
+    /// The vocabulary entry (`Ġhas`, `<|im_start|>`).
+    pub token: String,
+    /// What decoding this id alone gives (" has"; U+FFFD for part of a UTF-8 character).
+    pub text: String,
+    pub special: bool,
+}
+
+impl TextCodec {
+    pub fn load(folder: &Path) -> Result<Self, String> {
+        let path = folder.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(format!("{}: no tokenizer.json, so text cannot be turned into token ids", folder.display()));
+        }
+        let tokenizer = Tokenizer::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut codec = Self { tokenizer, chat_template: None, bos_token: None, eos_token: None };
+        let config_path = folder.join("tokenizer_config.json");
+        if let Ok(text) = std::fs::read_to_string(&config_path) {
+            let cfg: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", config_path.display()))?;
+            codec.chat_template = match cfg.get("chat_template") {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                // A list of named templates: use the default one.
+                Some(serde_json::Value::Array(list)) => list
+                    .iter()
+                    .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                    .or_else(|| list.first())
+                    .and_then(|t| t.get("template"))
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string),
+                _ => None,
+            };
+            codec.bos_token = special_token(&cfg, "bos_token");
+            codec.eos_token = special_token(&cfg, "eos_token");
+        }
+        if codec.chat_template.is_none() {
+            if let Ok(t) = std::fs::read_to_string(folder.join("chat_template.jinja")) {
+                codec.chat_template = Some(t);
+            }
+        }
+        Ok(codec)
+    }
+
+    /// Renders the chat template for one user message, with the assistant's turn opened.
+    pub fn apply_chat_template(&self, user_message: &str) -> Result<String, String> {
+        self.render_chat(&[("user", user_message)], true)
+    }
+
+    /// Renders the chat template for a conversation of (role, content) messages.
+    pub fn render_chat(&self, messages: &[(&str, &str)], add_generation_prompt: bool) -> Result<String, String> {
+        let template = self
+            .chat_template
+            .as_deref()
+            .ok_or("this tokenizer has no chat_template in tokenizer_config.json")?;
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> Result<String, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+        });
+        env.add_template("chat", template).map_err(|e| format!("chat_template does not parse: {e}"))?;
+        let tmpl = env.get_template("chat").map_err(|e| e.to_string())?;
+        let messages: Vec<_> = messages.iter().map(|(role, content)| context! { role => role, content => content }).collect();
+        tmpl.render(context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => self.bos_token.clone().unwrap_or_default(),
+            eos_token => self.eos_token.clone().unwrap_or_default(),
+        })
+        .map_err(|e| format!("chat_template failed to render: {e}"))
+    }
+
+    /// Token ids of a prompt. Plain text gets the tokenizer's own special tokens (as
+    /// `tokenizer(text)` does); a rendered chat template already has them.
+    pub fn encode(&self, text: &str, chat: bool) -> Result<Vec<u32>, String> {
+        let enc = self.tokenizer.encode(text, !chat).map_err(|e| format!("tokenizer: {e}"))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    pub fn prompt_ids(&self, prompt: &str, chat: bool) -> Result<Vec<u32>, String> {
+        if chat {
+            let rendered = self.apply_chat_template(prompt)?;
+            self.encode(&rendered, true)
+        } else {
+            self.encode(prompt, false)
+        }
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer.decode(ids, false).unwrap_or_default()
+    }
+
+    pub fn piece(&self, id: u32) -> Piece {
+        let token = self.tokenizer.id_to_token(id).unwrap_or_else(|| format!("<{id}>"));
+        let special = self
+            .tokenizer
+            .get_added_vocabulary()
+            .get_added_tokens_decoder()
+            .get(&id)
+            .is_some_and(|t| t.special);
+        Piece { id, text: self.decode(&[id]), token, special }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+}
+
+/// `"bos_token": "<s>"` or the older `{"content": "<s>", …}` form.
+fn special_token(cfg: &serde_json::Value, key: &str) -> Option<String> {
+    match cfg.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
+        _ => None,
+    }
+}

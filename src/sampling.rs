@@ -1,0 +1,267 @@
+//! Sampling: pure functions over one step's logits, mirroring transformers' `generate`.
+//!
+//! The order is generate's: repetition penalty (a logits processor), then the warpers
+//! temperature → top-k → top-p → min-p, then softmax and a draw. Each stage's surviving set
+//! is kept, so the panel can grey out what top-k, top-p or min-p removed and say why.
+//! Arithmetic is f32 where torch's is (softmax, cumulative sums), so borderline tokens are
+//! kept or dropped exactly as transformers does. Nothing here touches the model: moving a
+//! slider re-runs these functions on cached logits.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// 0 means greedy (argmax).
+    pub temperature: f32,
+    /// 0 disables.
+    pub top_k: usize,
+    /// 1.0 disables.
+    pub top_p: f32,
+    /// 0.0 disables.
+    pub min_p: f32,
+    /// 1.0 disables.
+    pub repetition_penalty: f32,
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, repetition_penalty: 1.0, seed: 42 }
+    }
+}
+
+impl SamplingParams {
+    pub fn greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+/// Why a token is out of the running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Removed {
+    TopK,
+    TopP,
+    MinP,
+    /// Greedy decoding keeps only the argmax.
+    Greedy,
+}
+
+impl Removed {
+    pub fn label(self) -> &'static str {
+        match self {
+            Removed::TopK => "removed by top-k",
+            Removed::TopP => "removed by top-p",
+            Removed::MinP => "removed by min-p",
+            Removed::Greedy => "greedy keeps only the top token",
+        }
+    }
+}
+
+/// One step's distribution after every stage.
+#[derive(Clone, Debug)]
+pub struct Distribution {
+    pub logits: Vec<f32>,
+    /// softmax(logits) with no processing: what the model "thinks".
+    pub raw_probs: Vec<f32>,
+    /// After penalty and warpers: what the draw uses (0 for removed tokens).
+    pub probs: Vec<f32>,
+    /// Per token: None if kept, or the stage that removed it.
+    pub removed: Vec<Option<Removed>>,
+    /// Token ids by final probability, highest first (ties by id), then the removed ones by raw probability.
+    pub order: Vec<u32>,
+    /// Entropy of the final distribution, in bits.
+    pub entropy_bits: f32,
+    pub kept: usize,
+}
+
+/// softmax in f32 with the max subtracted, as torch computes it.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return vec![0.0; logits.len()];
+    }
+    let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+    let sum: f32 = exps.iter().sum();
+    exps.iter().map(|&e| e / sum).collect()
+}
+
+/// Applies the penalty and the warpers to `logits`. `previous` are the ids already in the
+/// sequence (for the repetition penalty).
+pub fn distribution(logits: &[f32], previous: &[u32], p: &SamplingParams) -> Distribution {
+    let n = logits.len();
+    let raw_probs = softmax(logits);
+    let mut scores = logits.to_vec();
+    let mut removed: Vec<Option<Removed>> = vec![None; n];
+
+    if p.repetition_penalty != 1.0 && p.repetition_penalty > 0.0 {
+        let mut seen = std::collections::HashSet::new();
+        for &id in previous {
+            let i = id as usize;
+            if i < n && seen.insert(i) {
+                let s = scores[i];
+                scores[i] = if s < 0.0 { s * p.repetition_penalty } else { s / p.repetition_penalty };
+            }
+        }
+    }
+
+    if p.greedy() {
+        let best = argmax(&scores);
+        for (i, r) in removed.iter_mut().enumerate() {
+            if i != best {
+                *r = Some(Removed::Greedy);
+            }
+        }
+        let mut probs = vec![0.0; n];
+        probs[best] = 1.0;
+        return finish(logits.to_vec(), raw_probs, probs, removed);
+    }
+
+    for s in scores.iter_mut() {
+        *s /= p.temperature;
+    }
+    // TopKLogitsWarper: everything below the k-th largest score goes (ties with it stay).
+    if p.top_k > 0 && p.top_k < n {
+        let mut sorted = scores.clone();
+        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
+        let kth = sorted[p.top_k - 1];
+        remove_where(&mut scores, &mut removed, Removed::TopK, |s| s < kth);
+    }
+    // TopPLogitsWarper: sort ascending, drop the low tail whose cumulative probability is
+    // ≤ 1 − top_p, always keeping the most likely token.
+    if p.top_p < 1.0 {
+        let probs = softmax(&scores);
+        let mut idx: Vec<usize> = (0..n).collect();
+        // torch.sort is stable: equal scores keep id order.
+        idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        let mut cum = 0f32;
+        let threshold = 1.0 - p.top_p;
+        for (rank, &i) in idx.iter().enumerate() {
+            cum += probs[i];
+            if cum <= threshold && rank != n - 1 && scores[i] != f32::NEG_INFINITY {
+                scores[i] = f32::NEG_INFINITY;
+                removed[i] = Some(Removed::TopP);
+            }
+        }
+    }
+    // MinPLogitsWarper: drop tokens whose probability is below min_p × the top probability.
+    if p.min_p > 0.0 {
+        let probs = softmax(&scores);
+        let top = probs.iter().copied().fold(0f32, f32::max);
+        let cut = p.min_p * top;
+        let best = argmax(&scores);
+        for i in 0..n {
+            if probs[i] < cut && i != best && scores[i] != f32::NEG_INFINITY {
+                scores[i] = f32::NEG_INFINITY;
+                removed[i] = Some(Removed::MinP);
+            }
+        }
+    }
+    let probs = softmax(&scores);
+    finish(logits.to_vec(), raw_probs, probs, removed)
+}
+
+fn remove_where(scores: &mut [f32], removed: &mut [Option<Removed>], why: Removed, pred: impl Fn(f32) -> bool) {
+    for (s, r) in scores.iter_mut().zip(removed.iter_mut()) {
+        if *s != f32::NEG_INFINITY && pred(*s) {
+            *s = f32::NEG_INFINITY;
+            *r = Some(why);
+        }
+    }
+}
+
+fn finish(logits: Vec<f32>, raw_probs: Vec<f32>, probs: Vec<f32>, removed: Vec<Option<Removed>>) -> Distribution {
+    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
+    order.sort_by(|&a, &b| {
+        let (pa, pb) = (probs[a as usize], probs[b as usize]);
+        pb.total_cmp(&pa)
+            .then_with(|| raw_probs[b as usize].total_cmp(&raw_probs[a as usize]))
+            .then(a.cmp(&b))
+    });
+    let entropy_bits = -probs.iter().filter(|&&p| p > 0.0).map(|&p| p * p.log2()).sum::<f32>();
+    let kept = removed.iter().filter(|r| r.is_none()).count();
+    Distribution { logits, raw_probs, probs, removed, order, entropy_bits, kept }
+}
+
+pub fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A small, fast, seedable generator (SplitMix64): the draw at step `step` of a lesson with
+/// seed `seed` is the same on every machine, whatever was clicked before.
+pub fn uniform(seed: u64, step: u64) -> f64 {
+    let mut z = seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Draws a token: inverse CDF over the final probabilities at the uniform number `u`.
+pub fn draw(d: &Distribution, u: f64) -> u32 {
+    let mut cum = 0f64;
+    let mut last_kept = d.order[0];
+    for &id in &d.order {
+        let p = d.probs[id as usize] as f64;
+        if p <= 0.0 {
+            break;
+        }
+        cum += p;
+        last_kept = id;
+        if u < cum {
+            return id;
+        }
+    }
+    last_kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_keeps_only_the_argmax() {
+        let d = distribution(&[0.1, 2.0, 1.0], &[], &SamplingParams { temperature: 0.0, ..Default::default() });
+        assert_eq!(d.probs, vec![0.0, 1.0, 0.0]);
+        assert_eq!(d.order[0], 1);
+        assert_eq!(d.kept, 1);
+    }
+
+    #[test]
+    fn top_k_and_top_p_remove_the_tail() {
+        let logits = [3.0, 2.0, 1.0, 0.0, -1.0];
+        let d = distribution(&logits, &[], &SamplingParams { top_k: 2, ..Default::default() });
+        assert_eq!(d.kept, 2);
+        assert_eq!(d.removed[2], Some(Removed::TopK));
+        let d = distribution(&logits, &[], &SamplingParams { top_p: 0.5, ..Default::default() });
+        assert_eq!(d.kept, 1, "the top token alone has p > 0.5");
+        assert_eq!(d.removed[1], Some(Removed::TopP));
+        assert!((d.probs[0] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn repetition_penalty_divides_positive_and_multiplies_negative() {
+        let d = distribution(&[2.0, -2.0, 0.0], &[0, 1, 1], &SamplingParams { repetition_penalty: 2.0, temperature: 0.0, ..Default::default() });
+        assert_eq!(d.order[0], 0);
+        let p = SamplingParams { repetition_penalty: 4.0, temperature: 0.0, ..Default::default() };
+        // 2.0 / 4 = 0.5 still beats 0.0; with 0 in previous and a larger rival it would not.
+        assert_eq!(distribution(&[2.0, 1.0], &[0], &p).order[0], 1);
+    }
+
+    #[test]
+    fn draws_replay_and_follow_the_probabilities() {
+        let d = distribution(&[0.0, 0.0, 0.0, 0.0], &[], &SamplingParams::default());
+        assert_eq!(uniform(7, 3), uniform(7, 3));
+        let mut counts = [0; 4];
+        for step in 0..4000 {
+            counts[draw(&d, uniform(1, step)) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+    }
+}

@@ -1,0 +1,412 @@
+//! Step-by-step token probabilities: prompt → tokens → the next-token distribution, reshaped
+//! live by temperature / top-k / top-p / min-p (on cached logits: the model is not re-run),
+//! a seeded draw, click-a-candidate to force it, step back, and the generation table.
+
+use std::sync::Arc;
+
+use egui::{Color32, RichText};
+
+use crate::arch::ModelFolder;
+use crate::engine::{Command, EngineHandle, Event, Snapshot, TextCodec};
+use crate::sampling::{self, Distribution, SamplingParams};
+
+use super::format;
+
+pub struct TokensState {
+    engine: Option<EngineHandle>,
+    pub prompt: String,
+    pub chat: bool,
+    pub params: SamplingParams,
+    pub top_n: usize,
+    pub generate_n: usize,
+    pub snapshot: Option<Box<Snapshot>>,
+    pub busy: Option<String>,
+    pub error: Option<String>,
+    /// Architecture, MoE or not, and the tokenizer (shared with the engine).
+    pub loaded: Option<(String, bool, Arc<TextCodec>)>,
+    /// The distribution for the current logits and sliders, recomputed only when either changes.
+    cached: Option<((u64, usize, SamplingParamsKey), Arc<Distribution>)>,
+    /// How many distributions were computed: the slider test counts these against forwards.
+    pub recomputes: u64,
+}
+
+type SamplingParamsKey = [u64; 6];
+
+fn key_of(p: &SamplingParams) -> SamplingParamsKey {
+    [
+        p.temperature.to_bits() as u64,
+        p.top_k as u64,
+        p.top_p.to_bits() as u64,
+        p.min_p.to_bits() as u64,
+        p.repetition_penalty.to_bits() as u64,
+        p.seed,
+    ]
+}
+
+impl Default for TokensState {
+    fn default() -> Self {
+        Self {
+            engine: None,
+            prompt: "The model has weights".into(),
+            chat: false,
+            params: SamplingParams::default(),
+            top_n: 12,
+            generate_n: 8,
+            snapshot: None,
+            busy: None,
+            error: None,
+            loaded: None,
+            cached: None,
+            recomputes: 0,
+        }
+    }
+}
+
+impl TokensState {
+    /// Hands a newly opened model to the engine (weights load there, off the UI thread).
+    pub fn load(&mut self, folder: Arc<ModelFolder>) {
+        let engine = self.engine.get_or_insert_with(EngineHandle::spawn);
+        self.snapshot = None;
+        self.cached = None;
+        self.loaded = None;
+        self.error = None;
+        if folder.config.is_some() {
+            self.busy = Some("loading weights…".into());
+            engine.send(Command::Load(folder));
+        } else {
+            self.busy = None;
+            self.error = Some("Inference is not available for this architecture: only its tensors can be inspected.".into());
+        }
+    }
+
+    fn send(&mut self, c: Command) {
+        if let Some(e) = &self.engine {
+            self.error = None;
+            e.send(c);
+        }
+    }
+
+    pub fn run_prompt(&mut self) {
+        self.busy = Some("reading the prompt…".into());
+        let (text, chat) = (self.prompt.clone(), self.chat);
+        self.send(Command::SetPrompt { text, chat });
+    }
+
+    pub fn step(&mut self) {
+        self.generate(1);
+    }
+
+    pub fn generate(&mut self, n: usize) {
+        let params = self.params;
+        self.send(Command::Generate { n, params });
+    }
+
+    pub fn force(&mut self, id: u32) {
+        self.send(Command::Append(id));
+    }
+
+    pub fn step_back(&mut self) {
+        self.send(Command::StepBack);
+    }
+
+    pub fn stop(&self) {
+        if let Some(e) = &self.engine {
+            e.stop();
+        }
+    }
+
+    /// Takes the engine's events; returns true if anything changed.
+    pub fn poll(&mut self) -> bool {
+        let Some(engine) = &self.engine else { return false };
+        let mut changed = false;
+        while let Ok(event) = engine.rx.try_recv() {
+            changed = true;
+            match event {
+                Event::Loaded { architecture, is_moe, codec, .. } => {
+                    self.busy = None;
+                    self.loaded = Some((architecture, is_moe, codec));
+                }
+                Event::Busy(what) => self.busy = Some(what),
+                Event::Snapshot(s) => {
+                    self.busy = None;
+                    self.snapshot = Some(s);
+                }
+                Event::Error(e) => {
+                    self.busy = None;
+                    self.error = Some(e);
+                }
+            }
+        }
+        changed
+    }
+
+    /// The distribution under the current sliders; cheap to call every frame.
+    pub fn distribution(&mut self) -> Option<Arc<Distribution>> {
+        let s = self.snapshot.as_ref()?;
+        let key = (s.forwards, s.tokens.len(), key_of(&self.params));
+        if let Some((k, d)) = &self.cached {
+            if *k == key {
+                return Some(Arc::clone(d));
+            }
+        }
+        let d = Arc::new(sampling::distribution(&s.logits, &s.tokens, &self.params));
+        self.recomputes += 1;
+        self.cached = Some((key, Arc::clone(&d)));
+        Some(d)
+    }
+
+    pub fn forwards(&self) -> u64 {
+        self.snapshot.as_ref().map(|s| s.forwards).unwrap_or(0)
+    }
+}
+
+pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
+    if st.poll() {
+        ui.ctx().request_repaint();
+    }
+    if st.busy.is_some() {
+        ui.ctx().request_repaint_after(std::time::Duration::from_millis(50));
+    }
+    let Some((arch, _, codec)) = st.loaded.clone() else {
+        match (&st.error, &st.busy) {
+            (Some(e), _) => {
+                ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            }
+            (None, Some(b)) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(b);
+                });
+            }
+            _ => {
+                ui.label("Open a model folder to see its next-token probabilities.");
+            }
+        }
+        return;
+    };
+    ui.heading(format!("Next-token probabilities · {arch}"));
+    // Keyboard: Space = step, Backspace = step back (when no text field has focus).
+    let typing = ui.ctx().egui_wants_keyboard_input();
+    if !typing && st.snapshot.is_some() {
+        if ui.input(|i| i.key_pressed(egui::Key::Space)) {
+            st.step();
+        }
+        if ui.input(|i| i.key_pressed(egui::Key::Backspace)) {
+            st.step_back();
+        }
+    }
+    ui.horizontal(|ui| {
+        let label = ui.label("Prompt");
+        ui.add(egui::TextEdit::singleline(&mut st.prompt).desired_width(420.0)).labelled_by(label.id);
+        ui.add_enabled(codec.chat_template.is_some(), egui::Checkbox::new(&mut st.chat, "chat template"))
+            .on_hover_text("Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)");
+        if ui.button("Run prompt").on_hover_text("Tokenize the prompt and run the model over it").clicked() {
+            st.run_prompt();
+        }
+        if let Some(b) = &st.busy {
+            ui.spinner();
+            ui.label(b);
+        }
+    });
+    if let Some(e) = &st.error {
+        ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+    }
+    let Some(snap) = st.snapshot.clone() else {
+        ui.label("Type a prompt and press Run prompt.");
+        return;
+    };
+    token_chips(ui, &snap);
+    ui.horizontal(|ui| {
+        if ui.button("Step ▶").on_hover_text("Draw one token with the settings below (Space)").clicked() {
+            st.step();
+        }
+        if ui.button("Generate").clicked() {
+            let n = st.generate_n;
+            st.generate(n);
+        }
+        let label = ui.label("tokens:");
+        ui.add(egui::DragValue::new(&mut st.generate_n).range(1..=256)).labelled_by(label.id);
+        if ui.button("Stop").clicked() {
+            st.stop();
+        }
+        if ui.add_enabled(snap.tokens.len() > snap.prompt_len, egui::Button::new("◀ Step back")).on_hover_text("Forget the last token (Backspace)").clicked() {
+            st.step_back();
+        }
+        if ui.button("Reset").on_hover_text("Back to the prompt alone").clicked() {
+            st.run_prompt();
+        }
+        ui.label(RichText::new(format!("forward passes: {}", snap.forwards)).weak());
+    });
+    ui.separator();
+    sliders(ui, st);
+    ui.separator();
+    if let Some(d) = st.distribution() {
+        let step = (snap.tokens.len() - snap.prompt_len) as u64;
+        let u = sampling::uniform(st.params.seed, step);
+        let drawn = sampling::draw(&d, u);
+        if let Some(id) = candidates(ui, st, &codec, &d, drawn, u) {
+            st.force(id);
+        }
+    }
+    ui.separator();
+    generation_table(ui, st, &snap);
+}
+
+fn token_chips(ui: &mut egui::Ui, snap: &Snapshot) {
+    ui.label(RichText::new(format!("{} tokens ({} prompt + {} generated)", snap.tokens.len(), snap.prompt_len, snap.tokens.len() - snap.prompt_len)).weak());
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing = egui::vec2(3.0, 3.0);
+        for (i, p) in snap.pieces.iter().enumerate() {
+            let generated = i >= snap.prompt_len;
+            let fill = if p.special {
+                Color32::from_rgb(110, 70, 140)
+            } else if generated {
+                Color32::from_rgb(40, 110, 70)
+            } else {
+                Color32::from_rgb(50, 70, 110)
+            };
+            let text = if p.special { p.token.clone() } else { visible(&p.text) };
+            let chip = egui::Frame::new().fill(fill).corner_radius(4.0).inner_margin(egui::Margin::symmetric(4, 2));
+            chip.show(ui, |ui| {
+                ui.vertical(|ui| {
+                    ui.label(RichText::new(text).color(Color32::WHITE).monospace());
+                    ui.label(RichText::new(p.id.to_string()).small().color(Color32::from_gray(200)));
+                });
+            })
+            .response
+            .on_hover_text(format!(
+                "id {}\nvocabulary entry {:?}\nbytes {}{}",
+                p.id,
+                p.token,
+                p.text.bytes().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
+                if p.special { "\nspecial token" } else { "" }
+            ));
+        }
+    });
+}
+
+/// Makes spaces and newlines visible in a chip.
+fn visible(s: &str) -> String {
+    s.replace(' ', "␣").replace('\n', "⏎")
+}
+
+fn sliders(ui: &mut egui::Ui, st: &mut TokensState) {
+    /// A labelled row: the label is the control's accessible name, and it teaches on hover.
+    fn row(ui: &mut egui::Ui, name: &str, tip: &str, add: impl FnOnce(&mut egui::Ui) -> egui::Response) {
+        let label = ui.label(name).on_hover_text(tip);
+        add(ui).labelled_by(label.id);
+        ui.end_row();
+    }
+    let p = &mut st.params;
+    egui::Grid::new("sampling-sliders").num_columns(2).show(ui, |ui| {
+        row(ui, "temperature", "Divides the logits: < 1 sharpens the distribution, > 1 flattens it, 0 = always the top token (greedy)", |ui| {
+            ui.add(egui::Slider::new(&mut p.temperature, 0.0..=3.0).step_by(0.05))
+        });
+        row(ui, "top-k", "Keep only the k most likely tokens (0 = off)", |ui| ui.add(egui::Slider::new(&mut p.top_k, 0..=200)));
+        row(ui, "top-p", "Keep the smallest set of top tokens whose probabilities add up to p (1 = off)", |ui| {
+            ui.add(egui::Slider::new(&mut p.top_p, 0.0..=1.0).step_by(0.01))
+        });
+        row(ui, "min-p", "Drop tokens less likely than min-p × the top token's probability (0 = off)", |ui| {
+            ui.add(egui::Slider::new(&mut p.min_p, 0.0..=1.0).step_by(0.01))
+        });
+        row(ui, "repetition penalty", "Makes tokens already in the text less likely (1 = off)", |ui| {
+            ui.add(egui::Slider::new(&mut p.repetition_penalty, 1.0..=2.0).step_by(0.05))
+        });
+        row(ui, "seed", "The random draws replay exactly for the same seed", |ui| ui.add(egui::DragValue::new(&mut p.seed)));
+        row(ui, "candidates shown", "How many of the most likely tokens to list", |ui| ui.add(egui::Slider::new(&mut st.top_n, 3..=50)));
+    });
+}
+
+/// The candidate bars; returns a token the user clicked to force.
+fn candidates(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, d: &Distribution, drawn: u32, u: f64) -> Option<u32> {
+    let mut forced = None;
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("next token").strong());
+        ui.label(format!("entropy {:.2} bits · {} tokens kept · draw u = {u:.3}", d.entropy_bits, d.kept))
+            .on_hover_text("Entropy: how uncertain the model is (0 = certain). The draw picks the token where the cumulative probability passes u.");
+    });
+    let bar_width = 320.0;
+    let mut cumulative = 0f32;
+    let mut threshold_marked = false;
+    egui::Grid::new("candidates").striped(true).num_columns(6).show(ui, |ui| {
+        ui.label(RichText::new("token").weak());
+        ui.label(RichText::new("id").weak());
+        ui.label(RichText::new("probability").weak());
+        ui.label(RichText::new("raw").weak()).on_hover_text("softmax of the logits with no temperature or filtering");
+        ui.label(RichText::new("cumulative").weak());
+        ui.label("");
+        ui.end_row();
+        for &id in d.order.iter().take(st.top_n) {
+            let i = id as usize;
+            let p = d.probs[i];
+            cumulative += p;
+            let removed = d.removed[i];
+            let piece = codec.piece(id);
+            let label = if piece.special { piece.token.clone() } else { visible(&piece.text) };
+            let mut rt = RichText::new(label).monospace();
+            if removed.is_some() {
+                rt = rt.color(ui.visuals().weak_text_color()).strikethrough();
+            }
+            let b = ui.add(egui::Button::new(rt)).on_hover_text(match removed {
+                Some(r) => format!("{} — click to force it anyway", r.label()),
+                None => "click to make this the next token".into(),
+            });
+            let b_label = format!("candidate {id}");
+            b.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &b_label));
+            if b.clicked() {
+                forced = Some(id);
+            }
+            ui.monospace(id.to_string());
+            ui.horizontal(|ui| {
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(bar_width, 16.0), egui::Sense::hover());
+                ui.painter().rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+                let raw_w = rect.width() * d.raw_probs[i].clamp(0.0, 1.0);
+                ui.painter().rect_filled(egui::Rect::from_min_size(rect.min, egui::vec2(raw_w, rect.height())), 2.0, Color32::from_gray(90));
+                let w = rect.width() * p.clamp(0.0, 1.0);
+                let color = if id == drawn { Color32::from_rgb(230, 160, 40) } else { Color32::from_rgb(70, 130, 200) };
+                ui.painter().rect_filled(egui::Rect::from_min_size(rect.min, egui::vec2(w, rect.height() * 0.7)), 2.0, color);
+                ui.monospace(format!("{:.4}", p));
+            });
+            ui.monospace(format!("{:.4}", d.raw_probs[i]));
+            let mut cum = RichText::new(format!("{cumulative:.3}")).monospace();
+            if st.params.top_p < 1.0 && !threshold_marked && cumulative >= st.params.top_p && removed.is_none() {
+                cum = cum.color(Color32::from_rgb(230, 160, 40));
+                threshold_marked = true;
+            }
+            ui.label(cum).on_hover_text(format!("top-p = {:.2}: the kept set ends where the cumulative probability reaches it", st.params.top_p));
+            ui.label(match (id == drawn, removed) {
+                (true, _) => RichText::new("◀ the draw").color(Color32::from_rgb(230, 160, 40)),
+                (false, Some(r)) => RichText::new(r.label()).weak(),
+                _ => RichText::new(""),
+            });
+            ui.end_row();
+        }
+    });
+    forced
+}
+
+fn generation_table(ui: &mut egui::Ui, st: &TokensState, snap: &Snapshot) {
+    if snap.history.is_empty() {
+        return;
+    }
+    ui.label(RichText::new("generation").strong());
+    egui::Grid::new("generation-table").striped(true).num_columns(4).show(ui, |ui| {
+        for h in ["step", "input ids", "text so far", "next token (p)"] {
+            ui.label(RichText::new(h).weak());
+        }
+        ui.end_row();
+        for (step, logits) in snap.history.iter().enumerate() {
+            let upto = snap.prompt_len + step;
+            let next = snap.tokens[upto];
+            let d = sampling::distribution(logits, &snap.tokens[..upto], &st.params);
+            ui.monospace(step.to_string());
+            let ids = &snap.tokens[..upto];
+            let shown: Vec<String> = ids.iter().rev().take(8).rev().map(|i| i.to_string()).collect();
+            ui.monospace(format!("{}[{}]", if ids.len() > 8 { "… " } else { "" }, shown.join(", ")));
+            let so_far: String = snap.pieces[snap.prompt_len..upto].iter().map(|p| p.text.as_str()).collect();
+            ui.label(visible(&so_far));
+            ui.monospace(format!("{} {} ({})", visible(&snap.pieces[upto].text), next, format::num(d.probs[next as usize] as f64)));
+            ui.end_row();
+        }
+    });
+}
