@@ -67,7 +67,9 @@ pub struct Distribution {
     pub probs: Vec<f32>,
     /// Per token: None if kept, or the stage that removed it.
     pub removed: Vec<Option<Removed>>,
-    /// Token ids by final probability, highest first (ties by id), then the removed ones by raw probability.
+    /// Every token id: kept ones by final probability, highest first (ties by id), then the
+    /// removed ones by raw probability. Only the first [`ORDERED_HEAD`] of each group are in
+    /// exact order; the tails are in id order (nobody reads the 50,000th candidate).
     pub order: Vec<u32>,
     /// Entropy of the final distribution, in bits.
     pub entropy_bits: f32,
@@ -121,23 +123,27 @@ pub fn distribution(logits: &[f32], previous: &[u32], p: &SamplingParams) -> Dis
     }
     // TopKLogitsWarper: everything below the k-th largest score goes (ties with it stay).
     if p.top_k > 0 && p.top_k < n {
+        // Selection, not a sort: O(vocab) for the k-th largest score.
         let mut sorted = scores.clone();
-        sorted.sort_unstable_by(|a, b| b.total_cmp(a));
-        let kth = sorted[p.top_k - 1];
+        let (_, kth, _) = sorted.select_nth_unstable_by(p.top_k - 1, |a, b| b.total_cmp(a));
+        let kth = *kth;
         remove_where(&mut scores, &mut removed, Removed::TopK, |s| s < kth);
     }
     // TopPLogitsWarper: sort ascending, drop the low tail whose cumulative probability is
     // ≤ 1 − top_p, always keeping the most likely token.
     if p.top_p < 1.0 {
         let probs = softmax(&scores);
-        let mut idx: Vec<usize> = (0..n).collect();
-        // torch.sort is stable: equal scores keep id order.
-        idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+        // Tokens already removed have probability 0 and sit at the bottom of torch's
+        // ascending sort, adding nothing to the cumulative sum: only survivors need sorting.
+        // (score, id) order is what torch's stable sort gives for equal scores.
+        let mut idx: Vec<usize> = (0..n).filter(|&i| scores[i] != f32::NEG_INFINITY).collect();
+        idx.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
         let mut cum = 0f32;
         let threshold = 1.0 - p.top_p;
+        let last = idx.len().saturating_sub(1);
         for (rank, &i) in idx.iter().enumerate() {
             cum += probs[i];
-            if cum <= threshold && rank != n - 1 && scores[i] != f32::NEG_INFINITY {
+            if cum <= threshold && rank != last {
                 scores[i] = f32::NEG_INFINITY;
                 removed[i] = Some(Removed::TopP);
             }
@@ -169,14 +175,29 @@ fn remove_where(scores: &mut [f32], removed: &mut [Option<Removed>], why: Remove
     }
 }
 
+/// How many candidates are put in exact order; a panel shows at most 50, and sorting the
+/// whole 150k vocabulary on every slider move would cost more than the 5 ms budget.
+pub const ORDERED_HEAD: usize = 512;
+
+/// Sorts the first `head` entries of `ids` (by `key`, largest first, ties by id); the rest
+/// stays in id order.
+fn order_head(ids: &mut Vec<u32>, head: usize, key: impl Fn(u32) -> f32) {
+    let cmp = |a: &u32, b: &u32| key(*b).total_cmp(&key(*a)).then(a.cmp(b));
+    if ids.len() > head {
+        ids.select_nth_unstable_by(head - 1, cmp);
+        ids[head..].sort_unstable();
+    }
+    let end = head.min(ids.len());
+    ids[..end].sort_unstable_by(cmp);
+}
+
 fn finish(logits: Vec<f32>, raw_probs: Vec<f32>, probs: Vec<f32>, removed: Vec<Option<Removed>>) -> Distribution {
-    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    order.sort_by(|&a, &b| {
-        let (pa, pb) = (probs[a as usize], probs[b as usize]);
-        pb.total_cmp(&pa)
-            .then_with(|| raw_probs[b as usize].total_cmp(&raw_probs[a as usize]))
-            .then(a.cmp(&b))
-    });
+    // Kept tokens by final probability, then removed ones by raw probability.
+    let (mut kept, mut gone): (Vec<u32>, Vec<u32>) = (0..logits.len() as u32).partition(|&i| probs[i as usize] > 0.0);
+    order_head(&mut kept, ORDERED_HEAD, |i| probs[i as usize]);
+    order_head(&mut gone, 64, |i| raw_probs[i as usize]);
+    let mut order = kept;
+    order.extend(gone);
     let entropy_bits = -probs.iter().filter(|&&p| p > 0.0).map(|&p| p * p.log2()).sum::<f32>();
     let kept = removed.iter().filter(|r| r.is_none()).count();
     Distribution { logits, raw_probs, probs, removed, order, entropy_bits, kept }

@@ -5,6 +5,7 @@
 //! the tokens after it, and for every position the logits that predicted the next token,
 //! so stepping back is a truncation and moving a slider never runs the model.
 
+pub mod matvec;
 pub mod model;
 pub mod text;
 

@@ -19,6 +19,8 @@
 use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder};
 
+use super::matvec::FastLinear;
+
 use crate::arch::{ArchConfig, Family};
 
 /// What a forward pass records besides the logits, for the panels.
@@ -80,17 +82,17 @@ impl RmsNorm {
     }
 }
 
-fn linear(vb: VarBuilder, in_f: usize, out_f: usize, bias: bool) -> Result<Linear> {
+fn linear(vb: VarBuilder, in_f: usize, out_f: usize, bias: bool) -> Result<FastLinear> {
     let w = vb.get((out_f, in_f), "weight")?;
     let b = if bias { Some(vb.get(out_f, "bias")?) } else { None };
-    Ok(Linear::new(w, b))
+    Ok(FastLinear::new(Linear::new(w, b)))
 }
 
 /// gate_proj / up_proj / down_proj (Mixtral's w1 / w3 / w2) with SiLU.
 struct SwiGlu {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: FastLinear,
+    up: FastLinear,
+    down: FastLinear,
 }
 
 impl SwiGlu {
@@ -103,26 +105,26 @@ impl SwiGlu {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate.forward(x)?)?;
-        self.down.forward(&(gate * self.up.forward(x)?)?)
+    fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate.forward_t(x, training)?)?;
+        self.down.forward_t(&(gate * self.up.forward_t(x, training)?)?, training)
     }
 }
 
 struct SparseMoe {
-    gate: Linear,
+    gate: FastLinear,
     experts: Vec<SwiGlu>,
     top_k: usize,
     norm_topk_prob: bool,
-    shared: Option<(SwiGlu, Linear)>,
+    shared: Option<(SwiGlu, FastLinear)>,
 }
 
 impl SparseMoe {
     /// Returns the block's output and the router logits (n_tokens × n_experts).
-    fn forward(&self, x: &Tensor, probes: Option<(&mut Probes, usize)>) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, probes: Option<(&mut Probes, usize)>, training: bool) -> Result<Tensor> {
         let (b, t, h) = x.dims3()?;
         let xs = x.reshape((b * t, h))?;
-        let router_logits = self.gate.forward(&xs)?;
+        let router_logits = self.gate.forward_t(&xs, training)?;
         let probs = candle_nn::ops::softmax_last_dim(&router_logits)?;
         let probs_v: Vec<Vec<f32>> = probs.to_vec2()?;
         let n_experts = self.experts.len();
@@ -144,13 +146,13 @@ impl SparseMoe {
             }
             let idx = Tensor::new(tokens.as_slice(), xs.device())?;
             let w = Tensor::from_slice(weights, (tokens.len(), 1), xs.device())?;
-            let y = self.experts[e].forward(&xs.index_select(&idx, 0)?)?.broadcast_mul(&w)?;
+            let y = self.experts[e].forward(&xs.index_select(&idx, 0)?, training)?.broadcast_mul(&w)?;
             out = out.index_add(&idx, &y, 0)?;
         }
         let mut shared_gate_values = None;
         if let Some((expert, gate)) = &self.shared {
-            let g = candle_nn::ops::sigmoid(&gate.forward(&xs)?)?;
-            out = (out + expert.forward(&xs)?.broadcast_mul(&g)?)?;
+            let g = candle_nn::ops::sigmoid(&gate.forward_t(&xs, training)?)?;
+            out = (out + expert.forward(&xs, training)?.broadcast_mul(&g)?)?;
             shared_gate_values = Some(g.flatten_all()?.to_vec1::<f32>()?);
         }
         if let Some((probes, layer)) = probes {
@@ -177,10 +179,10 @@ enum Mlp {
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
+    q: FastLinear,
+    k: FastLinear,
+    v: FastLinear,
+    o: FastLinear,
     /// Qwen3: per head (over head_dim); OLMoE: over the whole projection.
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
@@ -237,7 +239,7 @@ pub struct Model {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    lm_head: Linear,
+    lm_head: FastLinear,
     rotary: Rotary,
     pub training: bool,
     pub device: Device,
@@ -302,7 +304,7 @@ impl Model {
         }
         let norm = RmsNorm::load(vm.pp("norm"), h, cfg.rms_norm_eps)?;
         let lm_head = if cfg.tie_word_embeddings {
-            Linear::new(embed_w, None)
+            FastLinear::new(Linear::new(embed_w, None))
         } else {
             linear(vb.pp("lm_head"), h, cfg.vocab_size, false)?
         };
@@ -329,13 +331,13 @@ impl Model {
             let h = (x + a)?;
             let n = layer.post_norm.forward(&h, self.training)?;
             let m = match &layer.mlp {
-                Mlp::Dense(mlp) => mlp.forward(&n)?,
-                Mlp::Sparse(moe) => moe.forward(&n, probes.as_deref_mut().map(|p| (p, i)))?,
+                Mlp::Dense(mlp) => mlp.forward(&n, self.training)?,
+                Mlp::Sparse(moe) => moe.forward(&n, probes.as_deref_mut().map(|p| (p, i)), self.training)?,
             };
             x = (h + m)?;
         }
         let x = self.norm.forward(&x, self.training)?;
-        self.lm_head.forward(&x)
+        self.lm_head.forward_t(&x, self.training)
     }
 
     /// Logits of the last position only (what the next token is drawn from), as a Vec.
@@ -357,9 +359,9 @@ impl Model {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (a.n_heads, a.n_kv_heads, a.head_dim);
-        let mut q = a.q.forward(x)?;
-        let mut k = a.k.forward(x)?;
-        let mut v = a.v.forward(x)?;
+        let mut q = a.q.forward_t(x, self.training)?;
+        let mut k = a.k.forward_t(x, self.training)?;
+        let mut v = a.v.forward_t(x, self.training)?;
         if a.norm_whole_projection {
             if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
                 q = qn.forward(&q, self.training)?;
@@ -396,7 +398,7 @@ impl Model {
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
-        a.o.forward(&y)
+        a.o.forward_t(&y, self.training)
     }
 }
 

@@ -1,0 +1,117 @@
+//! The decode-step fast path: y = W·x for one token, W in the checkpoint's [out, in] layout.
+//!
+//! Generating one token is memory-bound: every weight is read once. A general matmul with
+//! m = 1 leaves bandwidth unused; here each output row is one contiguous dot product,
+//! rows are split across threads, and the dot product is compiled for AVX2+FMA when the
+//! CPU has it. Prefill and training keep candle's matmul (and its autograd).
+
+use candle_core::{Module, Result, Storage, Tensor};
+use candle_nn::Linear;
+use rayon::prelude::*;
+
+/// A `Linear` that takes the fast path when it sees a single row of input.
+pub struct FastLinear {
+    inner: Linear,
+    /// Row-major [out, in] weight, contiguous (checked at construction).
+    in_features: usize,
+    out_features: usize,
+}
+
+impl FastLinear {
+    pub fn new(inner: Linear) -> Self {
+        let (out_features, in_features) = inner.weight().dims2().unwrap_or((0, 0));
+        Self { inner, in_features, out_features }
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        self.inner.weight()
+    }
+
+    pub fn forward_t(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        let rows = x.elem_count() / self.in_features.max(1);
+        if training || rows != 1 || !self.inner.weight().is_contiguous() || x.dtype() != candle_core::DType::F32 {
+            return self.inner.forward(x);
+        }
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let (storage, layout) = self.inner.weight().storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else {
+            drop(storage);
+            return self.inner.forward(x);
+        };
+        let w = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + self.in_features * self.out_features];
+        let mut y = vec![0f32; self.out_features];
+        let k = self.in_features;
+        // ~64 KiB of weights per work item: big enough to stream, small enough to balance.
+        let rows_per_task = (16384 / k).max(1);
+        y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, out)| {
+            let first = c * rows_per_task;
+            dot_rows(&w[first * k..(first + out.len()) * k], &xv, out);
+        });
+        drop(storage);
+        let mut dims = x.dims().to_vec();
+        *dims.last_mut().expect("rank ≥ 1") = self.out_features;
+        let y = Tensor::from_vec(y, dims, x.device())?;
+        match self.inner.bias() {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+fn dot_rows(w: &[f32], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU features were detected just above.
+            return unsafe { dot_rows_avx2(w, x, out) };
+        }
+    }
+    dot_rows_portable(w, x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_rows_avx2(w: &[f32], x: &[f32], out: &mut [f32]) {
+    dot_rows_portable(w, x, out)
+}
+
+#[inline(always)]
+fn dot_rows_portable(w: &[f32], x: &[f32], out: &mut [f32]) {
+    let k = x.len();
+    for (row, o) in w.chunks_exact(k).zip(out.iter_mut()) {
+        // 16 independent partial sums: wide enough for two 8-lane FMA chains.
+        let mut acc = [0f32; 16];
+        let (head, tail) = row.split_at(k - k % 16);
+        let (xh, xt) = x.split_at(k - k % 16);
+        for (wc, xc) in head.chunks_exact(16).zip(xh.chunks_exact(16)) {
+            for j in 0..16 {
+                acc[j] = wc[j].mul_add(xc[j], acc[j]);
+            }
+        }
+        let mut s: f32 = acc.iter().sum();
+        for (a, b) in tail.iter().zip(xt) {
+            s += a * b;
+        }
+        *o = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn fast_path_equals_matmul() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 70), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 37, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, 1, 70), &dev).unwrap();
+        let lin = FastLinear::new(Linear::new(w, Some(b)));
+        let fast = lin.forward_t(&x, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let slow = lin.forward_t(&x, true).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+}
