@@ -31,6 +31,9 @@ pub struct Cli {
     /// Select this tensor or module once the folder is open (e.g. `model.layers.0.mlp`).
     #[arg(long, requires = "path")]
     pub select: Option<String>,
+    /// Open the token-probability panel and run this prompt once the model is loaded.
+    #[arg(long, requires = "path")]
+    pub prompt: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        None => match llm_anatomy::ui::run_native(cli.path, cli.select) {
+        None => match llm_anatomy::ui::run_native(cli.path, cli.select, cli.prompt) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: could not open a window: {e}");

@@ -24,3 +24,4 @@ shot screenshot-welcome
 shot screenshot-tree tests/fixtures/tiny-mixtral --select model.layers.0.block_sparse_moe.gate.weight
 shot screenshot-module tests/fixtures/tiny-qwen2moe --select model.layers.1.mlp
 shot screenshot-bits tests/fixtures/tiny-llama-bf16 --select model.layers.0.self_attn.q_proj.weight
+shot screenshot-tokens tests/fixtures/tiny-qwen2 --prompt "The model has weights"

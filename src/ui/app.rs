@@ -135,8 +135,13 @@ impl Default for AnatomyApp {
 }
 
 impl AnatomyApp {
-    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>, select: Option<String>) -> Self {
+    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>, select: Option<String>, prompt: Option<String>) -> Self {
         let mut app = Self { pending_select: select, ..Self::default() };
+        if let Some(prompt) = prompt {
+            app.view = View::Tokens;
+            app.tokens.prompt = prompt;
+            app.tokens.run_when_loaded = true;
+        }
         if let Some(storage) = cc.storage {
             if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
                 app.recent = recent;

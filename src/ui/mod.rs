@@ -14,7 +14,7 @@ pub use app::{AnatomyApp, Selection, View};
 use std::path::PathBuf;
 
 /// Opens the window. `path`: a model folder to open at start; `select`: a tensor or module in it.
-pub fn run_native(path: Option<PathBuf>, select: Option<String>) -> eframe::Result {
+pub fn run_native(path: Option<PathBuf>, select: Option<String>, prompt: Option<String>) -> eframe::Result {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -27,6 +27,6 @@ pub fn run_native(path: Option<PathBuf>, select: Option<String>) -> eframe::Resu
     eframe::run_native(
         "llm-anatomy",
         options,
-        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path, select)))),
+        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path, select, prompt)))),
     )
 }

@@ -28,6 +28,8 @@ pub struct TokensState {
     cached: Option<((u64, usize, SamplingParamsKey), Arc<Distribution>)>,
     /// How many distributions were computed: the slider test counts these against forwards.
     pub recomputes: u64,
+    /// Run the prompt as soon as the weights are in (`--prompt` on the command line).
+    pub run_when_loaded: bool,
 }
 
 type SamplingParamsKey = [u64; 6];
@@ -58,6 +60,7 @@ impl Default for TokensState {
             loaded: None,
             cached: None,
             recomputes: 0,
+            run_when_loaded: false,
         }
     }
 }
@@ -125,6 +128,10 @@ impl TokensState {
                 Event::Loaded { architecture, is_moe, codec, .. } => {
                     self.busy = None;
                     self.loaded = Some((architecture, is_moe, codec));
+                    if std::mem::take(&mut self.run_when_loaded) {
+                        self.busy = Some("reading the prompt…".into());
+                        engine.send(Command::SetPrompt { text: self.prompt.clone(), chat: self.chat });
+                    }
                 }
                 Event::Busy(what) => self.busy = Some(what),
                 Event::Snapshot(s) => {
@@ -322,7 +329,13 @@ fn candidates(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, d: &Distri
     let mut forced = None;
     ui.horizontal(|ui| {
         ui.label(RichText::new("next token").strong());
-        ui.label(format!("entropy {:.2} bits · {} tokens kept · draw u = {u:.3}", d.entropy_bits, d.kept))
+        let drawn_piece = codec.piece(drawn);
+        ui.label(format!(
+            "entropy {:.2} bits · {} tokens kept · draw u = {u:.3} → {} ({drawn})",
+            d.entropy_bits,
+            d.kept,
+            visible(&drawn_piece.text)
+        ))
             .on_hover_text("Entropy: how uncertain the model is (0 = certain). The draw picks the token where the cumulative probability passes u.");
     });
     let bar_width = 320.0;
