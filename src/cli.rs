@@ -10,6 +10,8 @@ use serde_json::json;
 use crate::analysis::Control;
 use crate::analysis::cast::cast_report;
 use crate::analysis::floatbits::{self, Format};
+use crate::analysis::{lowrank, routing};
+use crate::lora::LoraAdapter;
 use crate::analysis::stats::{DataView, compute_stats};
 use crate::arch::ModelFolder;
 use crate::engine::Session;
@@ -34,6 +36,9 @@ pub struct Cli {
     /// Open the token-probability panel and run this prompt once the model is loaded.
     #[arg(long, requires = "path")]
     pub prompt: Option<String>,
+    /// Attach this LoRA adapter (PEFT folder or .pth) once the model is open.
+    #[arg(long, requires = "path")]
+    pub adapter: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,6 +46,21 @@ pub enum Command {
     /// Print the module tree exactly as `print(model)` does in transformers 4.57.
     Tree {
         path: PathBuf,
+        /// Show the tree as PEFT wraps it with this LoRA adapter (folder or .pth).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// LoRA α for adapters that do not store it (MiniMind .pth: α = rank by default).
+        #[arg(long)]
+        alpha: Option<f64>,
+    },
+    /// What a LoRA adapter changes: ΔW = (α/r)·B·A per module, its norm against W, its singular values.
+    Lora {
+        path: PathBuf,
+        adapter: PathBuf,
+        #[arg(long)]
+        alpha: Option<f64>,
+        #[arg(long)]
+        json: bool,
     },
     /// List every stored tensor: name, dtype, shape, bytes, file.
     Tensors {
@@ -83,6 +103,8 @@ pub enum Command {
         chat: bool,
         #[command(flatten)]
         sampling: SamplingArgs,
+        #[command(flatten)]
+        adapter: AdapterArgs,
         /// How many candidates to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
@@ -100,6 +122,18 @@ pub enum Command {
         max_new: usize,
         #[command(flatten)]
         sampling: SamplingArgs,
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which experts each token is routed to in every MoE layer, with the gate's probabilities.
+    Routing {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
         #[arg(long)]
         json: bool,
     },
@@ -113,6 +147,29 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdapterArgs {
+    /// Run with this LoRA adapter (PEFT folder or MiniMind .pth).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Strength of the adapter: ΔW is multiplied by this (0 = off, 1 = as trained).
+    #[arg(long, default_value_t = 1.0, requires = "adapter")]
+    pub adapter_scale: f64,
+    /// LoRA α for adapters that do not store it.
+    #[arg(long, requires = "adapter")]
+    pub alpha: Option<f64>,
+}
+
+impl AdapterArgs {
+    fn attach(&self, model: &ModelFolder, session: &mut Session) -> Result<(), String> {
+        if let Some(path) = &self.adapter {
+            let adapter = LoraAdapter::open(path, model, self.alpha)?;
+            session.set_adapter(Some((std::sync::Arc::new(adapter), self.adapter_scale)))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -154,12 +211,56 @@ impl SamplingArgs {
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
     let res: Result<(), Box<dyn std::error::Error>> = (|| {
         match command {
-            Command::Tree { path } => {
+            Command::Tree { path, adapter, alpha } => {
                 let model = ModelFolder::open(&path)?;
                 for notice in &model.notices {
                     eprintln!("note: {notice}");
                 }
-                writeln!(out, "{}", model.repr())?;
+                match adapter {
+                    None => writeln!(out, "{}", model.repr())?,
+                    Some(a) => {
+                        let adapter = LoraAdapter::open(&a, &model, alpha)?;
+                        writeln!(out, "{}", crate::arch::peft::wrap(&model.tree, &adapter).repr(crate::arch::ROOT))?;
+                        eprintln!("{}", crate::arch::peft::trainable_line(&adapter, model.tree.unique_param_count(crate::arch::ROOT)));
+                    }
+                }
+            }
+            Command::Lora { path, adapter, alpha, json } => {
+                let model = ModelFolder::open(&path)?;
+                let adapter = LoraAdapter::open(&adapter, &model, alpha)?;
+                let ckpt = &model.checkpoint;
+                let summaries: Vec<_> = adapter
+                    .modules
+                    .iter()
+                    .map(|m| {
+                        let w = ckpt.require(&format!("{}.weight", m.module))?;
+                        let values: Vec<f32> = ckpt.bytes(w).chunks_exact(w.dtype.size_in_bytes()).map(|c| w.dtype.decode(c) as f32).collect();
+                        Ok(lowrank::summarize(&m.module, &m.a, &m.b, m.rank, &values, adapter.scaling))
+                    })
+                    .collect::<Result<_, crate::checkpoint::CheckpointError>>()?;
+                let top8 = |sv: &[f64]| -> Vec<f64> { (0..8).map(|i| sv.get(i).copied().unwrap_or(0.0)).collect() };
+                if json {
+                    let value = json!({
+                        "rank": adapter.rank,
+                        "alpha": adapter.alpha,
+                        "scaling": adapter.scaling,
+                        "use_rslora": adapter.use_rslora,
+                        "target_modules": adapter.target_modules,
+                        "trainable_params": adapter.trainable_params(),
+                        "modules": summaries.iter().map(|s| json!({
+                            "name": s.module, "w_norm": s.w_norm, "delta_norm": s.delta_norm, "ratio": s.ratio,
+                            "singular_values": top8(&s.singular_values),
+                        })).collect::<Vec<_>>(),
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    writeln!(out, "rank {}, alpha {}, scaling {} ({} modules)", adapter.rank, adapter.alpha, adapter.scaling, adapter.modules.len())?;
+                    writeln!(out, "{}", crate::arch::peft::trainable_line(&adapter, model.tree.unique_param_count(crate::arch::ROOT)))?;
+                    for s in &summaries {
+                        writeln!(out, "{:<40} ||W|| {:>9.4}  ||dW|| {:>9.4}  ratio {:.4}  sv {:?}", s.module, s.w_norm, s.delta_norm, s.ratio,
+                            top8(&s.singular_values).iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>())?;
+                    }
+                }
             }
             Command::Tensors { path, json } => {
                 let model = ModelFolder::open(&path)?;
@@ -306,9 +407,10 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     }
                 }
             }
-            Command::Probs { path, prompt, chat, sampling, top, json } => {
+            Command::Probs { path, prompt, chat, sampling, adapter, top, json } => {
                 let model = ModelFolder::open(&path)?;
                 let mut session = Session::load(&model)?;
+                adapter.attach(&model, &mut session)?;
                 session.set_prompt(&prompt, chat)?;
                 let d = session.distribution(&sampling.params()).ok_or("no logits")?;
                 let candidates: Vec<_> = d.order.iter().take(top).map(|&id| {
@@ -336,9 +438,10 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     writeln!(out, "entropy {:.3} bits, {} tokens kept", d.entropy_bits, d.kept)?;
                 }
             }
-            Command::Generate { path, prompt, chat, max_new, sampling, json } => {
+            Command::Generate { path, prompt, chat, max_new, sampling, adapter, json } => {
                 let model = ModelFolder::open(&path)?;
                 let mut session = Session::load(&model)?;
+                adapter.attach(&model, &mut session)?;
                 session.set_prompt(&prompt, chat)?;
                 let input_ids = session.tokens.clone();
                 let new_ids = session.generate(max_new, &sampling.params())?;
@@ -347,6 +450,45 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&json!({"input_ids": input_ids, "new_ids": new_ids, "text": text}))?)?;
                 } else {
                     writeln!(out, "{}{}", session.codec.decode(&input_ids), text)?;
+                }
+            }
+            Command::Routing { path, prompt, chat, json } => {
+                let model = ModelFolder::open(&path)?;
+                let cfg = model.config.as_ref().ok_or("this architecture is not supported for inference")?;
+                let moe = cfg.moe.as_ref().ok_or_else(|| {
+                    format!("{} is a dense model: every token goes through the same MLP, so there is no routing to show (MoE families: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE)", cfg.architecture)
+                })?;
+                let mut session = Session::load(&model)?;
+                session.set_prompt(&prompt, chat)?;
+                let layers = routing::summarize(&session.routing, &session.shared_gate, moe.top_k, moe.norm_topk_prob);
+                let pieces: Vec<_> = session.tokens.iter().map(|&id| session.codec.piece(id)).collect();
+                if json {
+                    let value = json!({
+                        "tokens": pieces.iter().map(|p| json!({"id": p.id, "text": p.text, "token": p.token})).collect::<Vec<_>>(),
+                        "num_experts": moe.num_experts,
+                        "top_k": moe.top_k,
+                        "layers": layers.iter().map(|l| json!({
+                            "layer": l.layer,
+                            "probs": l.probs,
+                            "topk": l.topk,
+                            "weights": l.weights,
+                            "load": l.load,
+                            "load_cv": l.load_cv,
+                            "aux_loss": l.aux_loss,
+                            "dormant": l.dormant,
+                            "shared_gate": l.shared_gate,
+                        })).collect::<Vec<_>>(),
+                    });
+                    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+                } else {
+                    for l in &layers {
+                        writeln!(out, "layer {}  load {:?}  (cv {:.2}, aux loss {:.3}{})", l.layer, l.load, l.load_cv, l.aux_loss,
+                            if l.dormant.is_empty() { String::new() } else { format!(", dormant {:?}", l.dormant) })?;
+                        for (t, p) in pieces.iter().enumerate() {
+                            let chosen: Vec<String> = l.topk[t].iter().zip(&l.weights[t]).map(|(e, w)| format!("e{e}×{w:.2}")).collect();
+                            writeln!(out, "  {:<14} {}", format!("{:?}", p.text), chosen.join(" + "))?;
+                        }
+                    }
                 }
             }
             Command::Cast { path, tensor, to, json } => {

@@ -10,5 +10,6 @@ pub mod checkpoint;
 pub mod cli;
 pub mod engine;
 pub mod jobs;
+pub mod lora;
 pub mod sampling;
 pub mod ui;

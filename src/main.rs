@@ -15,7 +15,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        None => match llm_anatomy::ui::run_native(cli.path, cli.select, cli.prompt) {
+        None => match llm_anatomy::ui::run_native(cli.path, cli.select, cli.prompt, cli.adapter) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: could not open a window: {e}");

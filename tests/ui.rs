@@ -225,3 +225,73 @@ fn token_panel_steps_and_sliders_reuse_cached_logits() {
     harness.get_by_label("◀ Step back").click();
     step_until(&mut harness, "the step back", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.tokens.len() == 12));
 }
+
+#[test]
+fn routing_heatmap_has_a_cell_per_token_and_expert() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-mixtral"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label("Routing").click();
+    step_until(&mut harness, "the weights to load", |a| a.tokens.loaded.is_some());
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the prompt's routing", |a| a.tokens.snapshot.is_some());
+    let tokens = harness.state().tokens.snapshot.as_ref().unwrap().tokens.len();
+    assert_eq!(tokens, 11);
+    for t in 0..tokens {
+        for e in 0..4 {
+            harness.get_by_label(&format!("layer 0 token {t} expert {e}"));
+        }
+    }
+    harness.get_by_label("expert load, layer 0");
+    // The token path view opens from a row label.
+    harness.get_by_label_contains("  3 ").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("path of token 3");
+}
+
+#[test]
+fn routing_panel_explains_itself_on_a_dense_model() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label("Routing").click();
+    harness.run_steps(2);
+    harness.get_by_label_contains("is a dense model");
+}
+
+#[test]
+fn lora_adapter_wraps_the_tree_and_toggles_the_distribution() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture("tiny-llama"));
+    app.open_adapter(&fixture("tiny-llama-lora"));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label("PeftModelForCausalLM(");
+    harness.get_by_label("(base_model): LoraModel(");
+    // Select the adapted q_proj of layer 0 and find the LoRA diff view.
+    harness.state_mut().select_by_name("base_model.model.model.layers.0.self_attn.q_proj");
+    harness.run_steps(3);
+    harness.get_by_label("(q_proj): lora.Linear(");
+    harness.get_by_label("LoRA on model.layers.0.self_attn.q_proj");
+    harness.get_by_label("0.0999"); // ‖ΔW‖/‖W‖ from the PEFT reference: 0.09989
+
+    harness.get_by_label("Token probabilities").click();
+    step_until(&mut harness, "the weights to load", |a| a.tokens.loaded.is_some());
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the adapted distribution", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.base_logits.is_some()));
+    harness.get_by_label("with the adapter vs without");
+    let on = harness.state_mut().tokens.distribution().unwrap().probs.clone();
+    let r = reference("tiny-llama-lora");
+    let top = &r["prompts"][0]["samplers"]["t1.0"]["top20"][0];
+    assert!((on[top["id"].as_u64().unwrap() as usize] - top["prob"].as_f64().unwrap() as f32).abs() < 1e-4);
+    click(&mut harness, "switch off");
+    step_until(&mut harness, "the base distribution", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.base_logits.is_some()) && a.tokens.adapter.as_ref().is_some_and(|(_, s)| *s == 0.0));
+    step_until(&mut harness, "the re-run", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.forwards >= 4));
+    let off = harness.state_mut().tokens.distribution().unwrap().probs.clone();
+    assert_ne!(on, off);
+    let base = &reference("tiny-llama")["prompts"][0]["samplers"]["t1.0"]["top20"][0];
+    assert!((off[base["id"].as_u64().unwrap() as usize] - base["prob"].as_f64().unwrap() as f32).abs() < 1e-4);
+}

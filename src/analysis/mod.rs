@@ -4,6 +4,8 @@
 pub mod cast;
 pub mod control;
 pub mod floatbits;
+pub mod lowrank;
+pub mod routing;
 pub mod stats;
 
 pub use control::{Cancelled, Control};

@@ -5,6 +5,7 @@ pub mod config;
 pub mod families;
 pub mod generic;
 pub mod module;
+pub mod peft;
 
 use std::path::Path;
 

@@ -12,6 +12,9 @@ use rayon::prelude::*;
 /// A `Linear` that takes the fast path when it sees a single row of input.
 pub struct FastLinear {
     inner: Linear,
+    /// A LoRA update kept separate from W, as PEFT runs it: y = W·x + scale · B·(A·x).
+    /// A: [r, in], B: [out, r].
+    pub lora: Option<(Tensor, Tensor, f64)>,
     /// Row-major [out, in] weight, contiguous (checked at construction).
     in_features: usize,
     out_features: usize,
@@ -20,7 +23,17 @@ pub struct FastLinear {
 impl FastLinear {
     pub fn new(inner: Linear) -> Self {
         let (out_features, in_features) = inner.weight().dims2().unwrap_or((0, 0));
-        Self { inner, in_features, out_features }
+        Self { inner, lora: None, in_features, out_features }
+    }
+
+    fn add_lora(&self, x: &Tensor, y: Tensor) -> Result<Tensor> {
+        match &self.lora {
+            Some((a, b, scale)) if *scale != 0.0 => {
+                let update = x.broadcast_matmul(&a.t()?)?.broadcast_matmul(&b.t()?)?;
+                y + (update * *scale)?
+            }
+            _ => Ok(y),
+        }
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -28,6 +41,11 @@ impl FastLinear {
     }
 
     pub fn forward_t(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        let y = self.base_forward(x, training)?;
+        self.add_lora(x, y)
+    }
+
+    fn base_forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         let rows = x.elem_count() / self.in_features.max(1);
         if training || rows != 1 || !self.inner.weight().is_contiguous() || x.dtype() != candle_core::DType::F32 {
             return self.inner.forward(x);

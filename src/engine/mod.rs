@@ -39,6 +39,8 @@ pub struct Session {
     pub shared_gate: Vec<Vec<(usize, f32)>>,
     /// Forward passes run so far: lets tests prove a slider did not run the model.
     pub forwards: u64,
+    /// The attached LoRA adapter and its strength (0 = off, 1 = as trained).
+    pub adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>,
 }
 
 impl Session {
@@ -65,7 +67,47 @@ impl Session {
             routing: Vec::new(),
             shared_gate: Vec::new(),
             forwards: 0,
+            adapter: None,
         })
+    }
+
+    /// Attaches a LoRA adapter at a strength (or removes it) and re-runs the sequence so
+    /// every cached distribution reflects the new weights.
+    pub fn set_adapter(&mut self, adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>) -> Result<(), String> {
+        self.model
+            .set_adapter(adapter.as_ref().map(|(a, _)| a.as_ref()), adapter.as_ref().map(|(_, s)| *s).unwrap_or(0.0))
+            .map_err(|e| e.to_string())?;
+        self.adapter = adapter;
+        self.rerun()
+    }
+
+    /// Runs the current tokens again from scratch (after the weights changed).
+    fn rerun(&mut self) -> Result<(), String> {
+        if self.tokens.is_empty() {
+            return Ok(());
+        }
+        let tokens = std::mem::take(&mut self.tokens);
+        let (prompt, generated) = tokens.split_at(self.prompt_len);
+        self.set_prompt_ids(prompt.to_vec())?;
+        for &id in generated {
+            self.append(id)?;
+        }
+        Ok(())
+    }
+
+    /// Next-token logits of the current sequence with the adapter switched off, for the
+    /// side-by-side view (a separate forward with its own cache; the session is unchanged).
+    pub fn base_logits(&mut self) -> Result<Option<Vec<f32>>, String> {
+        let Some((adapter, strength)) = self.adapter.clone() else { return Ok(None) };
+        if self.tokens.is_empty() {
+            return Ok(None);
+        }
+        self.model.set_adapter(None, 0.0).map_err(|e| e.to_string())?;
+        let mut cache = self.model.new_cache();
+        let result = self.model.next_token_logits(&self.tokens, &mut cache, None).map_err(|e| e.to_string());
+        self.forwards += 1;
+        self.model.set_adapter(Some(&adapter), strength).map_err(|e| e.to_string())?;
+        result.map(Some)
     }
 
     pub fn is_moe(&self) -> bool {
@@ -176,6 +218,8 @@ pub enum Command {
     /// Draw and run `n` tokens; `Stop` (or another command) ends it early.
     Generate { n: usize, params: SamplingParams },
     StepBack,
+    /// Attach (or remove) a LoRA adapter at a strength; the sequence is re-run.
+    SetAdapter(Option<(Arc<crate::lora::LoraAdapter>, f64)>),
 }
 
 /// What the token panel needs after every change.
@@ -192,6 +236,8 @@ pub struct Snapshot {
     pub shared_gate: Vec<Vec<(usize, f32)>>,
     pub forwards: u64,
     pub text: String,
+    /// With an adapter attached: the next-token logits of the base model, for comparison.
+    pub base_logits: Option<Arc<Vec<f32>>>,
 }
 
 pub enum Event {
@@ -251,7 +297,8 @@ fn engine_loop(commands: Receiver<Command>, events: Sender<Event>, stop: Arc<Ato
 }
 
 fn handle(session: &mut Option<Session>, command: Command, events: &Sender<Event>, stop: &AtomicBool) -> Result<(), String> {
-    let snapshot = |s: &Session| {
+    let snapshot = |s: &mut Session| {
+        let base_logits = s.base_logits().ok().flatten().map(Arc::new);
         let pieces = s.tokens.iter().map(|&id| s.codec.piece(id)).collect();
         Event::Snapshot(Box::new(Snapshot {
             tokens: s.tokens.clone(),
@@ -263,6 +310,7 @@ fn handle(session: &mut Option<Session>, command: Command, events: &Sender<Event
             shared_gate: s.shared_gate.clone(),
             forwards: s.forwards,
             text: s.codec.decode(&s.tokens[s.prompt_len..]),
+            base_logits,
         }))
     };
     match command {
@@ -289,6 +337,12 @@ fn handle(session: &mut Option<Session>, command: Command, events: &Sender<Event
                 Command::Append(id) => s.append(id)?,
                 Command::StepBack => {
                     s.step_back()?;
+                }
+                Command::SetAdapter(adapter) => {
+                    s.set_adapter(adapter)?;
+                    if s.tokens.is_empty() {
+                        return Ok(());
+                    }
                 }
                 Command::Generate { n, params } => {
                     for _ in 0..n {

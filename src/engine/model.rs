@@ -96,6 +96,15 @@ struct SwiGlu {
 }
 
 impl SwiGlu {
+    fn by_name(&mut self, name: &str) -> Option<&mut FastLinear> {
+        match name {
+            "gate_proj" | "w1" => Some(&mut self.gate),
+            "up_proj" | "w3" => Some(&mut self.up),
+            "down_proj" | "w2" => Some(&mut self.down),
+            _ => None,
+        }
+    }
+
     fn load(vb: VarBuilder, hidden: usize, inter: usize, bias: bool, mixtral_names: bool) -> Result<Self> {
         let (g, u, d) = if mixtral_names { ("w1", "w3", "w2") } else { ("gate_proj", "up_proj", "down_proj") };
         Ok(Self {
@@ -165,13 +174,7 @@ impl SparseMoe {
     }
 }
 
-/// Indices of the k largest values, largest first; equal values keep the lower index first.
-pub fn top_k_ids(p: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..p.len()).collect();
-    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
-    idx.truncate(k);
-    idx
-}
+pub use crate::analysis::routing::top_k_ids;
 
 enum Mlp {
     Dense(SwiGlu),
@@ -198,6 +201,25 @@ struct Layer {
     attn: Attention,
     post_norm: RmsNorm,
     mlp: Mlp,
+}
+
+impl Layer {
+    fn linears_mut(&mut self) -> Vec<&mut FastLinear> {
+        let mut v: Vec<&mut FastLinear> = vec![&mut self.attn.q, &mut self.attn.k, &mut self.attn.v, &mut self.attn.o];
+        match &mut self.mlp {
+            Mlp::Dense(m) => v.extend([&mut m.gate, &mut m.up, &mut m.down]),
+            Mlp::Sparse(moe) => {
+                v.push(&mut moe.gate);
+                for e in moe.experts.iter_mut() {
+                    v.extend([&mut e.gate, &mut e.up, &mut e.down]);
+                }
+                if let Some((e, g)) = moe.shared.as_mut() {
+                    v.extend([&mut e.gate, &mut e.up, &mut e.down, g]);
+                }
+            }
+        }
+        v
+    }
 }
 
 /// Keys and values of every position seen so far, per layer: (b, kv_heads, len, head_dim).
@@ -310,6 +332,67 @@ impl Model {
         };
         let rotary = Rotary::new(cfg, cfg.max_position_embeddings.clamp(1, 1 << 15), vb.device())?;
         Ok(Self { cfg: cfg.clone(), embed, layers, norm, lm_head, rotary, training: false, device: vb.device().clone() })
+    }
+
+    /// Attaches (or with `None` removes) a LoRA adapter, its ΔW scaled by `strength`
+    /// (1 = as trained, 0 = off). Caches computed before are stale afterwards.
+    pub fn set_adapter(&mut self, adapter: Option<&crate::lora::LoraAdapter>, strength: f64) -> Result<()> {
+        for layer in self.layers.iter_mut() {
+            for lin in layer.linears_mut() {
+                lin.lora = None;
+            }
+        }
+        self.lm_head.lora = None;
+        let Some(adapter) = adapter else { return Ok(()) };
+        let device = self.device.clone();
+        for m in &adapter.modules {
+            let a = Tensor::from_slice(&m.a, (m.rank, m.in_features), &device)?;
+            let b = Tensor::from_slice(&m.b, (m.out_features, m.rank), &device)?;
+            let lin = self.linear_mut(&m.module).ok_or_else(|| candle_core::Error::Msg(format!("no Linear `{}` in this model", m.module)))?;
+            lin.lora = Some((a, b, adapter.scaling * strength));
+        }
+        Ok(())
+    }
+
+    /// The Linear at a dotted module path (`model.layers.3.self_attn.q_proj`).
+    fn linear_mut(&mut self, path: &str) -> Option<&mut FastLinear> {
+        if path == "lm_head" {
+            return Some(&mut self.lm_head);
+        }
+        let rest = path.strip_prefix("model.layers.")?;
+        let (i, rest) = rest.split_once('.')?;
+        let layer = self.layers.get_mut(i.parse::<usize>().ok()?)?;
+        let parts: Vec<&str> = rest.split('.').collect();
+        match parts.as_slice() {
+            ["self_attn", p] => match *p {
+                "q_proj" => Some(&mut layer.attn.q),
+                "k_proj" => Some(&mut layer.attn.k),
+                "v_proj" => Some(&mut layer.attn.v),
+                "o_proj" => Some(&mut layer.attn.o),
+                _ => None,
+            },
+            ["mlp", p] => match &mut layer.mlp {
+                Mlp::Dense(m) => m.by_name(p),
+                Mlp::Sparse(moe) => match *p {
+                    "gate" => Some(&mut moe.gate),
+                    "shared_expert_gate" => moe.shared.as_mut().map(|(_, g)| g),
+                    _ => None,
+                },
+            },
+            ["mlp" | "block_sparse_moe", "experts", e, p] => match &mut layer.mlp {
+                Mlp::Sparse(moe) => moe.experts.get_mut(e.parse::<usize>().ok()?)?.by_name(p),
+                _ => None,
+            },
+            ["block_sparse_moe", "gate"] => match &mut layer.mlp {
+                Mlp::Sparse(moe) => Some(&mut moe.gate),
+                _ => None,
+            },
+            ["mlp", "shared_expert", p] => match &mut layer.mlp {
+                Mlp::Sparse(moe) => moe.shared.as_mut()?.0.by_name(p),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     pub fn new_cache(&self) -> KvCache {

@@ -11,8 +11,12 @@ use crate::analysis::floatbits::Format;
 use crate::analysis::stats::{DataView, TensorStats, compute_stats};
 use crate::arch::{ModelFolder, ROOT};
 use crate::jobs::{Job, KeyedJobs, Poll};
+use crate::lora::LoraAdapter;
+
+use super::lora_panel::LoraView;
 
 use super::bits_panel::BitsState;
+use super::routing_panel::{self, RoutingState};
 use super::tokens_panel::{self, TokensState};
 use super::{inspector, tree_panel, welcome};
 use egui::RichText;
@@ -27,6 +31,8 @@ pub enum View {
     Weights,
     /// Step-by-step next-token probabilities.
     Tokens,
+    /// Where a mixture-of-experts model sends each token.
+    Routing,
 }
 
 /// What the inspector shows.
@@ -42,6 +48,8 @@ pub enum Selection {
 /// Per-model facts the panels need every frame, computed once when the folder opens.
 pub struct OpenModel {
     pub folder: Arc<ModelFolder>,
+    /// The tree on screen: the folder's own, or the PEFT-wrapped one when an adapter is attached.
+    pub tree: crate::arch::ModuleTree,
     pub param_counts: Vec<u64>,
     /// Folded runs of identical children for every ModuleList node, as print(model) folds them.
     pub fold_groups: HashMap<usize, Vec<(usize, usize)>>,
@@ -50,7 +58,13 @@ pub struct OpenModel {
 
 impl OpenModel {
     pub fn new(folder: ModelFolder) -> Self {
-        let tree = &folder.tree;
+        let folder = Arc::new(folder);
+        let tree = folder.tree.clone();
+        Self::with_tree(folder, tree)
+    }
+
+    /// The same folder shown with another tree (e.g. wrapped by an adapter).
+    pub fn with_tree(folder: Arc<ModelFolder>, tree: crate::arch::ModuleTree) -> Self {
         let reprs = tree.all_reprs();
         let fold_groups = tree
             .nodes
@@ -72,7 +86,8 @@ impl OpenModel {
             param_counts: tree.all_param_counts(),
             fold_groups,
             repr: reprs[ROOT].clone(),
-            folder: Arc::new(folder),
+            folder,
+            tree,
         }
     }
 }
@@ -99,6 +114,13 @@ pub struct AnatomyApp {
     pub bin_query: Option<(String, u64, u64)>,
     pub view: View,
     pub tokens: TokensState,
+    pub routing: RoutingState,
+    /// The attached LoRA adapter and its strength (ΔW multiplier; 0 = off).
+    pub adapter: Option<(Arc<LoraAdapter>, f64)>,
+    /// ΔW summaries by module, computed on first look.
+    pub lora_cache: HashMap<String, Arc<LoraView>>,
+    adapter_dialog: Option<Receiver<Option<PathBuf>>>,
+    pending_adapter: Option<PathBuf>,
     /// Messages the user must see (bad file, failed open); shown until dismissed.
     pub errors: Vec<String>,
     pub recent: Vec<PathBuf>,
@@ -124,6 +146,11 @@ impl Default for AnatomyApp {
             bin_query: None,
             view: View::Weights,
             tokens: TokensState::default(),
+            routing: RoutingState::default(),
+            adapter: None,
+            lora_cache: HashMap::new(),
+            adapter_dialog: None,
+            pending_adapter: None,
             errors: Vec::new(),
             recent: Vec::new(),
             opening: None,
@@ -135,8 +162,14 @@ impl Default for AnatomyApp {
 }
 
 impl AnatomyApp {
-    pub fn new(cc: &eframe::CreationContext<'_>, path: Option<PathBuf>, select: Option<String>, prompt: Option<String>) -> Self {
-        let mut app = Self { pending_select: select, ..Self::default() };
+    pub fn new(
+        cc: &eframe::CreationContext<'_>,
+        path: Option<PathBuf>,
+        select: Option<String>,
+        prompt: Option<String>,
+        adapter: Option<PathBuf>,
+    ) -> Self {
+        let mut app = Self { pending_select: select, pending_adapter: adapter, ..Self::default() };
         if let Some(prompt) = prompt {
             app.view = View::Tokens;
             app.tokens.prompt = prompt;
@@ -180,6 +213,12 @@ impl AnatomyApp {
         if let Some(m) = &self.model {
             self.tokens.load(Arc::clone(&m.folder));
         }
+        self.routing = RoutingState::default();
+        self.adapter = None;
+        self.lora_cache.clear();
+        if let Some(a) = self.pending_adapter.take() {
+            self.open_adapter(&a);
+        }
         if let Some(name) = self.pending_select.take() {
             self.select_by_name(&name);
         }
@@ -187,6 +226,89 @@ impl AnatomyApp {
         self.recent.retain(|p| *p != path);
         self.recent.insert(0, path);
         self.recent.truncate(MAX_RECENT);
+    }
+
+    /// Attaches a LoRA adapter (PEFT folder or .pth) to the open model: the tree becomes
+    /// the PEFT-wrapped one and the engine runs with ΔW added. Errors leave things as they were.
+    pub fn open_adapter(&mut self, path: &Path) {
+        let Some(model) = &self.model else {
+            self.errors.push("open a model folder first, then its adapter".into());
+            return;
+        };
+        match LoraAdapter::open(path, &model.folder, None) {
+            Ok(adapter) => {
+                let adapter = Arc::new(adapter);
+                let folder = Arc::clone(&model.folder);
+                let tree = crate::arch::peft::wrap(&folder.tree, &adapter);
+                self.model = Some(OpenModel::with_tree(folder, tree));
+                self.selection = Selection::None;
+                self.tree = tree_panel::TreeState::default();
+                self.stats.clear();
+                self.lora_cache.clear();
+                self.adapter = Some((Arc::clone(&adapter), 1.0));
+                self.tokens.set_adapter(Some((adapter, 1.0)));
+            }
+            Err(e) => self.errors.push(e),
+        }
+    }
+
+    pub fn remove_adapter(&mut self) {
+        if self.adapter.take().is_none() {
+            return;
+        }
+        if let Some(model) = &self.model {
+            let folder = Arc::clone(&model.folder);
+            let tree = folder.tree.clone();
+            self.model = Some(OpenModel::with_tree(folder, tree));
+        }
+        self.selection = Selection::None;
+        self.tree = tree_panel::TreeState::default();
+        self.stats.clear();
+        self.tokens.set_adapter(None);
+    }
+
+    pub fn set_adapter_strength(&mut self, strength: f64) {
+        if let Some((a, s)) = &mut self.adapter {
+            *s = strength;
+            let a = Arc::clone(a);
+            self.tokens.set_adapter(Some((a, strength)));
+        }
+    }
+
+    /// The adapter module behind a tree node: the lora.Linear itself or anything inside it.
+    pub fn adapted_module(&self, node: usize) -> Option<&crate::lora::LoraModule> {
+        let (adapter, _) = self.adapter.as_ref()?;
+        let mut path = self.model.as_ref()?.tree.nodes.get(node)?.path.as_str();
+        path = path.strip_prefix("base_model.model.").unwrap_or(path);
+        adapter.modules.iter().find(|m| path == m.module || path.starts_with(&format!("{}.", m.module)))
+    }
+
+    /// ΔW figures and images of one adapted module, computed once.
+    pub fn lora_view(&mut self, module: &str) -> Option<Arc<LoraView>> {
+        if let Some(v) = self.lora_cache.get(module) {
+            return Some(Arc::clone(v));
+        }
+        let (adapter, _) = self.adapter.as_ref()?;
+        let m = adapter.module(module)?;
+        let ckpt = &self.model.as_ref()?.folder.checkpoint;
+        let t = ckpt.tensor(&format!("{module}.weight"))?;
+        let w: Vec<f32> = ckpt.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
+        let view = Arc::new(LoraView::new(m, &w, adapter.scaling));
+        self.lora_cache.insert(module.to_string(), Arc::clone(&view));
+        Some(view)
+    }
+
+    pub fn pick_adapter(&mut self, folder: bool) {
+        if self.adapter_dialog.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let dialog = rfd::FileDialog::new().set_title("Open LoRA adapter");
+            let picked = if folder { dialog.pick_folder() } else { dialog.add_filter("PyTorch state dict", &["pth", "pt", "bin"]).pick_file() };
+            let _ = tx.send(picked);
+        });
+        self.adapter_dialog = Some(rx);
     }
 
     pub fn is_opening(&self) -> bool {
@@ -216,7 +338,7 @@ impl AnatomyApp {
         if model.folder.checkpoint.tensor(name).is_some() {
             self.selection = Selection::Tensor(name.to_string());
             self.tree.filter = name.to_string();
-        } else if let Some(id) = model.folder.tree.find(name) {
+        } else if let Some(id) = model.tree.find(name) {
             self.selection = Selection::Module(id);
             self.tree.filter = name.to_string();
         } else {
@@ -316,7 +438,7 @@ impl AnatomyApp {
             Selection::None => Vec::new(),
             Selection::Tensor(name) => vec![name.clone()],
             Selection::Module(id) => {
-                let tree = &model.folder.tree;
+                let tree = &model.tree;
                 let mut names: Vec<String> = tree
                     .descendants(*id)
                     .iter()
@@ -337,6 +459,14 @@ impl AnatomyApp {
                 // None: the user cancelled, or no dialog backend: keep the current model.
                 if let Some(path) = picked {
                     self.open_in_background(path);
+                }
+            }
+        }
+        if let Some(rx) = &self.adapter_dialog {
+            if let Ok(picked) = rx.try_recv() {
+                self.adapter_dialog = None;
+                if let Some(path) = picked {
+                    self.open_adapter(&path);
                 }
             }
         }
@@ -418,11 +548,23 @@ impl AnatomyApp {
                         .on_hover_text("Statistics, histogram and bits of the selected tensor or module");
                     ui.selectable_value(&mut self.view, View::Tokens, RichText::new("Token probabilities").size(18.0))
                         .on_hover_text("Run a prompt and step through generation one token at a time");
+                    ui.selectable_value(&mut self.view, View::Routing, RichText::new("Routing").size(18.0))
+                        .on_hover_text("Mixture-of-experts models: which experts each token is sent to, layer by layer");
                 });
                 ui.separator();
                 match self.view {
                     View::Weights => inspector::show(ui, self),
-                    View::Tokens => tokens_panel::show(ui, &mut self.tokens),
+                    View::Tokens => {
+                        tokens_panel::show(ui, &mut self.tokens);
+                        // The token panel's strength slider is the one users move: mirror it.
+                        if let (Some((_, s)), Some((_, t))) = (&mut self.adapter, &self.tokens.adapter) {
+                            *s = *t;
+                        }
+                    }
+                    View::Routing => {
+                        let cfg = self.model.as_ref().and_then(|m| m.folder.config.clone());
+                        routing_panel::show(ui, &mut self.routing, &mut self.tokens, cfg.as_ref());
+                    }
                 }
             } else {
                 welcome::show(ui, self);
@@ -441,6 +583,17 @@ impl AnatomyApp {
                 {
                     self.pick_folder();
                 }
+                ui.separator();
+                if ui.button("Open LoRA adapter folder (PEFT)…").on_hover_text("adapter_config.json + adapter_model.safetensors").clicked() {
+                    self.pick_adapter(true);
+                }
+                if ui.button("Open LoRA state dict (.pth)…").on_hover_text("A MiniMind-style torch.save file with …lora.A.weight / …lora.B.weight").clicked() {
+                    self.pick_adapter(false);
+                }
+                if self.adapter.is_some() && ui.button("Remove adapter").clicked() {
+                    self.remove_adapter();
+                }
+                ui.separator();
                 ui.menu_button("Open recent", |ui| {
                     if self.recent.is_empty() {
                         ui.label("Nothing yet");
@@ -473,10 +626,14 @@ impl AnatomyApp {
                 let ckpt = &m.folder.checkpoint;
                 ui.label(ckpt.folder.display().to_string());
                 ui.separator();
-                let arch = m.folder.config.as_ref().map(|c| c.architecture.clone()).unwrap_or_else(|| m.folder.tree.nodes[ROOT].class_name.clone());
+                let arch = m.folder.config.as_ref().map(|c| c.architecture.clone()).unwrap_or_else(|| m.tree.nodes[ROOT].class_name.clone());
                 ui.label(arch);
                 ui.separator();
                 ui.label(format!("{} parameters", super::format::count(m.folder.tree.unique_param_count(ROOT))));
+                if let Some((a, strength)) = &self.adapter {
+                    ui.separator();
+                    ui.label(format!("LoRA r={} α={} ×{strength:.2} · {}", a.rank, a.alpha, a.source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+                }
                 ui.separator();
                 ui.label(format!(
                     "{} tensors · {} in {} file(s)",

@@ -37,6 +37,13 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         Selection::Module(id) => {
             module_header(ui, app, id);
             ui.separator();
+            if let Some(module) = app.adapted_module(id).map(|m| m.module.clone()) {
+                super::lora_panel::show(ui, app, &module);
+                ui.separator();
+            } else if app.adapter.is_some() && id == crate::arch::ROOT {
+                super::lora_panel::model_wide(ui, app);
+                ui.separator();
+            }
             stats_section(ui, app);
             ui.separator();
             children_chart(ui, app, id);
@@ -44,9 +51,17 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     });
 }
 
-fn overview(ui: &mut egui::Ui, app: &AnatomyApp) {
+fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
+    if app.adapter.is_some() {
+        super::lora_panel::model_wide(ui, app);
+        if let Some((a, _)) = &app.adapter {
+            let base = app.model.as_ref().map(|m| m.folder.tree.unique_param_count(ROOT)).unwrap_or(0);
+            ui.monospace(crate::arch::peft::trainable_line(a, base));
+        }
+        ui.separator();
+    }
     let Some(model) = &app.model else { return };
-    ui.heading(model.folder.tree.nodes[ROOT].class_name.clone());
+    ui.heading(model.tree.nodes[ROOT].class_name.clone());
     ui.label("Select a module or a tensor in the tree to see its numbers.");
     ui.add_space(8.0);
     if let Some(cfg) = &model.folder.config {
@@ -115,7 +130,7 @@ fn tensor_header(ui: &mut egui::Ui, app: &AnatomyApp, name: &str) {
 
 fn module_header(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     let Some(model) = &app.model else { return };
-    let node = &model.folder.tree.nodes[id];
+    let node = &model.tree.nodes[id];
     let title = if node.path.is_empty() { node.class_name.clone() } else { node.path.clone() };
     ui.heading(RichText::new(title).monospace());
     ui.label(RichText::new(format!("{}({})", node.class_name, node.extra_repr)).monospace());
@@ -287,7 +302,7 @@ fn bin_values_list(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str) {
 
 fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     let Some(model) = &app.model else { return };
-    let tree = &model.folder.tree;
+    let tree = &model.tree;
     let children = &tree.nodes[id].children;
     if children.is_empty() {
         return;

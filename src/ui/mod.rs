@@ -5,6 +5,8 @@ pub mod app;
 pub mod bits_panel;
 pub mod format;
 pub mod inspector;
+pub mod lora_panel;
+pub mod routing_panel;
 pub mod tokens_panel;
 pub mod tree_panel;
 pub mod welcome;
@@ -14,7 +16,7 @@ pub use app::{AnatomyApp, Selection, View};
 use std::path::PathBuf;
 
 /// Opens the window. `path`: a model folder to open at start; `select`: a tensor or module in it.
-pub fn run_native(path: Option<PathBuf>, select: Option<String>, prompt: Option<String>) -> eframe::Result {
+pub fn run_native(path: Option<PathBuf>, select: Option<String>, prompt: Option<String>, adapter: Option<PathBuf>) -> eframe::Result {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -27,6 +29,6 @@ pub fn run_native(path: Option<PathBuf>, select: Option<String>, prompt: Option<
     eframe::run_native(
         "llm-anatomy",
         options,
-        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path, select, prompt)))),
+        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path, select, prompt, adapter)))),
     )
 }

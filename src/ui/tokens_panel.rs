@@ -30,6 +30,8 @@ pub struct TokensState {
     pub recomputes: u64,
     /// Run the prompt as soon as the weights are in (`--prompt` on the command line).
     pub run_when_loaded: bool,
+    /// The adapter the engine runs with, and its strength (mirrors the app's).
+    pub adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>,
 }
 
 type SamplingParamsKey = [u64; 6];
@@ -61,6 +63,7 @@ impl Default for TokensState {
             cached: None,
             recomputes: 0,
             run_when_loaded: false,
+            adapter: None,
         }
     }
 }
@@ -87,6 +90,12 @@ impl TokensState {
             self.error = None;
             e.send(c);
         }
+    }
+
+    pub fn set_adapter(&mut self, adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>) {
+        self.adapter = adapter.clone();
+        self.cached = None;
+        self.send(Command::SetAdapter(adapter));
     }
 
     pub fn run_prompt(&mut self) {
@@ -222,6 +231,7 @@ pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
         ui.label("Type a prompt and press Run prompt.");
         return;
     };
+    adapter_controls(ui, st);
     token_chips(ui, &snap);
     ui.horizontal(|ui| {
         if ui.button("Step ▶").on_hover_text("Draw one token with the settings below (Space)").clicked() {
@@ -255,8 +265,56 @@ pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
             st.force(id);
         }
     }
+    if let (Some(base), Some(d)) = (&snap.base_logits, st.distribution()) {
+        ui.separator();
+        compare(ui, st, &codec, &snap, base, &d);
+    }
     ui.separator();
     generation_table(ui, st, &snap);
+}
+
+/// Adapter on/off and strength: ΔW is multiplied by the strength (0 = the base model).
+fn adapter_controls(ui: &mut egui::Ui, st: &mut TokensState) {
+    let Some((adapter, strength)) = st.adapter.clone() else { return };
+    ui.horizontal(|ui| {
+        let mut s = strength as f32;
+        let label = ui.label(RichText::new("LoRA strength").strong())
+            .on_hover_text("The engine adds strength × ΔW to every adapted weight: 0 = base model, 1 = as trained, 2 = exaggerated");
+        let changed = ui.add(egui::Slider::new(&mut s, 0.0..=2.0).step_by(0.05)).labelled_by(label.id).drag_stopped();
+        let off = ui.button(if strength == 0.0 { "adapter off" } else { "switch off" }).clicked();
+        let on = ui.button("1.0").on_hover_text("As trained").clicked();
+        let new = if off { Some(0.0) } else if on { Some(1.0) } else if changed { Some(s as f64) } else { None };
+        if let Some(v) = new {
+            st.set_adapter(Some((Arc::clone(&adapter), v)));
+        } else if (s as f64 - strength).abs() > 1e-9 {
+            // Show the slider's position while dragging; send when released.
+            st.adapter = Some((Arc::clone(&adapter), s as f64));
+        }
+    });
+}
+
+/// Base vs adapted next-token distributions under the same sliders, and who moved most.
+fn compare(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, snap: &Snapshot, base: &[f32], adapted: &Distribution) {
+    let b = sampling::distribution(base, &snap.tokens, &st.params);
+    ui.label(RichText::new("with the adapter vs without").strong())
+        .on_hover_text("The same prompt and step, run once with ΔW added and once without");
+    let mut moved: Vec<(u32, f32)> = (0..adapted.probs.len()).map(|i| (i as u32, adapted.probs[i] - b.probs[i])).collect();
+    moved.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
+    egui::Grid::new("compare").striped(true).num_columns(4).show(ui, |ui| {
+        for h in ["token", "base", "adapted", "change"] {
+            ui.label(RichText::new(h).weak());
+        }
+        ui.end_row();
+        for &(id, delta) in moved.iter().take(8) {
+            let p = codec.piece(id);
+            ui.monospace(if p.special { p.token.clone() } else { visible(&p.text) });
+            ui.monospace(format!("{:.4}", b.probs[id as usize]));
+            ui.monospace(format!("{:.4}", adapted.probs[id as usize]));
+            let color = if delta > 0.0 { Color32::from_rgb(80, 180, 90) } else { Color32::from_rgb(220, 90, 80) };
+            ui.label(RichText::new(format!("{delta:+.4}")).monospace().color(color));
+            ui.end_row();
+        }
+    });
 }
 
 fn token_chips(ui: &mut egui::Ui, snap: &Snapshot) {

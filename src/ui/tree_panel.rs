@@ -60,7 +60,7 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
         flat_list(ui, model, &filter, selection, &mut picked);
         return picked;
     }
-    let tree = &model.folder.tree;
+    let tree = &model.tree;
     egui::ScrollArea::both().auto_shrink([false, false]).show(ui, |ui| {
         ui.style_mut().override_text_style = Some(egui::TextStyle::Monospace);
         let root = &tree.nodes[ROOT];
@@ -118,11 +118,15 @@ impl Ctx<'_> {
         };
         let default_open = node.path.split('.').count() < 2 || node.is_list;
         let mut clicked = false;
+        let moe_note = self.moe_note(node);
         load_state(ui, state, salt, default_open)
             .show_header(ui, |ui| {
                 if row(ui, selected, &text, count).on_hover_text(teaching_note(node)).clicked() {
                     *self.picked = Some(Selection::Module(id));
                     clicked = true;
+                }
+                if let Some(note) = &moe_note {
+                    ui.label(RichText::new(note).weak().italics());
                 }
             })
             .body(|ui| {
@@ -139,6 +143,12 @@ impl Ctx<'_> {
         if clicked {
             state.to_open.insert(salt);
         }
+    }
+
+    /// "8 experts, top-2" beside a sparse MoE block.
+    fn moe_note(&self, node: &Node) -> Option<String> {
+        let moe = self.model.folder.config.as_ref()?.moe.as_ref()?;
+        node.class_name.ends_with("SparseMoeBlock").then(|| format!("{} experts, top-{}", moe.num_experts, moe.top_k))
     }
 
     fn list_children(&mut self, ui: &mut egui::Ui, list: usize, salt: Id, state: &mut TreeState) {

@@ -1,0 +1,166 @@
+//! The LoRA diff view: W, ΔW = (α/r)·B·A and W + ΔW as heatmaps on one colour scale, their
+//! histograms, ‖W‖, ‖ΔW‖ and the ratio, and ΔW's singular values (at most r are non-zero).
+
+use std::sync::{Arc, OnceLock};
+
+use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions};
+use egui_plot::{Bar, BarChart, Legend, Plot};
+
+use super::app::AnatomyApp;
+use super::format;
+use crate::analysis::Control;
+use crate::analysis::lowrank::{self, DeltaSummary};
+use crate::analysis::stats::{DataView, TensorStats, compute_stats};
+use crate::checkpoint::Dtype;
+use crate::lora::LoraModule;
+
+/// Heatmaps are pooled down to at most this many cells per side.
+const MAX_CELLS: usize = 128;
+
+pub struct LoraView {
+    pub summary: DeltaSummary,
+    pub rank: usize,
+    pub w_stats: TensorStats,
+    pub delta_stats: TensorStats,
+    pub merged_stats: TensorStats,
+    images: [ColorImage; 3],
+    /// The colour scale's ±limit, shared by the three heatmaps.
+    pub scale: f32,
+    textures: OnceLock<[TextureHandle; 3]>,
+}
+
+fn stats_of(values: &[f32]) -> TensorStats {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    compute_stats(&[DataView { dtype: Dtype::F32, bytes: &bytes }], 48, &Control::new()).expect("not cancelled")
+}
+
+impl LoraView {
+    pub fn new(m: &LoraModule, w: &[f32], scaling: f64) -> Self {
+        let summary = lowrank::summarize(&m.module, &m.a, &m.b, m.rank, w, scaling);
+        let delta = lowrank::delta(&m.a, &m.b, m.rank, scaling);
+        let merged: Vec<f32> = w.iter().zip(&delta).map(|(a, b)| a + b).collect();
+        let (rows, cols) = (m.out_features, m.in_features);
+        let scale = w.iter().chain(&merged).fold(0f32, |a, &x| a.max(x.abs())).max(f32::MIN_POSITIVE);
+        let images = [heatmap(w, rows, cols, scale), heatmap(&delta, rows, cols, scale), heatmap(&merged, rows, cols, scale)];
+        Self {
+            summary,
+            rank: m.rank,
+            w_stats: stats_of(w),
+            delta_stats: stats_of(&delta),
+            merged_stats: stats_of(&merged),
+            images,
+            scale,
+            textures: OnceLock::new(),
+        }
+    }
+}
+
+/// Block-mean pooling to ≤ MAX_CELLS per side, then a diverging blue–white–red scale.
+fn heatmap(values: &[f32], rows: usize, cols: usize, scale: f32) -> ColorImage {
+    let (h, w) = (rows.min(MAX_CELLS), cols.min(MAX_CELLS));
+    let mut pixels = Vec::with_capacity(h * w);
+    for y in 0..h {
+        let (r0, r1) = (y * rows / h, ((y + 1) * rows / h).max(y * rows / h + 1));
+        for x in 0..w {
+            let (c0, c1) = (x * cols / w, ((x + 1) * cols / w).max(x * cols / w + 1));
+            let mut sum = 0f32;
+            for r in r0..r1 {
+                sum += values[r * cols + c0..r * cols + c1].iter().sum::<f32>();
+            }
+            let v = (sum / ((r1 - r0) * (c1 - c0)) as f32 / scale).clamp(-1.0, 1.0);
+            let fade = |c: u8| (255.0 - (255.0 - c as f32) * v.abs()) as u8;
+            pixels.push(if v >= 0.0 { Color32::from_rgb(fade(200), fade(40), fade(40)) } else { Color32::from_rgb(fade(40), fade(80), fade(200)) });
+        }
+    }
+    ColorImage::new([w, h], pixels)
+}
+
+/// The LoRA section for an adapted module.
+pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
+    let Some(view) = app.lora_view(module) else { return };
+    let Some((adapter, strength)) = app.adapter.clone() else { return };
+    ui.label(RichText::new(format!("LoRA on {module}")).strong().size(18.0)).on_hover_text(
+        "LoRA freezes W and learns two thin matrices: A (r × in) and B (out × r). The layer computes W·x + (α/r)·B·A·x, so the update ΔW = (α/r)·B·A has rank at most r.",
+    );
+    let s = &view.summary;
+    egui::Grid::new("lora-grid").num_columns(2).striped(true).show(ui, |ui| {
+        let rows = [
+            ("rank r", format!("{}", view.rank), "Inner size of A and B: ΔW has at most r non-zero singular values"),
+            ("α, scaling", format!("{} , {}", adapter.alpha, adapter.scaling), "ΔW = scaling · B·A with scaling = α / r (α / √r with rsLoRA)"),
+            ("‖W‖_F", format::num(s.w_norm), "Frobenius norm of the frozen weight"),
+            ("‖ΔW‖_F", format::num(s.delta_norm), "Frobenius norm of the update"),
+            ("ratio", format!("{:.4}", s.ratio), "‖ΔW‖ / ‖W‖: how large the change is relative to the weight"),
+            ("strength", format!("{strength:.2}"), "What the engine multiplies ΔW by (Token probabilities tab)"),
+        ];
+        for (k, v, tip) in rows {
+            ui.label(k).on_hover_text(tip);
+            ui.monospace(v);
+            ui.end_row();
+        }
+    });
+    let textures = view.textures.get_or_init(|| {
+        let ctx = ui.ctx();
+        let names = ["lora-w", "lora-delta", "lora-merged"];
+        std::array::from_fn(|i| ctx.load_texture(format!("{module}-{}", names[i]), view.images[i].clone(), TextureOptions::NEAREST))
+    });
+    ui.label(RichText::new(format!("heatmaps on one colour scale (±{}): red > 0, blue < 0", format::num(view.scale as f64))).weak());
+    ui.horizontal(|ui| {
+        for (tex, title) in textures.iter().zip(["W", "ΔW = (α/r)·B·A", "W + ΔW"]) {
+            ui.vertical(|ui| {
+                ui.label(title);
+                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(200.0, 200.0)));
+            });
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.vertical(|ui| {
+            ui.label(RichText::new("W and W + ΔW").strong());
+            overlay(ui, &view.w_stats, &view.merged_stats);
+        });
+        ui.vertical(|ui| {
+            ui.label(RichText::new("ΔW").strong());
+            bars(ui, "delta-hist", &view.delta_stats, Color32::from_rgb(200, 120, 40));
+        });
+    });
+    ui.label(RichText::new("singular values of ΔW").strong())
+        .on_hover_text("A full-rank update would have min(out, in) of them; LoRA's has at most r: the low-rank idea made visible");
+    let sv: Vec<Bar> = s.singular_values.iter().enumerate().map(|(i, &v)| Bar::new(i as f64 + 1.0, v).width(0.7)).collect();
+    Plot::new("sv-plot").height(150.0).allow_scroll(false).x_axis_label("index").show(ui, |p| {
+        p.bar_chart(BarChart::new("σ", sv).color(Color32::from_rgb(120, 90, 190)))
+    });
+}
+
+fn bars(ui: &mut egui::Ui, id: &str, s: &TensorStats, color: Color32) {
+    let e = &s.histogram.edges;
+    let b: Vec<Bar> = s.histogram.counts.iter().enumerate().map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i])).collect();
+    Plot::new(id).height(160.0).width(320.0).allow_scroll(false).show(ui, |p| p.bar_chart(BarChart::new(id, b).color(color)));
+}
+
+fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) {
+    let to_bars = |s: &TensorStats| -> Vec<Bar> {
+        let e = &s.histogram.edges;
+        s.histogram.counts.iter().enumerate().map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i])).collect()
+    };
+    Plot::new("overlay-hist").height(160.0).width(320.0).allow_scroll(false).legend(Legend::default()).show(ui, |p| {
+        p.bar_chart(BarChart::new("W", to_bars(w)).color(Color32::from_rgba_unmultiplied(70, 130, 200, 140)));
+        p.bar_chart(BarChart::new("W + ΔW", to_bars(merged)).color(Color32::from_rgba_unmultiplied(220, 120, 40, 140)));
+    });
+}
+
+/// ‖ΔW‖/‖W‖ for every adapted module, one bar each.
+pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
+    let Some((adapter, _)) = app.adapter.clone() else { return };
+    let names: Vec<String> = adapter.modules.iter().map(|m| m.module.clone()).collect();
+    let views: Vec<(String, Arc<LoraView>)> = names.iter().filter_map(|n| app.lora_view(n).map(|v| (n.clone(), v))).collect();
+    ui.label(RichText::new("‖ΔW‖ / ‖W‖ per adapted module").strong()).on_hover_text("Where the adapter changes the model most");
+    let short: Vec<String> = views.iter().map(|(n, _)| n.trim_start_matches("model.layers.").replace(".self_attn", "").replace(".mlp", "")).collect();
+    let bars: Vec<Bar> = views.iter().enumerate().map(|(i, (n, v))| Bar::new(i as f64, v.summary.ratio).name(n).width(0.7)).collect();
+    Plot::new("lora-model-wide")
+        .height(180.0)
+        .allow_scroll(false)
+        .x_axis_formatter(move |mark, _| {
+            let i = mark.value.round();
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < short.len() { short[i as usize].clone() } else { String::new() }
+        })
+        .show(ui, |p| p.bar_chart(BarChart::new("ratio", bars).color(Color32::from_rgb(200, 120, 40)).element_formatter(Box::new(|b, _| format!("{}\n{:.4}", b.name, b.value)))));
+}
