@@ -39,6 +39,9 @@ pub struct Cli {
     /// Attach this LoRA adapter (PEFT folder or .pth) once the model is open.
     #[arg(long, requires = "path")]
     pub adapter: Option<PathBuf>,
+    /// Which panel to show first: weights, tokens or routing.
+    #[arg(long, value_parser = ["weights", "tokens", "routing"])]
+    pub view: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -25,3 +25,5 @@ shot screenshot-tree tests/fixtures/tiny-mixtral --select model.layers.0.block_s
 shot screenshot-module tests/fixtures/tiny-qwen2moe --select model.layers.1.mlp
 shot screenshot-bits tests/fixtures/tiny-llama-bf16 --select model.layers.0.self_attn.q_proj.weight
 shot screenshot-tokens tests/fixtures/tiny-qwen2 --prompt "The model has weights"
+shot screenshot-routing tests/fixtures/tiny-mixtral --prompt "The model has weights" --view routing
+shot screenshot-lora tests/fixtures/tiny-llama --adapter tests/fixtures/tiny-llama-lora --select base_model.model.model.layers.0.self_attn.q_proj

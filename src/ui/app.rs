@@ -162,19 +162,20 @@ impl Default for AnatomyApp {
 }
 
 impl AnatomyApp {
-    pub fn new(
-        cc: &eframe::CreationContext<'_>,
-        path: Option<PathBuf>,
-        select: Option<String>,
-        prompt: Option<String>,
-        adapter: Option<PathBuf>,
-    ) -> Self {
+    pub fn new(cc: &eframe::CreationContext<'_>, start: super::StartOptions) -> Self {
+        let super::StartOptions { path, select, prompt, adapter, view } = start;
         let mut app = Self { pending_select: select, pending_adapter: adapter, ..Self::default() };
         if let Some(prompt) = prompt {
             app.view = View::Tokens;
             app.tokens.prompt = prompt;
             app.tokens.run_when_loaded = true;
         }
+        app.view = match view.as_deref() {
+            Some("weights") => View::Weights,
+            Some("tokens") => View::Tokens,
+            Some("routing") => View::Routing,
+            _ => app.view,
+        };
         if let Some(storage) = cc.storage {
             if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
                 app.recent = recent;

@@ -23,10 +23,12 @@ pub struct LoraView {
     pub w_stats: TensorStats,
     pub delta_stats: TensorStats,
     pub merged_stats: TensorStats,
-    images: [ColorImage; 3],
-    /// The colour scale's ±limit, shared by the three heatmaps.
+    /// W, ΔW, W + ΔW on the shared scale, then ΔW on its own scale.
+    images: [ColorImage; 4],
+    /// The colour scale's ±limit, shared by the first three heatmaps.
     pub scale: f32,
-    textures: OnceLock<[TextureHandle; 3]>,
+    pub delta_scale: f32,
+    textures: OnceLock<[TextureHandle; 4]>,
 }
 
 fn stats_of(values: &[f32]) -> TensorStats {
@@ -41,7 +43,13 @@ impl LoraView {
         let merged: Vec<f32> = w.iter().zip(&delta).map(|(a, b)| a + b).collect();
         let (rows, cols) = (m.out_features, m.in_features);
         let scale = w.iter().chain(&merged).fold(0f32, |a, &x| a.max(x.abs())).max(f32::MIN_POSITIVE);
-        let images = [heatmap(w, rows, cols, scale), heatmap(&delta, rows, cols, scale), heatmap(&merged, rows, cols, scale)];
+        let delta_scale = delta.iter().fold(0f32, |a, &x| a.max(x.abs())).max(f32::MIN_POSITIVE);
+        let images = [
+            heatmap(w, rows, cols, scale),
+            heatmap(&delta, rows, cols, scale),
+            heatmap(&merged, rows, cols, scale),
+            heatmap(&delta, rows, cols, delta_scale),
+        ];
         Self {
             summary,
             rank: m.rank,
@@ -50,6 +58,7 @@ impl LoraView {
             merged_stats: stats_of(&merged),
             images,
             scale,
+            delta_scale,
             textures: OnceLock::new(),
         }
     }
@@ -100,15 +109,16 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
     });
     let textures = view.textures.get_or_init(|| {
         let ctx = ui.ctx();
-        let names = ["lora-w", "lora-delta", "lora-merged"];
+        let names = ["lora-w", "lora-delta", "lora-merged", "lora-delta-own"];
         std::array::from_fn(|i| ctx.load_texture(format!("{module}-{}", names[i]), view.images[i].clone(), TextureOptions::NEAREST))
     });
     ui.label(RichText::new(format!("heatmaps on one colour scale (±{}): red > 0, blue < 0", format::num(view.scale as f64))).weak());
     ui.horizontal(|ui| {
-        for (tex, title) in textures.iter().zip(["W", "ΔW = (α/r)·B·A", "W + ΔW"]) {
+        let own = format!("ΔW, own scale ±{}", format::num(view.delta_scale as f64));
+        for (tex, title) in textures.iter().zip(["W", "ΔW = (α/r)·B·A", "W + ΔW", own.as_str()]) {
             ui.vertical(|ui| {
                 ui.label(title);
-                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(200.0, 200.0)));
+                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(180.0, 180.0)));
             });
         }
     });

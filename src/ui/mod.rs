@@ -15,8 +15,23 @@ pub use app::{AnatomyApp, Selection, View};
 
 use std::path::PathBuf;
 
-/// Opens the window. `path`: a model folder to open at start; `select`: a tensor or module in it.
-pub fn run_native(path: Option<PathBuf>, select: Option<String>, prompt: Option<String>, adapter: Option<PathBuf>) -> eframe::Result {
+/// What the command line asks the window to show first.
+#[derive(Default)]
+pub struct StartOptions {
+    /// A model folder to open.
+    pub path: Option<PathBuf>,
+    /// A tensor or module to select in it.
+    pub select: Option<String>,
+    /// A prompt to run in the token panel.
+    pub prompt: Option<String>,
+    /// A LoRA adapter to attach.
+    pub adapter: Option<PathBuf>,
+    /// "weights", "tokens" or "routing".
+    pub view: Option<String>,
+}
+
+/// Opens the window.
+pub fn run_native(start: StartOptions) -> eframe::Result {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
@@ -29,6 +44,6 @@ pub fn run_native(path: Option<PathBuf>, select: Option<String>, prompt: Option<
     eframe::run_native(
         "llm-anatomy",
         options,
-        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, path, select, prompt, adapter)))),
+        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, start)))),
     )
 }

@@ -127,11 +127,12 @@ fn heatmap(ui: &mut egui::Ui, l: &LayerRouting, labels: &[String], selected: &mu
     let cell_w = ((ui.available_width() - label_w - 10.0) / (n_experts + extra) as f32).clamp(8.0, 48.0);
     let cell_h = 22.0;
     ui.horizontal(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
         ui.add_space(label_w);
         for e in 0..n_experts {
-            ui.allocate_ui(egui::vec2(cell_w, cell_h), |ui| {
-                ui.label(RichText::new(format!("{e}")).small().color(if l.dormant.contains(&e) { Color32::from_rgb(220, 80, 80) } else { ui.visuals().text_color() }));
-            });
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(cell_w, cell_h), egui::Sense::hover());
+            let color = if l.dormant.contains(&e) { Color32::from_rgb(220, 80, 80) } else { ui.visuals().text_color() };
+            ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, e.to_string(), egui::FontId::proportional(13.0), color);
         }
         if extra == 1 {
             ui.label(RichText::new("shared").small()).on_hover_text("Qwen2-MoE's shared expert runs for every token; its output is scaled by sigmoid(gate·x), shown here");
@@ -182,7 +183,7 @@ fn load_chart(ui: &mut egui::Ui, l: &LayerRouting) {
         ui.label(format!("coefficient of variation {:.2}", l.load_cv))
             .on_hover_text("std / mean of the tokens per expert: 0 = perfectly even");
         ui.label(format!("load-balancing loss {:.3}", l.aux_loss))
-            .on_hover_text("Switch Transformer auxiliary loss E · Σ f_e · P_e: 1 (per chosen slot) when balanced, larger when a few experts take most tokens. Training adds it to keep experts busy.");
+            .on_hover_text("Switch Transformer auxiliary loss E · Σ f_e · P_e (as transformers computes it): equal to top-k when the load is perfectly balanced, larger when a few experts take most tokens. Training adds it to keep every expert busy.");
         if !l.dormant.is_empty() {
             ui.label(RichText::new(format!("dormant: {:?}", l.dormant)).color(Color32::from_rgb(220, 80, 80)))
                 .on_hover_text("Experts that received no token of this text");

@@ -208,7 +208,10 @@ impl Ctx<'_> {
         let ckpt = &self.model.folder.checkpoint;
         for p in &node.params {
             let Some(t) = ckpt.tensor(&p.tensor) else { continue };
-            let tied = if p.tensor != format!("{}.{}", node.path, p.local) {
+            // Under a PEFT wrapper the path gains `base_model.model.` and `.base_layer`;
+            // only a different tensor than the module's own is a tie.
+            let own = node.path.strip_prefix("base_model.model.").unwrap_or(&node.path).trim_end_matches(".base_layer");
+            let tied = if p.tensor != format!("{own}.{}", p.local) {
                 format!("  → tied to {}", p.tensor)
             } else {
                 String::new()
