@@ -39,8 +39,10 @@ fn main() {
         let greedy = SamplingParams { temperature: 0.0, ..Default::default() };
         let n = 32;
         let t = Instant::now();
+        llm_anatomy::engine::matvec::MATVEC_NS.store(0, std::sync::atomic::Ordering::Relaxed);
         session.generate(n, &greedy).unwrap();
         let decode = t.elapsed().as_secs_f64();
+        println!("  of which matvec: {:.1} ms/token", llm_anatomy::engine::matvec::MATVEC_NS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6 / n as f64);
         println!(
             "prefill {} tokens: {:.1} tokens/s   decode {n} tokens: {:.1} tokens/s ({:.1} ms/token)",
             prompt.len(),

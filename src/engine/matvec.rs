@@ -9,6 +9,11 @@ use candle_core::{Module, Result, Storage, Tensor};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
+/// Nanoseconds spent in the fast path since the counter was last reset: the decode
+/// benchmark prints it to show how much of a token is weight streaming (one relaxed
+/// atomic add per call, nothing measurable).
+pub static MATVEC_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A `Linear` that takes the fast path when it sees a single row of input.
 pub struct FastLinear {
     inner: Linear,
@@ -50,6 +55,7 @@ impl FastLinear {
         if training || rows != 1 || !self.inner.weight().is_contiguous() || x.dtype() != candle_core::DType::F32 {
             return self.inner.forward(x);
         }
+        let t0 = std::time::Instant::now();
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
         let (storage, layout) = self.inner.weight().storage_and_layout();
         let Storage::Cpu(cpu) = &*storage else {
@@ -59,13 +65,16 @@ impl FastLinear {
         let w = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + self.in_features * self.out_features];
         let mut y = vec![0f32; self.out_features];
         let k = self.in_features;
-        // ~64 KiB of weights per work item: big enough to stream, small enough to balance.
-        let rows_per_task = (16384 / k).max(1);
+        // A few tasks per thread: each wake-up of the pool costs microseconds, and a token
+        // makes ~200 of these calls, so fewer, larger tasks beat fine-grained ones.
+        let tasks = rayon::current_num_threads() * 4;
+        let rows_per_task = self.out_features.div_ceil(tasks).max(1);
         y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, out)| {
             let first = c * rows_per_task;
             dot_rows(&w[first * k..(first + out.len()) * k], &xv, out);
         });
         drop(storage);
+        MATVEC_NS.fetch_add(t0.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut dims = x.dims().to_vec();
         *dims.last_mut().expect("rank ≥ 1") = self.out_features;
         let y = Tensor::from_vec(y, dims, x.device())?;
