@@ -295,3 +295,17 @@ fn lora_adapter_wraps_the_tree_and_toggles_the_distribution() {
     let base = &reference("tiny-llama")["prompts"][0]["samplers"]["t1.0"]["top20"][0];
     assert!((off[base["id"].as_u64().unwrap() as usize] - base["prob"].as_f64().unwrap() as f32).abs() < 1e-4);
 }
+
+#[test]
+fn f11_toggles_presenter_mode() {
+    let mut harness = harness_with(AnatomyApp::default());
+    harness.run_steps(2);
+    assert_eq!(harness.ctx.zoom_factor(), 1.0);
+    harness.key_press(egui::Key::F11);
+    harness.run_steps(2);
+    assert!(harness.state().settings.presenter);
+    assert_eq!(harness.ctx.zoom_factor(), 1.6);
+    harness.key_press(egui::Key::F11);
+    harness.run_steps(2);
+    assert_eq!(harness.ctx.zoom_factor(), 1.0);
+}

@@ -22,6 +22,22 @@ use super::{inspector, tree_panel, welcome};
 use egui::RichText;
 
 const RECENT_KEY: &str = "recent_folders";
+const SETTINGS_KEY: &str = "settings";
+
+/// What is remembered between runs besides the recent folders.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Everything 1.6× larger, for a projector (F11).
+    pub presenter: bool,
+    pub dark: bool,
+    pub sampling: crate::sampling::SamplingParams,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { presenter: false, dark: true, sampling: crate::sampling::SamplingParams::default() }
+    }
+}
 const MAX_RECENT: usize = 8;
 
 /// Which big panel fills the centre.
@@ -121,6 +137,9 @@ pub struct AnatomyApp {
     pub lora_cache: HashMap<String, Arc<LoraView>>,
     adapter_dialog: Option<Receiver<Option<PathBuf>>>,
     pending_adapter: Option<PathBuf>,
+    pub settings: Settings,
+    /// The settings last applied to the egui context (zoom, theme).
+    applied: Option<Settings>,
     /// Messages the user must see (bad file, failed open); shown until dismissed.
     pub errors: Vec<String>,
     pub recent: Vec<PathBuf>,
@@ -151,6 +170,8 @@ impl Default for AnatomyApp {
             lora_cache: HashMap::new(),
             adapter_dialog: None,
             pending_adapter: None,
+            settings: Settings::default(),
+            applied: None,
             errors: Vec::new(),
             recent: Vec::new(),
             opening: None,
@@ -179,6 +200,10 @@ impl AnatomyApp {
         if let Some(storage) = cc.storage {
             if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
                 app.recent = recent;
+            }
+            if let Some(settings) = eframe::get_value::<Settings>(storage, SETTINGS_KEY) {
+                app.settings = settings;
+                app.tokens.params = settings.sampling;
             }
         }
         if let Some(path) = path {
@@ -526,6 +551,15 @@ impl AnatomyApp {
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::O)) {
             self.pick_folder();
         }
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::F11)) {
+            self.settings.presenter = !self.settings.presenter;
+        }
+        self.settings.sampling = self.tokens.params;
+        if self.applied != Some(self.settings) {
+            ctx.set_zoom_factor(if self.settings.presenter { 1.6 } else { 1.0 });
+            ctx.set_theme(if self.settings.dark { egui::Theme::Dark } else { egui::Theme::Light });
+            self.applied = Some(self.settings);
+        }
         self.update_jobs(&ctx);
 
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
@@ -611,6 +645,10 @@ impl AnatomyApp {
                 });
             });
             ui.menu_button("View", |ui| {
+                ui.checkbox(&mut self.settings.presenter, "Presenter mode (F11)")
+                    .on_hover_text("Everything 1.6× larger for a projector; Ctrl + / Ctrl − zoom further");
+                ui.checkbox(&mut self.settings.dark, "Dark theme");
+                ui.separator();
                 ui.checkbox(&mut self.tree.flat, "state_dict() keys instead of the module tree");
                 ui.checkbox(&mut self.histogram.log_y, "Logarithmic histogram counts");
             });
@@ -696,6 +734,7 @@ impl eframe::App for AnatomyApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, RECENT_KEY, &self.recent);
+        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
     }
 }
 
