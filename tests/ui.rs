@@ -14,6 +14,16 @@ fn harness_with(app: AnatomyApp) -> Harness<'static, AnatomyApp> {
         .build_ui_state(|ui, app: &mut AnatomyApp| app.ui(ui), app)
 }
 
+/// The app with a fixture open, one frame drawn.
+fn opened(name: &str) -> Harness<'static, AnatomyApp> {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&fixture(name));
+    assert!(app.errors.is_empty(), "{:?}", app.errors);
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness
+}
+
 /// Scrolls a widget into view, then clicks it, as a user would.
 fn click(harness: &mut Harness<'static, AnatomyApp>, label: &str) {
     // Scrolling animates: let it finish before pressing, or the press and release land apart.
@@ -75,10 +85,7 @@ fn open_expand_select_tensor_and_see_histogram() {
 
 #[test]
 fn filter_finds_a_module_by_dotted_name() {
-    let mut app = AnatomyApp::default();
-    app.open_blocking(&fixture("tiny-mixtral"));
-    let mut harness = harness_with(app);
-    harness.run_steps(2);
+    let mut harness = opened("tiny-mixtral");
     let filter = harness.get_by_label("Filter");
     filter.click();
     harness.run_steps(1);
@@ -97,10 +104,7 @@ fn filter_finds_a_module_by_dotted_name() {
 
 #[test]
 fn selecting_a_module_shows_its_aggregate_and_children() {
-    let mut app = AnatomyApp::default();
-    app.open_blocking(&fixture("tiny-qwen2"));
-    let mut harness = harness_with(app);
-    harness.run_steps(2);
+    let mut harness = opened("tiny-qwen2");
     harness.get_by_label("(model): Qwen2Model(").click();
     settle(&mut harness);
     harness.get_by_label("parameters per child");
@@ -185,10 +189,7 @@ fn step_until(harness: &mut Harness<'static, AnatomyApp>, what: &str, done: impl
 
 #[test]
 fn token_panel_steps_and_sliders_reuse_cached_logits() {
-    let mut app = AnatomyApp::default();
-    app.open_blocking(&fixture("tiny-llama"));
-    let mut harness = harness_with(app);
-    harness.run_steps(2);
+    let mut harness = opened("tiny-llama");
     harness.get_by_label("Token probabilities").click();
     step_until(&mut harness, "the weights to load", |a| a.tokens.loaded.is_some());
     // The prompt box starts with "The model has weights", the reference's first prompt.
@@ -228,10 +229,7 @@ fn token_panel_steps_and_sliders_reuse_cached_logits() {
 
 #[test]
 fn routing_heatmap_has_a_cell_per_token_and_expert() {
-    let mut app = AnatomyApp::default();
-    app.open_blocking(&fixture("tiny-mixtral"));
-    let mut harness = harness_with(app);
-    harness.run_steps(2);
+    let mut harness = opened("tiny-mixtral");
     harness.get_by_label("Routing").click();
     step_until(&mut harness, "the weights to load", |a| a.tokens.loaded.is_some());
     harness.get_by_label("Run prompt").click();
@@ -252,10 +250,7 @@ fn routing_heatmap_has_a_cell_per_token_and_expert() {
 
 #[test]
 fn routing_panel_explains_itself_on_a_dense_model() {
-    let mut app = AnatomyApp::default();
-    app.open_blocking(&fixture("tiny-llama"));
-    let mut harness = harness_with(app);
-    harness.run_steps(2);
+    let mut harness = opened("tiny-llama");
     harness.get_by_label("Routing").click();
     harness.run_steps(2);
     harness.get_by_label_contains("is a dense model");
