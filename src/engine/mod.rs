@@ -9,7 +9,6 @@ pub mod matvec;
 pub mod model;
 pub mod text;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -359,9 +358,4 @@ fn handle(session: &mut Option<Session>, command: Command, events: &Sender<Event
         }
     }
     Ok(())
-}
-
-/// Where the engine gets a folder from: the same opened model the tree shows.
-pub fn folder_path(folder: &ModelFolder) -> PathBuf {
-    folder.checkpoint.folder.clone()
 }
