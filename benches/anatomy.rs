@@ -77,7 +77,10 @@ fn open_8b(root: &Path) {
         let mut offset = 0usize;
         for (name, shape) in chunk {
             let bytes = shape.iter().product::<usize>() * 2;
-            header.insert(name.clone(), serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + bytes]}));
+            header.insert(
+                name.clone(),
+                serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+            );
             weight_map.insert(name.clone(), file.clone().into());
             offset += bytes;
         }
@@ -92,7 +95,8 @@ fn open_8b(root: &Path) {
     }
     fs::write(
         folder.join("model.safetensors.index.json"),
-        serde_json::to_string(&serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map})).unwrap(),
+        serde_json::to_string(&serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map}))
+            .unwrap(),
     )
     .unwrap();
 
@@ -105,8 +109,13 @@ fn open_8b(root: &Path) {
         harness.state_mut().open_blocking(&folder);
         harness.step();
     });
-    println!("open 8B-shaped folder (4 shards, {} tensors, {:.2} B params, {:.1} GB): {:.1} ms",
-        model.checkpoint.tensors.len(), params as f64 / 1e9, total as f64 / 1e9, open.as_secs_f64() * 1e3);
+    println!(
+        "open 8B-shaped folder (4 shards, {} tensors, {:.2} B params, {:.1} GB): {:.1} ms",
+        model.checkpoint.tensors.len(),
+        params as f64 / 1e9,
+        total as f64 / 1e9,
+        open.as_secs_f64() * 1e3
+    );
     println!("open + build tree + draw first frame: {:.1} ms (goal ≤ 100 ms)", open_and_draw.as_secs_f64() * 1e3);
 }
 
@@ -130,9 +139,8 @@ fn histogram_throughput(_root: &Path) {
         std::hint::black_box(&dst);
     });
     let threads = rayon::current_num_threads();
-    let (stats, s) = best_of(5, || {
-        compute_stats(&[DataView { dtype: Dtype::F32, bytes: &data }], 64, &Control::new()).unwrap()
-    });
+    let (stats, s) =
+        best_of(5, || compute_stats(&[DataView { dtype: Dtype::F32, bytes: &data }], 64, &Control::new()).unwrap());
     let gbps = |d: Duration| BYTES as f64 / d.as_secs_f64() / 1e9;
     println!("memcpy 256 MB: {:.2} GB/s", gbps(copy));
     println!(

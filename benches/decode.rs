@@ -29,7 +29,12 @@ fn main() {
     let t = Instant::now();
     let model = ModelFolder::open(&folder).expect("open folder");
     let mut session = Session::load(&model).expect("load model");
-    println!("load {} ({} parameters): {:.2} s", folder.display(), model.tree.unique_param_count(0), t.elapsed().as_secs_f64());
+    println!(
+        "load {} ({} parameters): {:.2} s",
+        folder.display(),
+        model.tree.unique_param_count(0),
+        t.elapsed().as_secs_f64()
+    );
     let vocab = session.model.cfg.vocab_size as u32;
     let prompt: Vec<u32> = (0..64).map(|i| (i * 7919 + 13) % vocab.min(1000)).collect();
     for _ in 0..2 {
@@ -42,7 +47,10 @@ fn main() {
         llm_anatomy::engine::matvec::MATVEC_NS.store(0, std::sync::atomic::Ordering::Relaxed);
         session.generate(n, &greedy).unwrap();
         let decode = t.elapsed().as_secs_f64();
-        println!("  of which matvec: {:.1} ms/token", llm_anatomy::engine::matvec::MATVEC_NS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6 / n as f64);
+        println!(
+            "  of which matvec: {:.1} ms/token",
+            llm_anatomy::engine::matvec::MATVEC_NS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6 / n as f64
+        );
         println!(
             "prefill {} tokens: {:.1} tokens/s   decode {n} tokens: {:.1} tokens/s ({:.1} ms/token)",
             prompt.len(),
@@ -52,7 +60,8 @@ fn main() {
         );
     }
     let logits = session.current_logits().unwrap();
-    let params = SamplingParams { temperature: 0.7, top_k: 50, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.1, seed: 1 };
+    let params =
+        SamplingParams { temperature: 0.7, top_k: 50, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.1, seed: 1 };
     let runs = 20;
     let t = Instant::now();
     for _ in 0..runs {
@@ -104,7 +113,10 @@ fn write_smollm2_shaped(folder: &Path) {
     let mut offset = 0usize;
     for (name, shape) in &tensors {
         let bytes = shape.iter().product::<usize>() * 4;
-        header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}));
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
         offset += bytes;
     }
     let text = serde_json::to_string(&header).unwrap();

@@ -10,11 +10,11 @@ use serde_json::json;
 use crate::analysis::Control;
 use crate::analysis::cast::cast_report;
 use crate::analysis::floatbits::{self, Format};
-use crate::analysis::{lowrank, routing};
-use crate::lora::LoraAdapter;
 use crate::analysis::stats::{DataView, compute_stats};
+use crate::analysis::{lowrank, routing};
 use crate::arch::ModelFolder;
 use crate::engine::Session;
+use crate::lora::LoraAdapter;
 use crate::sampling::SamplingParams;
 
 #[derive(Parser, Debug)]
@@ -224,7 +224,13 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     Some(a) => {
                         let adapter = LoraAdapter::open(&a, &model, alpha)?;
                         writeln!(out, "{}", crate::arch::peft::wrap(&model.tree, &adapter).repr(crate::arch::ROOT))?;
-                        eprintln!("{}", crate::arch::peft::trainable_line(&adapter, model.tree.unique_param_count(crate::arch::ROOT)));
+                        eprintln!(
+                            "{}",
+                            crate::arch::peft::trainable_line(
+                                &adapter,
+                                model.tree.unique_param_count(crate::arch::ROOT)
+                            )
+                        );
                     }
                 }
             }
@@ -237,7 +243,11 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     .iter()
                     .map(|m| {
                         let w = ckpt.require(&format!("{}.weight", m.module))?;
-                        let values: Vec<f32> = ckpt.bytes(w).chunks_exact(w.dtype.size_in_bytes()).map(|c| w.dtype.decode(c) as f32).collect();
+                        let values: Vec<f32> = ckpt
+                            .bytes(w)
+                            .chunks_exact(w.dtype.size_in_bytes())
+                            .map(|c| w.dtype.decode(c) as f32)
+                            .collect();
                         Ok(lowrank::summarize(&m.module, &m.a, &m.b, m.rank, &values, adapter.scaling))
                     })
                     .collect::<Result<_, crate::checkpoint::CheckpointError>>()?;
@@ -257,11 +267,29 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     });
                     writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
                 } else {
-                    writeln!(out, "rank {}, alpha {}, scaling {} ({} modules)", adapter.rank, adapter.alpha, adapter.scaling, adapter.modules.len())?;
-                    writeln!(out, "{}", crate::arch::peft::trainable_line(&adapter, model.tree.unique_param_count(crate::arch::ROOT)))?;
+                    writeln!(
+                        out,
+                        "rank {}, alpha {}, scaling {} ({} modules)",
+                        adapter.rank,
+                        adapter.alpha,
+                        adapter.scaling,
+                        adapter.modules.len()
+                    )?;
+                    writeln!(
+                        out,
+                        "{}",
+                        crate::arch::peft::trainable_line(&adapter, model.tree.unique_param_count(crate::arch::ROOT))
+                    )?;
                     for s in &summaries {
-                        writeln!(out, "{:<40} ||W|| {:>9.4}  ||dW|| {:>9.4}  ratio {:.4}  sv {:?}", s.module, s.w_norm, s.delta_norm, s.ratio,
-                            top8(&s.singular_values).iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>())?;
+                        writeln!(
+                            out,
+                            "{:<40} ||W|| {:>9.4}  ||dW|| {:>9.4}  ratio {:.4}  sv {:?}",
+                            s.module,
+                            s.w_norm,
+                            s.delta_norm,
+                            s.ratio,
+                            top8(&s.singular_values).iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
+                        )?;
                     }
                 }
             }
@@ -313,9 +341,9 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                 }
                 let model = ModelFolder::open(&path)?;
                 let ckpt = &model.checkpoint;
-                let info = ckpt.require(&tensor).map_err(|e| {
-                    format!("{e} in {} (see `llm-anatomy tensors {}`)", path.display(), path.display())
-                })?;
+                let info = ckpt
+                    .require(&tensor)
+                    .map_err(|e| format!("{e} in {} (see `llm-anatomy tensors {}`)", path.display(), path.display()))?;
                 let view = DataView { dtype: info.dtype, bytes: ckpt.bytes(info) };
                 let stats = compute_stats(&[view], bins, &Control::new())?;
                 if json {
@@ -350,7 +378,13 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     let peak = stats.histogram.counts.iter().copied().max().unwrap_or(1).max(1);
                     for (i, c) in stats.histogram.counts.iter().enumerate() {
                         let bar = "█".repeat((40 * c / peak) as usize);
-                        writeln!(out, "[{:>+.4e}, {:>+.4e}) {:>10} {bar}", stats.histogram.edges[i], stats.histogram.edges[i + 1], c)?;
+                        writeln!(
+                            out,
+                            "[{:>+.4e}, {:>+.4e}) {:>10} {bar}",
+                            stats.histogram.edges[i],
+                            stats.histogram.edges[i + 1],
+                            c
+                        )?;
                     }
                 }
             }
@@ -398,7 +432,16 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     }
                     for d in &b.formats {
                         let (down, up) = floatbits::neighbours(d);
-                        writeln!(out, "\n{:<9} {}  sign {}  exponent {}  mantissa {}  ({})", d.format.name(), d.hex(), d.sign, d.exponent_bits_string(), d.mantissa_bits_string(), d.class.as_str())?;
+                        writeln!(
+                            out,
+                            "\n{:<9} {}  sign {}  exponent {}  mantissa {}  ({})",
+                            d.format.name(),
+                            d.hex(),
+                            d.sign,
+                            d.exponent_bits_string(),
+                            d.mantissa_bits_string(),
+                            d.class.as_str()
+                        )?;
                         writeln!(out, "          {}", d.formula())?;
                         writeln!(
                             out,
@@ -416,11 +459,16 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                 adapter.attach(&model, &mut session)?;
                 session.set_prompt(&prompt, chat)?;
                 let d = session.distribution(&sampling.params()).ok_or("no logits")?;
-                let candidates: Vec<_> = d.order.iter().take(top).map(|&id| {
-                    let piece = session.codec.piece(id);
-                    let i = id as usize;
-                    (piece, d.probs[i], d.raw_probs[i], d.logits[i], d.removed[i])
-                }).collect();
+                let candidates: Vec<_> = d
+                    .order
+                    .iter()
+                    .take(top)
+                    .map(|&id| {
+                        let piece = session.codec.piece(id);
+                        let i = id as usize;
+                        (piece, d.probs[i], d.raw_probs[i], d.logits[i], d.removed[i])
+                    })
+                    .collect();
                 if json {
                     let value = json!({
                         "input_ids": session.tokens,
@@ -436,7 +484,15 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     writeln!(out, "{:>6}  {:<16} {:>9} {:>9} {:>9}", "id", "token", "prob", "raw", "logit")?;
                     for (p, prob, raw, logit, removed) in &candidates {
                         let why = removed.map(|r| format!("  ({})", r.label())).unwrap_or_default();
-                        writeln!(out, "{:>6}  {:<16} {:>9.5} {:>9.5} {:>9.4}{why}", p.id, format!("{:?}", p.text), prob, raw, logit)?;
+                        writeln!(
+                            out,
+                            "{:>6}  {:<16} {:>9.5} {:>9.5} {:>9.4}{why}",
+                            p.id,
+                            format!("{:?}", p.text),
+                            prob,
+                            raw,
+                            logit
+                        )?;
                     }
                     writeln!(out, "entropy {:.3} bits, {} tokens kept", d.entropy_bits, d.kept)?;
                 }
@@ -450,7 +506,13 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                 let new_ids = session.generate(max_new, &sampling.params())?;
                 let text = session.codec.decode(&new_ids);
                 if json {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&json!({"input_ids": input_ids, "new_ids": new_ids, "text": text}))?)?;
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &json!({"input_ids": input_ids, "new_ids": new_ids, "text": text})
+                        )?
+                    )?;
                 } else {
                     writeln!(out, "{}{}", session.codec.decode(&input_ids), text)?;
                 }
@@ -485,10 +547,18 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
                 } else {
                     for l in &layers {
-                        writeln!(out, "layer {}  load {:?}  (cv {:.2}, aux loss {:.3}{})", l.layer, l.load, l.load_cv, l.aux_loss,
-                            if l.dormant.is_empty() { String::new() } else { format!(", dormant {:?}", l.dormant) })?;
+                        writeln!(
+                            out,
+                            "layer {}  load {:?}  (cv {:.2}, aux loss {:.3}{})",
+                            l.layer,
+                            l.load,
+                            l.load_cv,
+                            l.aux_loss,
+                            if l.dormant.is_empty() { String::new() } else { format!(", dormant {:?}", l.dormant) }
+                        )?;
                         for (t, p) in pieces.iter().enumerate() {
-                            let chosen: Vec<String> = l.topk[t].iter().zip(&l.weights[t]).map(|(e, w)| format!("e{e}×{w:.2}")).collect();
+                            let chosen: Vec<String> =
+                                l.topk[t].iter().zip(&l.weights[t]).map(|(e, w)| format!("e{e}×{w:.2}")).collect();
                             writeln!(out, "  {:<14} {}", format!("{:?}", p.text), chosen.join(" + "))?;
                         }
                     }
@@ -501,7 +571,8 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                 let model = ModelFolder::open(&path)?;
                 let ckpt = &model.checkpoint;
                 let info = ckpt.require(&tensor)?;
-                let r = cast_report(&[DataView { dtype: info.dtype, bytes: ckpt.bytes(info) }], format, &Control::new())?;
+                let r =
+                    cast_report(&[DataView { dtype: info.dtype, bytes: ckpt.bytes(info) }], format, &Control::new())?;
                 if json {
                     let value = json!({
                         "name": info.name,
@@ -527,7 +598,12 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                 } else {
                     writeln!(out, "{} ({}, {} values) → {}", info.name, info.dtype, r.count, format.name())?;
                     writeln!(out, "exact      {}", r.exact)?;
-                    writeln!(out, "overflow   {}{}", r.overflow, if format.has_inf() { " (→ ±∞)" } else { " (clamped to ±448)" })?;
+                    writeln!(
+                        out,
+                        "overflow   {}{}",
+                        r.overflow,
+                        if format.has_inf() { " (→ ±∞)" } else { " (clamped to ±448)" }
+                    )?;
                     writeln!(out, "underflow  {} (→ 0)", r.underflow)?;
                     writeln!(out, "subnormal  {}", r.subnormal)?;
                     writeln!(out, "abs error  max {:e}, mean {:e}", r.max_abs_error, r.mean_abs_error)?;
@@ -546,7 +622,13 @@ fn parse_number(s: &str) -> Result<f64, String> {
 }
 
 fn finite_or_null(x: f64) -> serde_json::Value {
-    if x.is_nan() { serde_json::Value::Null } else if x.is_infinite() { json!(if x > 0.0 { "Infinity" } else { "-Infinity" }) } else { json!(x) }
+    if x.is_nan() {
+        serde_json::Value::Null
+    } else if x.is_infinite() {
+        json!(if x > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(x)
+    }
 }
 
 /// The `F` object of `bits --json`.

@@ -22,27 +22,22 @@ pub enum Poll<T> {
 
 impl<T: Send + 'static> Job<T> {
     /// Starts `work` on a new thread. Its error type only needs to display.
-    pub fn spawn<E: std::fmt::Display>(
-        name: &str,
-        work: impl FnOnce(&Control) -> Result<T, E> + Send + 'static,
-    ) -> Self
+    pub fn spawn<E>(name: &str, work: impl FnOnce(&Control) -> Result<T, E> + Send + 'static) -> Self
     where
-        E: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
     {
         let control = Arc::new(Control::new());
         let (tx, rx) = channel();
         let ctl = Arc::clone(&control);
-        let spawned = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || {
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(&ctl)));
-                let message = match outcome {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(panic) => Err(format!("internal error (please report): {}", panic_text(&panic))),
-                };
-                let _ = tx.send(message);
-            });
+        let spawned = std::thread::Builder::new().name(name.to_string()).spawn(move || {
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(&ctl)));
+            let message = match outcome {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(panic) => Err(format!("internal error (please report): {}", panic_text(&panic))),
+            };
+            let _ = tx.send(message);
+        });
         if let Err(e) = spawned {
             let (tx, rx2) = channel();
             let _ = tx.send(Err(format!("could not start a worker thread: {e}")));
@@ -61,9 +56,7 @@ impl<T: Send + 'static> Job<T> {
 
     /// Blocks until done: for the CLI and tests, never for the UI.
     pub fn wait(self) -> Result<T, String> {
-        self.rx
-            .recv()
-            .unwrap_or_else(|_| Err("the worker stopped without an answer".into()))
+        self.rx.recv().unwrap_or_else(|_| Err("the worker stopped without an answer".into()))
     }
 
     pub fn progress(&self) -> f32 {
@@ -82,18 +75,6 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         s.clone()
     } else {
         "panic".into()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn panics_become_errors() {
-        let job: Job<()> = Job::spawn("t", |_| -> Result<(), String> { panic!("boom") });
-        let err = job.wait().unwrap_err();
-        assert!(err.contains("boom"), "{err}");
     }
 }
 
@@ -132,12 +113,12 @@ impl<K: Clone + Eq + std::hash::Hash, V: Send + 'static> KeyedJobs<K, V> {
 
     /// Moves a finished job's result into the cache.
     pub fn poll(&mut self) -> bool {
-        if let Some((key, job)) = &self.running {
-            if let Poll::Done(result) = job.poll() {
-                let key = key.clone();
-                self.running = None;
-                self.cache.insert(key, result);
-            }
+        if let Some((key, job)) = &self.running
+            && let Poll::Done(result) = job.poll()
+        {
+            let key = key.clone();
+            self.running = None;
+            self.cache.insert(key, result);
         }
         self.running.is_some()
     }
@@ -170,5 +151,17 @@ impl<K: Clone + Eq + std::hash::Hash, V: Send + 'static> KeyedJobs<K, V> {
             let result = job.wait();
             self.cache.insert(key, result);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_errors() {
+        let job: Job<()> = Job::spawn("t", |_| -> Result<(), String> { panic!("boom") });
+        let err = job.wait().unwrap_err();
+        assert!(err.contains("boom"), "{err}");
     }
 }

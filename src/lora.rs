@@ -56,10 +56,15 @@ impl LoraAdapter {
         } else if path.extension().is_some_and(|e| e == "pth" || e == "pt" || e == "bin") {
             Self::open_pth(path, alpha)?
         } else {
-            return Err(format!("{}: expected a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) or a .pth state dict", path.display()));
+            return Err(format!(
+                "{}: expected a PEFT adapter folder (adapter_config.json + adapter_model.safetensors) or a .pth state dict",
+                path.display()
+            ));
         };
         let adapter = match alpha {
-            Some(a) if adapter.peft => Self { alpha: a, scaling: scaling(a, adapter.rank, adapter.use_rslora), ..adapter },
+            Some(a) if adapter.peft => {
+                Self { alpha: a, scaling: scaling(a, adapter.rank, adapter.use_rslora), ..adapter }
+            }
             _ => adapter,
         };
         adapter.check_against(base)?;
@@ -69,7 +74,8 @@ impl LoraAdapter {
     fn open_peft(dir: &Path) -> Result<Self, String> {
         let cfg_path = dir.join("adapter_config.json");
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
-        let cfg: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", cfg_path.display()))?;
+        let cfg: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", cfg_path.display()))?;
         let bad = |what: String| format!("{}: {what}", cfg_path.display());
         let peft_type = cfg.get("peft_type").and_then(|v| v.as_str()).unwrap_or("LORA");
         if peft_type != "LORA" {
@@ -78,13 +84,17 @@ impl LoraAdapter {
         if cfg.get("use_dora").and_then(|v| v.as_bool()).unwrap_or(false) {
             return Err(bad("use_dora is true: DoRA adapters are not supported".into()));
         }
-        let rank = cfg.get("r").and_then(|v| v.as_u64()).ok_or_else(|| bad("no integer `r` (the LoRA rank)".into()))? as usize;
-        let alpha = cfg.get("lora_alpha").and_then(|v| v.as_f64()).ok_or_else(|| bad("no number `lora_alpha`".into()))?;
+        let rank =
+            cfg.get("r").and_then(|v| v.as_u64()).ok_or_else(|| bad("no integer `r` (the LoRA rank)".into()))? as usize;
+        let alpha =
+            cfg.get("lora_alpha").and_then(|v| v.as_f64()).ok_or_else(|| bad("no number `lora_alpha`".into()))?;
         let use_rslora = cfg.get("use_rslora").and_then(|v| v.as_bool()).unwrap_or(false);
         // fan_in_fan_out only says the *base* weight is stored [in, out] (GPT-2's Conv1D);
         // lora_A / lora_B are Linear weights either way. No supported family stores it so.
         if cfg.get("fan_in_fan_out").and_then(|v| v.as_bool()).unwrap_or(false) {
-            return Err(bad("fan_in_fan_out is true: that is for Conv1D-style base weights, which no supported family has".into()));
+            return Err(bad(
+                "fan_in_fan_out is true: that is for Conv1D-style base weights, which no supported family has".into(),
+            ));
         }
         if cfg.get("bias").and_then(|v| v.as_str()).is_some_and(|b| b != "none") {
             return Err(bad("bias is not \"none\": adapters that train biases are not supported".into()));
@@ -99,16 +109,21 @@ impl LoraAdapter {
             return Err(format!("{}: no adapter_model.safetensors beside adapter_config.json", dir.display()));
         }
         let shard = Shard::open(&weights, 0).map_err(|e: CheckpointError| e.to_string())?;
-        let mut pairs: std::collections::BTreeMap<String, (Option<(Vec<usize>, Vec<f32>)>, Option<(Vec<usize>, Vec<f32>)>)> = Default::default();
+        let mut pairs: std::collections::BTreeMap<String, Pair> = Default::default();
         for t in &shard.tensors {
-            let values: Vec<f32> = shard.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
+            let values: Vec<f32> =
+                shard.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
             let name = t.name.strip_prefix("base_model.model.").unwrap_or(&t.name);
             let (module, which) = if let Some(m) = name.strip_suffix(".lora_A.weight") {
                 (m, 'A')
             } else if let Some(m) = name.strip_suffix(".lora_B.weight") {
                 (m, 'B')
             } else {
-                return Err(format!("{}: tensor `{}` is not a lora_A/lora_B weight (embedding or DoRA adapters are not supported)", weights.display(), t.name));
+                return Err(format!(
+                    "{}: tensor `{}` is not a lora_A/lora_B weight (embedding or DoRA adapters are not supported)",
+                    weights.display(),
+                    t.name
+                ));
             };
             let entry = pairs.entry(module.to_string()).or_default();
             let v = (t.shape.clone(), values);
@@ -116,7 +131,12 @@ impl LoraAdapter {
         }
         let modules = pairs_to_modules(pairs, &weights)?;
         if let Some(m) = modules.iter().find(|m| m.rank != rank) {
-            return Err(format!("{}: `{}` has rank {} but adapter_config.json says r = {rank}", weights.display(), m.module, m.rank));
+            return Err(format!(
+                "{}: `{}` has rank {} but adapter_config.json says r = {rank}",
+                weights.display(),
+                m.module,
+                m.rank
+            ));
         }
         Ok(Self {
             source: dir.to_path_buf(),
@@ -133,15 +153,19 @@ impl LoraAdapter {
     }
 
     fn open_pth(path: &Path, alpha: Option<f64>) -> Result<Self, String> {
-        let tensors = candle_core::pickle::read_all(path).map_err(|e| format!("{}: not a readable torch.save state dict: {e}", path.display()))?;
-        let mut pairs: std::collections::BTreeMap<String, (Option<(Vec<usize>, Vec<f32>)>, Option<(Vec<usize>, Vec<f32>)>)> = Default::default();
+        let tensors = candle_core::pickle::read_all(path)
+            .map_err(|e| format!("{}: not a readable torch.save state dict: {e}", path.display()))?;
+        let mut pairs: std::collections::BTreeMap<String, Pair> = Default::default();
         for (name, t) in tensors {
             let (module, which) = if let Some(m) = name.strip_suffix(".lora.A.weight") {
                 (m.to_string(), 'A')
             } else if let Some(m) = name.strip_suffix(".lora.B.weight") {
                 (m.to_string(), 'B')
             } else {
-                return Err(format!("{}: key `{name}` is not `<module>.lora.A.weight` or `<module>.lora.B.weight`", path.display()));
+                return Err(format!(
+                    "{}: key `{name}` is not `<module>.lora.A.weight` or `<module>.lora.B.weight`",
+                    path.display()
+                ));
             };
             let shape = t.dims().to_vec();
             let values = t
@@ -153,12 +177,14 @@ impl LoraAdapter {
             if which == 'A' { entry.0 = Some((shape, values)) } else { entry.1 = Some((shape, values)) }
         }
         let modules = pairs_to_modules(pairs, path)?;
-        let rank = modules.first().map(|m| m.rank).ok_or_else(|| format!("{}: holds no LoRA weights", path.display()))?;
+        let rank =
+            modules.first().map(|m| m.rank).ok_or_else(|| format!("{}: holds no LoRA weights", path.display()))?;
         if let Some(m) = modules.iter().find(|m| m.rank != rank) {
             return Err(format!("{}: `{}` has rank {} but others have {rank}", path.display(), m.module, m.rank));
         }
         let alpha = alpha.unwrap_or(rank as f64);
-        let mut targets: Vec<String> = modules.iter().filter_map(|m| m.module.rsplit('.').next().map(str::to_string)).collect();
+        let mut targets: Vec<String> =
+            modules.iter().filter_map(|m| m.module.rsplit('.').next().map(str::to_string)).collect();
         targets.sort();
         targets.dedup();
         Ok(Self {
@@ -179,11 +205,20 @@ impl LoraAdapter {
     fn check_against(&self, base: &ModelFolder) -> Result<(), String> {
         for m in &self.modules {
             let Some(id) = base.tree.find(&m.module) else {
-                return Err(format!("{}: adapts `{}`, which this model does not have", self.source.display(), m.module));
+                return Err(format!(
+                    "{}: adapts `{}`, which this model does not have",
+                    self.source.display(),
+                    m.module
+                ));
             };
             let node = &base.tree.nodes[id];
             let Some(w) = node.params.iter().find(|p| p.local == "weight") else {
-                return Err(format!("{}: `{}` is a {}, not a Linear layer", self.source.display(), m.module, node.class_name));
+                return Err(format!(
+                    "{}: `{}` is a {}, not a Linear layer",
+                    self.source.display(),
+                    m.module,
+                    node.class_name
+                ));
             };
             if w.shape != [m.out_features, m.in_features] {
                 return Err(format!(
@@ -207,6 +242,7 @@ pub fn scaling(alpha: f64, rank: usize, rslora: bool) -> f64 {
     if rslora { alpha / (rank as f64).sqrt() } else { alpha / rank as f64 }
 }
 
+/// A module's A and B matrices as (shape, values), while a file is being read.
 type Pair = (Option<(Vec<usize>, Vec<f32>)>, Option<(Vec<usize>, Vec<f32>)>);
 
 fn pairs_to_modules(pairs: std::collections::BTreeMap<String, Pair>, file: &Path) -> Result<Vec<LoraModule>, String> {
@@ -219,7 +255,10 @@ fn pairs_to_modules(pairs: std::collections::BTreeMap<String, Pair>, file: &Path
             return Err(format!("{}: `{module}`: A {sa:?} and B {sb:?} must both be 2-D", file.display()));
         };
         if r_a != r_b {
-            return Err(format!("{}: `{module}`: A is {sa:?} and B is {sb:?}: their ranks ({r_a} vs {r_b}) differ", file.display()));
+            return Err(format!(
+                "{}: `{module}`: A is {sa:?} and B is {sb:?}: their ranks ({r_a} vs {r_b}) differ",
+                file.display()
+            ));
         }
         out.push(LoraModule { module, a, b, rank: *r_a, in_features: *in_f, out_features: *out_f });
     }

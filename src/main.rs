@@ -15,7 +15,13 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        None => match llm_anatomy::ui::run_native(llm_anatomy::ui::StartOptions { path: cli.path, select: cli.select, prompt: cli.prompt, adapter: cli.adapter, view: cli.view }) {
+        None => match llm_anatomy::ui::run_native(llm_anatomy::ui::StartOptions {
+            path: cli.path,
+            select: cli.select,
+            prompt: cli.prompt,
+            adapter: cli.adapter,
+            view: cli.view,
+        }) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: could not open a window: {e}");

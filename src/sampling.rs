@@ -181,7 +181,7 @@ pub const ORDERED_HEAD: usize = 512;
 
 /// Sorts the first `head` entries of `ids` (by `key`, largest first, ties by id); the rest
 /// stays in id order.
-fn order_head(ids: &mut Vec<u32>, head: usize, key: impl Fn(u32) -> f32) {
+fn order_head(ids: &mut [u32], head: usize, key: impl Fn(u32) -> f32) {
     let cmp = |a: &u32, b: &u32| key(*b).total_cmp(&key(*a)).then(a.cmp(b));
     if ids.len() > head {
         ids.select_nth_unstable_by(head - 1, cmp);
@@ -268,7 +268,11 @@ mod tests {
 
     #[test]
     fn repetition_penalty_divides_positive_and_multiplies_negative() {
-        let d = distribution(&[2.0, -2.0, 0.0], &[0, 1, 1], &SamplingParams { repetition_penalty: 2.0, temperature: 0.0, ..Default::default() });
+        let d = distribution(
+            &[2.0, -2.0, 0.0],
+            &[0, 1, 1],
+            &SamplingParams { repetition_penalty: 2.0, temperature: 0.0, ..Default::default() },
+        );
         assert_eq!(d.order[0], 0);
         let p = SamplingParams { repetition_penalty: 4.0, temperature: 0.0, ..Default::default() };
         // 2.0 / 4 = 0.5 still beats 0.0; with 0 in previous and a larger rival it would not.

@@ -47,7 +47,8 @@ fn assert_mentions(msg: &str, parts: &[&str]) {
 fn folder_with(header: &str, data: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().to_path_buf();
-    fs::write(folder.join("config.json"), r#"{"model_type": "mystery", "architectures": ["MysteryForCausalLM"]}"#).unwrap();
+    fs::write(folder.join("config.json"), r#"{"model_type": "mystery", "architectures": ["MysteryForCausalLM"]}"#)
+        .unwrap();
     write_safetensors(&folder.join("model.safetensors"), header, data);
     (dir, folder)
 }
@@ -163,7 +164,10 @@ fn config_contradicts_tensor_shapes() {
     let path = folder.join("config.json");
     let text = fs::read_to_string(&path).unwrap().replace("\"intermediate_size\": 128", "\"intermediate_size\": 256");
     fs::write(&path, text).unwrap();
-    assert_mentions(&open_err(&folder), &["config.json", "model.layers.0.mlp.gate_proj.weight", "[256, 64]", "[128, 64]"]);
+    assert_mentions(
+        &open_err(&folder),
+        &["config.json", "model.layers.0.mlp.gate_proj.weight", "[256, 64]", "[128, 64]"],
+    );
 }
 
 #[test]
@@ -195,7 +199,8 @@ fn folder_without_weights() {
 fn unknown_architecture_opens_with_a_generic_tree() {
     let (_d, folder) = copy_fixture("tiny-llama");
     let path = folder.join("config.json");
-    let text = fs::read_to_string(&path).unwrap()
+    let text = fs::read_to_string(&path)
+        .unwrap()
         .replace("\"model_type\": \"llama\"", "\"model_type\": \"brandnew\"")
         .replace("LlamaForCausalLM", "BrandNewForCausalLM");
     fs::write(&path, text).unwrap();
@@ -220,7 +225,8 @@ fn nan_and_inf_weights_open_and_are_counted() {
     let (_d, folder) = folder_with(header, &data);
     let model = ModelFolder::open(&folder).unwrap();
     let t = model.checkpoint.tensor("w").unwrap();
-    let s = compute_stats(&[DataView { dtype: t.dtype, bytes: model.checkpoint.bytes(t) }], 4, &Control::new()).unwrap();
+    let s =
+        compute_stats(&[DataView { dtype: t.dtype, bytes: model.checkpoint.bytes(t) }], 4, &Control::new()).unwrap();
     assert_eq!((s.nan, s.inf, s.zeros, s.count), (1, 2, 1, 6));
     assert_eq!((s.min, s.max), (-2.0, 1.0));
 }
@@ -228,10 +234,13 @@ fn nan_and_inf_weights_open_and_are_counted() {
 #[test]
 fn opening_never_writes_to_the_folder() {
     let (_d, folder) = copy_fixture("tiny-llama");
-    let before: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| {
-        let e = e.unwrap();
-        (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
-    }).collect();
+    let before: Vec<_> = fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
+        })
+        .collect();
     let mut perms = fs::metadata(&folder).unwrap().permissions();
     perms.set_readonly(true);
     for e in fs::read_dir(&folder).unwrap() {
@@ -244,9 +253,12 @@ fn opening_never_writes_to_the_folder() {
     let t = model.checkpoint.tensor("lm_head.weight").unwrap();
     compute_stats(&[DataView { dtype: t.dtype, bytes: model.checkpoint.bytes(t) }], 8, &Control::new()).unwrap();
     drop(model);
-    let after: Vec<_> = fs::read_dir(&folder).unwrap().map(|e| {
-        let e = e.unwrap();
-        (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
-    }).collect();
+    let after: Vec<_> = fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
+        })
+        .collect();
     assert_eq!(before, after);
 }

@@ -8,7 +8,8 @@ use common::fixture;
 use llm_anatomy::analysis::floatbits::{Class, Format, cast, decode};
 
 fn reference_values() -> Vec<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("dtype-roundings.json")).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("dtype-roundings.json")).unwrap()).unwrap();
     v["values"].as_array().unwrap().clone()
 }
 
@@ -41,7 +42,13 @@ fn every_reference_value_casts_bit_identically_to_torch() {
         ] {
             let want_bits = parse_hex(v[format!("{key}_hex")].as_str().unwrap());
             let got = cast(x, format);
-            assert_eq!(got.bits, want_bits, "{source}: {} of {x:e}: got {:#x}, torch {want_bits:#x}", format.name(), got.bits);
+            assert_eq!(
+                got.bits,
+                want_bits,
+                "{source}: {} of {x:e}: got {:#x}, torch {want_bits:#x}",
+                format.name(),
+                got.bits
+            );
             let want_value = json_value(&v[key]);
             if want_value.is_nan() {
                 assert_eq!(got.class, Class::Nan, "{source} {key}");
@@ -98,7 +105,15 @@ fn bits_of_a_tensor_element() {
     // Reference row: tiny-llama q_proj flat index 0 = 0xbf0fa638.
     let path = fixture("tiny-llama");
     let out = Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args(["bits", "--tensor", path.to_str().unwrap(), "model.layers.0.self_attn.q_proj.weight", "--index", "0", "--json"])
+        .args([
+            "bits",
+            "--tensor",
+            path.to_str().unwrap(),
+            "model.layers.0.self_attn.q_proj.weight",
+            "--index",
+            "0",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -61,7 +61,9 @@ fn every_fixture_matches_transformers_logits_probabilities_and_greedy_tokens() {
                 }
             }
             let want_greedy: Vec<u32> = serde_json::from_value(prompt["greedy_ids"].clone()).unwrap();
-            let greedy = session.generate(want_greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+            let greedy = session
+                .generate(want_greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() })
+                .unwrap();
             assert_eq!(greedy, want_greedy, "{name}/{pname}: greedy continuation");
             assert_eq!(session.codec.decode(&greedy), prompt["greedy_text"].as_str().unwrap());
         }
@@ -126,8 +128,12 @@ fn tokenizer_and_chat_template_match_transformers() {
         }
     }
     let chat = &r["chat_example"];
-    let messages: Vec<(String, String)> = chat["messages"].as_array().unwrap().iter()
-        .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string())).collect();
+    let messages: Vec<(String, String)> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap().to_string()))
+        .collect();
     let borrowed: Vec<(&str, &str)> = messages.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     let rendered = codec.render_chat(&borrowed, true).unwrap();
     assert_eq!(rendered, chat["text"].as_str().unwrap());
@@ -160,7 +166,10 @@ fn unknown_architecture_refuses_inference_with_a_reason() {
         let f = f.unwrap();
         std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
     }
-    let cfg = std::fs::read_to_string(dir.path().join("config.json")).unwrap().replace("\"llama\"", "\"mystery\"").replace("LlamaForCausalLM", "MysteryForCausalLM");
+    let cfg = std::fs::read_to_string(dir.path().join("config.json"))
+        .unwrap()
+        .replace("\"llama\"", "\"mystery\"")
+        .replace("LlamaForCausalLM", "MysteryForCausalLM");
     std::fs::write(dir.path().join("config.json"), cfg).unwrap();
     let folder = ModelFolder::open(dir.path()).unwrap();
     let err = Session::load(&folder).err().unwrap();
@@ -171,8 +180,21 @@ fn unknown_architecture_refuses_inference_with_a_reason() {
 fn probs_and_generate_cli_json() {
     let path = fixture("tiny-qwen2");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args(["probs", path.to_str().unwrap(), "--prompt", "The model has weights", "--temperature", "0.7", "--top-p", "0.9", "--top", "5", "--json"])
-        .output().unwrap();
+        .args([
+            "probs",
+            path.to_str().unwrap(),
+            "--prompt",
+            "The model has weights",
+            "--temperature",
+            "0.7",
+            "--top-p",
+            "0.9",
+            "--top",
+            "5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = reference("tiny-qwen2");
@@ -188,8 +210,20 @@ fn probs_and_generate_cli_json() {
         assert!((c["prob"].as_f64().unwrap() - w["prob"].as_f64().unwrap()).abs() < 1e-4);
     }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args(["generate", path.to_str().unwrap(), "--prompt", "What is a weight?", "--chat", "--max-new", "12", "--temperature", "0", "--json"])
-        .output().unwrap();
+        .args([
+            "generate",
+            path.to_str().unwrap(),
+            "--prompt",
+            "What is a weight?",
+            "--chat",
+            "--max-new",
+            "12",
+            "--temperature",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["input_ids"], r["prompts"][2]["input_ids"]);

@@ -28,7 +28,15 @@ fn peft_tree_text_and_trainable_count() {
         peft::trainable_line(&adapter, base.tree.unique_param_count(ROOT)),
         "trainable params: 3,584 || all params: 208,704 || trainable%: 1.7173"
     );
-    let out = bin().args(["tree", fixture("tiny-llama").to_str().unwrap(), "--adapter", fixture("tiny-llama-lora").to_str().unwrap()]).output().unwrap();
+    let out = bin()
+        .args([
+            "tree",
+            fixture("tiny-llama").to_str().unwrap(),
+            "--adapter",
+            fixture("tiny-llama-lora").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{}\n", r["repr_peft_v4"].as_str().unwrap()));
 }
@@ -37,9 +45,19 @@ fn check_modules(json: &serde_json::Value, modules: &[serde_json::Value], rank: 
     assert_eq!(json["modules"].as_array().unwrap().len(), modules.len());
     for want in modules {
         let name = want["module"].as_str().unwrap();
-        let got = json["modules"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| panic!("{name} missing"));
+        let got = json["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         for (g, w) in [("w_norm", "fro_W"), ("delta_norm", "fro_delta"), ("ratio", "ratio_delta_over_W")] {
-            assert!(close(got[g].as_f64().unwrap(), want[w].as_f64().unwrap(), 1e-4, 0.0), "{name} {g}: {} vs {}", got[g], want[w]);
+            assert!(
+                close(got[g].as_f64().unwrap(), want[w].as_f64().unwrap(), 1e-4, 0.0),
+                "{name} {g}: {} vs {}",
+                got[g],
+                want[w]
+            );
         }
         let sv: Vec<f64> = serde_json::from_value(got["singular_values"].clone()).unwrap();
         let want_sv: Vec<f64> = serde_json::from_value(want["top8_singular_values_delta"].clone()).unwrap();
@@ -53,7 +71,10 @@ fn check_modules(json: &serde_json::Value, modules: &[serde_json::Value], rank: 
 #[test]
 fn lora_cli_norms_ratios_and_singular_values() {
     let r = reference("tiny-llama-lora");
-    let out = bin().args(["lora", fixture("tiny-llama").to_str().unwrap(), fixture("tiny-llama-lora").to_str().unwrap(), "--json"]).output().unwrap();
+    let out = bin()
+        .args(["lora", fixture("tiny-llama").to_str().unwrap(), fixture("tiny-llama-lora").to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rank"], 8);
@@ -65,14 +86,30 @@ fn lora_cli_norms_ratios_and_singular_values() {
 #[test]
 fn minimind_pth_loads_with_its_reference_norms() {
     let r = reference("tiny-llama-minimind-lora");
-    let out = bin().args(["lora", fixture("tiny-llama").to_str().unwrap(), fixture("tiny-llama-minimind-lora.pth").to_str().unwrap(), "--json"]).output().unwrap();
+    let out = bin()
+        .args([
+            "lora",
+            fixture("tiny-llama").to_str().unwrap(),
+            fixture("tiny-llama-minimind-lora.pth").to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rank"], 16);
     assert_eq!(v["scaling"], 1.0);
     check_modules(&v, r["modules"].as_array().unwrap(), 16);
     // The MiniMind convention in the tree: a LoRA module under each patched Linear.
-    let out = bin().args(["tree", fixture("tiny-llama").to_str().unwrap(), "--adapter", fixture("tiny-llama-minimind-lora.pth").to_str().unwrap()]).output().unwrap();
+    let out = bin()
+        .args([
+            "tree",
+            fixture("tiny-llama").to_str().unwrap(),
+            "--adapter",
+            fixture("tiny-llama-minimind-lora.pth").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("(lora): LoRA(\n"), "{text}");
     assert!(text.contains("(A): Linear(in_features=64, out_features=16, bias=False)"), "{text}");
@@ -106,7 +143,11 @@ fn adapted_distributions_match_peft_and_merged_equals_unmerged() {
                 }
             }
             let greedy: Vec<u32> = serde_json::from_value(prompt["greedy_ids"].clone()).unwrap();
-            assert_eq!(s.generate(greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap(), greedy, "{key}");
+            assert_eq!(
+                s.generate(greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap(),
+                greedy,
+                "{key}"
+            );
         }
     }
     // Strength 0 is the base model.
@@ -122,7 +163,17 @@ fn adapted_distributions_match_peft_and_merged_equals_unmerged() {
 fn probs_cli_with_adapter_and_scale() {
     let r = reference("tiny-llama-lora");
     let out = bin()
-        .args(["probs", fixture("tiny-llama").to_str().unwrap(), "--prompt", "The model has weights", "--adapter", fixture("tiny-llama-lora").to_str().unwrap(), "--top", "3", "--json"])
+        .args([
+            "probs",
+            fixture("tiny-llama").to_str().unwrap(),
+            "--prompt",
+            "The model has weights",
+            "--adapter",
+            fixture("tiny-llama-lora").to_str().unwrap(),
+            "--top",
+            "3",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -140,7 +191,7 @@ fn bad_adapter(edit: impl Fn(&std::path::Path)) -> String {
     }
     edit(&a);
     let base = ModelFolder::open(&fixture("tiny-llama")).unwrap();
-    LoraAdapter::open(&a, &base, None).err().expect("should be refused")
+    LoraAdapter::open(&a, &base, None).expect_err("should be refused")
 }
 
 #[test]
@@ -152,7 +203,8 @@ fn bad_adapters_are_refused_with_a_reason() {
     assert!(rank.contains("rank 8") && rank.contains("r = 4"), "{rank}");
     let dora = bad_adapter(|a| {
         let p = a.join("adapter_config.json");
-        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("\"use_dora\": false", "\"use_dora\": true")).unwrap();
+        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("\"use_dora\": false", "\"use_dora\": true"))
+            .unwrap();
     });
     assert!(dora.contains("DoRA"), "{dora}");
     let missing = bad_adapter(|a| std::fs::remove_file(a.join("adapter_model.safetensors")).unwrap());
@@ -189,7 +241,11 @@ fn bad_adapters_are_refused_with_a_reason() {
         std::fs::copy(f.path(), small.join(f.file_name())).unwrap();
     }
     let cfg = small.join("config.json");
-    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1")).unwrap();
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap().replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1"),
+    )
+    .unwrap();
     // A 1-layer config over 2-layer weights opens (the extra tensors are reported, like
     // transformers' "unexpected keys"), and an adapter for layer 1 is then refused.
     let one_layer = ModelFolder::open(&small).unwrap();
@@ -201,6 +257,7 @@ fn bad_adapters_are_refused_with_a_reason() {
     let base = ModelFolder::open(&fixture("tiny-llama")).unwrap();
     let e = LoraAdapter::open(&bad_pth, &base, None).err().unwrap();
     assert!(e.contains("x.pth"), "{e}");
-    let out = bin().args(["lora", fixture("tiny-llama").to_str().unwrap(), bad_pth.to_str().unwrap()]).output().unwrap();
+    let out =
+        bin().args(["lora", fixture("tiny-llama").to_str().unwrap(), bad_pth.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
 }

@@ -25,7 +25,11 @@ fn router_probabilities_choices_and_load_match_transformers() {
         for (i, rp) in r["router"]["prompts"].as_array().unwrap().iter().enumerate() {
             let text = prompts[i]["text"].as_str().unwrap();
             let chat = prompts[i]["name"] == "chat";
-            let input = if chat { text.trim_start_matches("<|im_start|>user\n").split("<|im_end|>").next().unwrap() } else { text };
+            let input = if chat {
+                text.trim_start_matches("<|im_start|>user\n").split("<|im_end|>").next().unwrap()
+            } else {
+                text
+            };
             let v = routing_json(name, input, chat);
             let ids: Vec<u64> = v["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
             let want_ids: Vec<u64> = serde_json::from_value(rp["input_ids"].clone()).unwrap();
@@ -37,7 +41,11 @@ fn router_probabilities_choices_and_load_match_transformers() {
                     let probs: Vec<f64> = serde_json::from_value(layer["probs"][t].clone()).unwrap();
                     let want_p: Vec<f64> = serde_json::from_value(tok["probs"].clone()).unwrap();
                     for (a, b) in probs.iter().zip(&want_p) {
-                        assert!((a - b).abs() < 1e-5, "{name} prompt {i} layer {} token {t}: {a} vs {b}", want["layer"]);
+                        assert!(
+                            (a - b).abs() < 1e-5,
+                            "{name} prompt {i} layer {} token {t}: {a} vs {b}",
+                            want["layer"]
+                        );
                     }
                     assert_eq!(layer["topk"][t], tok["topk_ids"], "{name} prompt {i} token {t}");
                     let w: Vec<f64> = serde_json::from_value(layer["weights"][t].clone()).unwrap();

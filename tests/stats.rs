@@ -48,11 +48,18 @@ fn every_tensor_matches_numpy_stats_and_histogram() {
 fn module_aggregate_covers_all_its_tensors() {
     let model = ModelFolder::open(&fixture("tiny-llama")).unwrap();
     let ckpt = &model.checkpoint;
-    let names = ["model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight"];
-    let views: Vec<DataView> = names.iter().map(|n| {
-        let t = ckpt.tensor(n).unwrap();
-        DataView { dtype: t.dtype, bytes: ckpt.bytes(t) }
-    }).collect();
+    let names = [
+        "model.layers.0.mlp.gate_proj.weight",
+        "model.layers.0.mlp.up_proj.weight",
+        "model.layers.0.mlp.down_proj.weight",
+    ];
+    let views: Vec<DataView> = names
+        .iter()
+        .map(|n| {
+            let t = ckpt.tensor(n).unwrap();
+            DataView { dtype: t.dtype, bytes: ckpt.bytes(t) }
+        })
+        .collect();
     let s = compute_stats(&views, 16, &Control::new()).unwrap();
     assert_eq!(s.count, 3 * 64 * 128);
     assert_eq!(s.histogram.counts.iter().sum::<u64>(), s.count);

@@ -24,7 +24,12 @@ fn parameter_counts_match_reference() {
         let tree = &model.tree;
         assert_eq!(tree.unique_param_count(ROOT), pc["total"].as_u64().unwrap(), "{name} total");
         assert_eq!(tree.param_count(ROOT), pc["total_with_tied_duplicates"].as_u64().unwrap(), "{name} with tied");
-        for (path, count) in pc["per_top_level_child"].as_object().unwrap().iter().chain(pc["per_second_level_child"].as_object().unwrap()) {
+        for (path, count) in pc["per_top_level_child"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .chain(pc["per_second_level_child"].as_object().unwrap())
+        {
             let id = tree.find(path).unwrap_or_else(|| panic!("{name}: no module {path}"));
             assert_eq!(tree.param_count(id), count.as_u64().unwrap(), "{name}: {path}");
         }
@@ -37,7 +42,8 @@ fn parameter_counts_match_reference() {
 /// by tools/make_repr_cases.py.
 #[test]
 fn tree_text_equals_transformers_repr_for_config_only_cases() {
-    let cases: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("repr-cases.json")).unwrap()).unwrap();
+    let cases: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("repr-cases.json")).unwrap()).unwrap();
     let cases = cases["cases"].as_array().unwrap();
     assert!(cases.len() >= 14);
     for case in cases {

@@ -278,14 +278,19 @@ fn lora_adapter_wraps_the_tree_and_toggles_the_distribution() {
     harness.get_by_label("Token probabilities").click();
     step_until(&mut harness, "the weights to load", |a| a.tokens.loaded.is_some());
     harness.get_by_label("Run prompt").click();
-    step_until(&mut harness, "the adapted distribution", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.base_logits.is_some()));
+    step_until(&mut harness, "the adapted distribution", |a| {
+        a.tokens.snapshot.as_ref().is_some_and(|s| s.base_logits.is_some())
+    });
     harness.get_by_label("with the adapter vs without");
     let on = harness.state_mut().tokens.distribution().unwrap().probs.clone();
     let r = reference("tiny-llama-lora");
     let top = &r["prompts"][0]["samplers"]["t1.0"]["top20"][0];
     assert!((on[top["id"].as_u64().unwrap() as usize] - top["prob"].as_f64().unwrap() as f32).abs() < 1e-4);
     click(&mut harness, "switch off");
-    step_until(&mut harness, "the base distribution", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.base_logits.is_some()) && a.tokens.adapter.as_ref().is_some_and(|(_, s)| *s == 0.0));
+    step_until(&mut harness, "the base distribution", |a| {
+        a.tokens.snapshot.as_ref().is_some_and(|s| s.base_logits.is_some())
+            && a.tokens.adapter.as_ref().is_some_and(|(_, s)| *s == 0.0)
+    });
     step_until(&mut harness, "the re-run", |a| a.tokens.snapshot.as_ref().is_some_and(|s| s.forwards >= 4));
     let off = harness.state_mut().tokens.distribution().unwrap().probs.clone();
     assert_ne!(on, off);

@@ -227,7 +227,8 @@ mod tests {
         assert_eq!((r.count, r.overflow, r.underflow, r.subnormal, r.exact, r.non_finite_input), (7, 1, 1, 1, 2, 1));
         assert_eq!(r.max_rel_error, 1.0, "a flush to zero loses 100%");
         // E4M3 saturates instead: 70000 counts as an overflow (clamped to 448).
-        let r8 = cast_report(&[DataView { dtype: Dtype::F32, bytes: &bytes }], Format::F8E4M3, &Control::new()).unwrap();
+        let r8 =
+            cast_report(&[DataView { dtype: Dtype::F32, bytes: &bytes }], Format::F8E4M3, &Control::new()).unwrap();
         assert_eq!(r8.overflow, 1);
         // BF16 keeps FP32's range: nothing overflows or flushes.
         let rb = cast_report(&[DataView { dtype: Dtype::F32, bytes: &bytes }], Format::BF16, &Control::new()).unwrap();

@@ -151,11 +151,21 @@ impl Format {
 
     pub fn explanation(self) -> &'static str {
         match self {
-            Format::F32 => "IEEE single precision: 1 sign, 8 exponent, 23 fraction bits. About 7 decimal digits; the format weights are usually trained and stored in.",
-            Format::BF16 => "bfloat16: the top 16 bits of FP32. Same 8-bit exponent, so the same range as FP32 (no overflow when casting weights), but only 7 fraction bits (~2–3 digits). The usual training format on modern accelerators.",
-            Format::F16 => "IEEE half precision: 5 exponent, 10 fraction bits. More precision than BF16 but the largest finite value is 65504, so big activations overflow to ∞; tiny values (< 6e-8) flush to 0.",
-            Format::F8E4M3 => "FP8 E4M3 (\"fn\": finite, NaN only): 4 exponent, 3 fraction bits, largest value 448. Used for inference weights and activations; casts saturate at ±448.",
-            Format::F8E5M2 => "FP8 E5M2: 5 exponent, 2 fraction bits, FP16's range with far less precision. Used for gradients in FP8 training.",
+            Format::F32 => {
+                "IEEE single precision: 1 sign, 8 exponent, 23 fraction bits. About 7 decimal digits; the format weights are usually trained and stored in."
+            }
+            Format::BF16 => {
+                "bfloat16: the top 16 bits of FP32. Same 8-bit exponent, so the same range as FP32 (no overflow when casting weights), but only 7 fraction bits (~2–3 digits). The usual training format on modern accelerators."
+            }
+            Format::F16 => {
+                "IEEE half precision: 5 exponent, 10 fraction bits. More precision than BF16 but the largest finite value is 65504, so big activations overflow to ∞; tiny values (< 6e-8) flush to 0."
+            }
+            Format::F8E4M3 => {
+                "FP8 E4M3 (\"fn\": finite, NaN only): 4 exponent, 3 fraction bits, largest value 448. Used for inference weights and activations; casts saturate at ±448."
+            }
+            Format::F8E5M2 => {
+                "FP8 E5M2: 5 exponent, 2 fraction bits, FP16's range with far less precision. Used for gradients in FP8 training."
+            }
         }
     }
 }
@@ -309,8 +319,7 @@ fn encode_finite(format: Format, v: f64) -> u32 {
     }
     let e = ((v.to_bits() >> 52) as i32) - 1023;
     if e < format.emin() {
-        let mant = (v / 2f64.powi(format.emin() - m)) as u32;
-        mant
+        (v / 2f64.powi(format.emin() - m)) as u32
     } else {
         let mant = (v / 2f64.powi(e - m)) as u64 - (1u64 << m);
         (((e + format.bias()) as u32) << m) | mant as u32
@@ -344,10 +353,10 @@ pub fn neighbours(d: &Decoded) -> (Option<Decoded>, Option<Decoded>) {
     // Stepping down from +0 lands on −(smallest subnormal), not on −0.
     let down = if key == 0 && d.bits & sign_mask == 0 { from_key(-1) } else { from_key(key - 1) };
     let up = if key == 0 && d.bits & sign_mask != 0 { from_key(1) } else { from_key(key + 1) };
-    let inf = |dec: &Option<Decoded>| dec.as_ref().is_some_and(|x| x.class == Class::Inf);
+    // Nothing lies below −∞ or above +∞.
     (
         if d.class == Class::Inf && d.sign == 1 { None } else { down },
-        if d.class == Class::Inf && d.sign == 0 || (inf(&up) && d.class == Class::Inf) { None } else { up },
+        if d.class == Class::Inf && d.sign == 0 { None } else { up },
     )
 }
 

@@ -36,7 +36,13 @@ pub fn top_k_ids(p: &[f32], k: usize) -> Vec<usize> {
 }
 
 /// Summarises one layer from its router logits (one row per token).
-pub fn layer_routing(layer: usize, router_logits: &[Vec<f32>], top_k: usize, norm_topk_prob: bool, shared_gate: Option<Vec<f32>>) -> LayerRouting {
+pub fn layer_routing(
+    layer: usize,
+    router_logits: &[Vec<f32>],
+    top_k: usize,
+    norm_topk_prob: bool,
+    shared_gate: Option<Vec<f32>>,
+) -> LayerRouting {
     let probs: Vec<Vec<f32>> = router_logits.iter().map(|l| softmax(l)).collect();
     let n_experts = probs.first().map(|p| p.len()).unwrap_or(0);
     let mut load = vec![0u64; n_experts];
@@ -61,8 +67,8 @@ pub fn layer_routing(layer: usize, router_logits: &[Vec<f32>], top_k: usize, nor
     let load_cv = if mean_load > 0.0 { var.sqrt() / mean_load } else { 0.0 };
     // f_e: share of token-slots sent to e (summed over the k choices, as transformers'
     // load_balancing_loss_func does); P_e: mean router probability of e.
-    let aux_loss = n_experts as f64
-        * load.iter().zip(&mean_prob).map(|(&l, &p)| (l as f64 / tokens) * (p / tokens)).sum::<f64>();
+    let aux_loss =
+        n_experts as f64 * load.iter().zip(&mean_prob).map(|(&l, &p)| (l as f64 / tokens) * (p / tokens)).sum::<f64>();
     let dormant = load.iter().enumerate().filter(|(_, l)| **l == 0).map(|(e, _)| e).collect();
     LayerRouting { layer, probs, topk, weights, load, load_cv, aux_loss, dormant, shared_gate }
 }
@@ -82,7 +88,8 @@ pub fn summarize(
                 .iter()
                 .map(|pos| pos.iter().find(|(l, _)| l == layer).map(|(_, r)| r.clone()).unwrap_or_default())
                 .collect();
-            let gate: Vec<f32> = shared.iter().filter_map(|pos| pos.iter().find(|(l, _)| l == layer).map(|(_, g)| *g)).collect();
+            let gate: Vec<f32> =
+                shared.iter().filter_map(|pos| pos.iter().find(|(l, _)| l == layer).map(|(_, g)| *g)).collect();
             let gate = (gate.len() == rows.len() && !gate.is_empty()).then_some(gate);
             layer_routing(*layer, &rows, top_k, norm_topk_prob, gate)
         })

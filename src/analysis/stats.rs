@@ -76,16 +76,8 @@ struct Pass1 {
 }
 
 impl Pass1 {
-    const EMPTY: Pass1 = Pass1 {
-        count: 0,
-        finite: 0,
-        sum: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        zeros: 0,
-        nan: 0,
-        inf: 0,
-    };
+    const EMPTY: Pass1 =
+        Pass1 { count: 0, finite: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY, zeros: 0, nan: 0, inf: 0 };
 
     fn merge(self, o: Pass1) -> Pass1 {
         Pass1 {
@@ -400,10 +392,10 @@ impl Tally {
         }
         if first_index < self.found {
             let block_max = xs.iter().fold(0f32, |a, &x| if x.abs() > a { x.abs() } else { a });
-            if block_max as f64 == self.abs_max {
-                if let Some(k) = xs.iter().position(|&x| x.abs() as f64 == self.abs_max) {
-                    self.found = self.found.min(first_index + k as u64);
-                }
+            if block_max as f64 == self.abs_max
+                && let Some(k) = xs.iter().position(|&x| x.abs() as f64 == self.abs_max)
+            {
+                self.found = self.found.min(first_index + k as u64);
             }
         }
     }
@@ -464,20 +456,20 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
             let mut t = Tally::new(bins, mean, abs_max);
             let binner = &binner;
             let t = with_best_simd(move || {
-            if widens_to_f32_exactly(dtype) {
-                let mut at = first;
-                for_each_block(dtype, bytes, |xs| {
-                    t.add_block_f32(binner, xs, at);
-                    at += xs.len() as u64;
-                });
-            } else {
-                let mut at = first;
-                for_each_value(dtype, bytes, |x| {
-                    t.add(binner, x, at);
-                    at += 1;
-                });
-            }
-            t
+                if widens_to_f32_exactly(dtype) {
+                    let mut at = first;
+                    for_each_block(dtype, bytes, |xs| {
+                        t.add_block_f32(binner, xs, at);
+                        at += xs.len() as u64;
+                    });
+                } else {
+                    let mut at = first;
+                    for_each_value(dtype, bytes, |x| {
+                        t.add(binner, x, at);
+                        at += 1;
+                    });
+                }
+                t
             });
             let (sq, counts, found) = (t.sq, t.counts, t.found);
             ctl.advance(bytes.len() as u64);
@@ -578,9 +570,6 @@ mod tests {
         let bytes = f32_bytes(&vec![1.0; 1 << 20]);
         let ctl = Control::new();
         ctl.cancel();
-        assert_eq!(
-            compute_stats(&[DataView { dtype: Dtype::F32, bytes: &bytes }], 4, &ctl),
-            Err(Cancelled)
-        );
+        assert_eq!(compute_stats(&[DataView { dtype: Dtype::F32, bytes: &bytes }], 4, &ctl), Err(Cancelled));
     }
 }

@@ -62,16 +62,11 @@ impl Family {
 
     /// From an `architectures` entry such as `Qwen2ForCausalLM`.
     pub fn from_architecture(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|f| s == format!("{}ForCausalLM", f.prefix()))
+        Self::ALL.into_iter().find(|f| s == format!("{}ForCausalLM", f.prefix()))
     }
 
     pub fn is_moe(self) -> bool {
-        matches!(
-            self,
-            Family::Mixtral | Family::Qwen2Moe | Family::Qwen3Moe | Family::Olmoe
-        )
+        matches!(self, Family::Mixtral | Family::Qwen2Moe | Family::Qwen3Moe | Family::Olmoe)
     }
 }
 
@@ -131,7 +126,7 @@ impl ArchConfig {
                 !m.mlp_only_layers.contains(&i)
                     && m.num_experts > 0
                     && m.decoder_sparse_step > 0
-                    && (i + 1) % m.decoder_sparse_step == 0
+                    && (i + 1).is_multiple_of(m.decoder_sparse_step)
             }
             (Some(_), _) => true,
         }
@@ -140,24 +135,28 @@ impl ArchConfig {
     pub fn parse(config: &Value) -> Result<Self, ConfigError> {
         let family = detect_family(config)?;
         let r = Reader(config);
-        let architecture = r
-            .architectures()
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("{}ForCausalLM", family.prefix()));
+        let architecture =
+            r.architectures().first().cloned().unwrap_or_else(|| format!("{}ForCausalLM", family.prefix()));
         // Family defaults as in each transformers 4.57 config class.
         use Family::*;
-        let (vocab, hidden, inter, layers, heads, eps, def_kv): (usize, usize, usize, usize, usize, f64, Option<usize>) =
-            match family {
-                Llama => (32000, 4096, 11008, 32, 32, 1e-6, None),
-                Mistral => (32000, 4096, 14336, 32, 32, 1e-6, Some(8)),
-                Qwen2 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
-                Qwen3 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
-                Mixtral => (32000, 4096, 14336, 32, 32, 1e-5, Some(8)),
-                Qwen2Moe => (151936, 2048, 5632, 24, 16, 1e-6, Some(16)),
-                Qwen3Moe => (151936, 2048, 6144, 24, 32, 1e-6, Some(4)),
-                Olmoe => (50304, 2048, 2048, 16, 16, 1e-5, None),
-            };
+        let (vocab, hidden, inter, layers, heads, eps, def_kv): (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            f64,
+            Option<usize>,
+        ) = match family {
+            Llama => (32000, 4096, 11008, 32, 32, 1e-6, None),
+            Mistral => (32000, 4096, 14336, 32, 32, 1e-6, Some(8)),
+            Qwen2 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
+            Qwen3 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
+            Mixtral => (32000, 4096, 14336, 32, 32, 1e-5, Some(8)),
+            Qwen2Moe => (151936, 2048, 5632, 24, 16, 1e-6, Some(16)),
+            Qwen3Moe => (151936, 2048, 6144, 24, 32, 1e-6, Some(4)),
+            Olmoe => (50304, 2048, 2048, 16, 16, 1e-5, None),
+        };
         let vocab_size = r.usize_or("vocab_size", vocab)?;
         let hidden_size = r.usize_or("hidden_size", hidden)?;
         let intermediate_size = r.usize_or("intermediate_size", inter)?;
@@ -187,9 +186,7 @@ impl ArchConfig {
         };
         let rms_norm_eps = r.f64_or("rms_norm_eps", eps)?;
         let rope_theta = match r.0.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| ConfigError::new("rope_parameters.rope_theta", "expected a number"))?,
+            Some(v) => v.as_f64().ok_or_else(|| ConfigError::new("rope_parameters.rope_theta", "expected a number"))?,
             None => r.f64_or("rope_theta", 10000.0)?,
         };
         let max_position_embeddings = r.usize_or(
@@ -216,19 +213,15 @@ impl ArchConfig {
             _ => false,
         };
         let hidden_act = r.str_or("hidden_act", "silu")?;
-        let pad_token_id = r.opt_i64("pad_token_id")?.or(if family == Olmoe && !r.has("pad_token_id") { Some(1) } else { None });
+        let pad_token_id =
+            r.opt_i64("pad_token_id")?.or(if family == Olmoe && !r.has("pad_token_id") { Some(1) } else { None });
         let bos_token_id = r.opt_i64("bos_token_id")?;
         let eos_token_ids = match r.0.get("eos_token_id") {
             Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
             Some(v) => v.as_i64().into_iter().collect(),
             None => Vec::new(),
         };
-        let dtype = r
-            .0
-            .get("dtype")
-            .or_else(|| r.0.get("torch_dtype"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let dtype = r.0.get("dtype").or_else(|| r.0.get("torch_dtype")).and_then(Value::as_str).map(str::to_string);
         let qk_norm = matches!(family, Qwen3 | Qwen3Moe | Olmoe);
         let clip_qkv = if family == Olmoe { r.opt_f64("clip_qkv")? } else { None };
         let moe = match family {
@@ -244,7 +237,8 @@ impl ArchConfig {
             Qwen2Moe | Qwen3Moe => Some(MoeConfig {
                 num_experts: r.usize_or("num_experts", if family == Qwen2Moe { 60 } else { 128 })?,
                 top_k: r.usize_or("num_experts_per_tok", if family == Qwen2Moe { 4 } else { 8 })?,
-                expert_intermediate: r.usize_or("moe_intermediate_size", if family == Qwen2Moe { 1408 } else { 768 })?,
+                expert_intermediate: r
+                    .usize_or("moe_intermediate_size", if family == Qwen2Moe { 1408 } else { 768 })?,
                 shared_expert_intermediate: if family == Qwen2Moe {
                     Some(r.usize_or("shared_expert_intermediate_size", 5632)?)
                 } else {
@@ -265,13 +259,13 @@ impl ArchConfig {
             }),
             _ => None,
         };
-        if let Some(m) = &moe {
-            if m.top_k == 0 || m.top_k > m.num_experts {
-                return Err(ConfigError::new(
-                    "num_experts_per_tok",
-                    &format!("{} must be between 1 and the number of experts ({})", m.top_k, m.num_experts),
-                ));
-            }
+        if let Some(m) = &moe
+            && (m.top_k == 0 || m.top_k > m.num_experts)
+        {
+            return Err(ConfigError::new(
+                "num_experts_per_tok",
+                &format!("{} must be between 1 and the number of experts ({})", m.top_k, m.num_experts),
+            ));
         }
         Ok(Self {
             family,
@@ -336,21 +330,13 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, what: &str) -> Self {
-        Self {
-            key: key.into(),
-            what: what.into(),
-            unsupported: false,
-        }
+        Self { key: key.into(), what: what.into(), unsupported: false }
     }
 }
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.unsupported {
-            write!(f, "{}", self.what)
-        } else {
-            write!(f, "key `{}`: {}", self.key, self.what)
-        }
+        if self.unsupported { write!(f, "{}", self.what) } else { write!(f, "key `{}`: {}", self.key, self.what) }
     }
 }
 
@@ -385,19 +371,17 @@ impl Reader<'_> {
     fn opt_i64(&self, key: &str) -> Result<Option<i64>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ConfigError::new(key, &format!("expected an integer, found {v}"))),
+            Some(v) => {
+                v.as_i64().map(Some).ok_or_else(|| ConfigError::new(key, &format!("expected an integer, found {v}")))
+            }
         }
     }
     fn opt_f64(&self, key: &str) -> Result<Option<f64>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| ConfigError::new(key, &format!("expected a number, found {v}"))),
+            Some(v) => {
+                v.as_f64().map(Some).ok_or_else(|| ConfigError::new(key, &format!("expected a number, found {v}")))
+            }
         }
     }
     fn f64_or(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
@@ -406,9 +390,7 @@ impl Reader<'_> {
     fn bool_or(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| ConfigError::new(key, &format!("expected true or false, found {v}"))),
+            Some(v) => v.as_bool().ok_or_else(|| ConfigError::new(key, &format!("expected true or false, found {v}"))),
         }
     }
     fn str_or(&self, key: &str, default: &str) -> Result<String, ConfigError> {

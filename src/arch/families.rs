@@ -74,7 +74,16 @@ fn attention(t: &mut ModuleTree, layer: usize, cfg: &ArchConfig) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn mlp(t: &mut ModuleTree, parent: usize, key: &str, class: &str, hidden: usize, inter: usize, bias: bool, act: &str) -> usize {
+fn mlp(
+    t: &mut ModuleTree,
+    parent: usize,
+    key: &str,
+    class: &str,
+    hidden: usize,
+    inter: usize,
+    bias: bool,
+    act: &str,
+) -> usize {
     let m = t.add(parent, key, class, String::new());
     t.linear(m, "gate_proj", hidden, inter, bias);
     t.linear(m, "up_proj", hidden, inter, bias);

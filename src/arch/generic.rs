@@ -58,9 +58,8 @@ pub fn build_tree(ckpt: &Checkpoint, root_class: &str) -> ModuleTree {
 
 fn add_children(tree: &mut ModuleTree, parent: usize, trie: &Trie) {
     for (key, sub) in trie.ordered_children() {
-        let is_list = !sub.children.is_empty()
-            && sub.params.is_empty()
-            && sub.order.iter().all(|k| k.parse::<usize>().is_ok());
+        let is_list =
+            !sub.children.is_empty() && sub.params.is_empty() && sub.order.iter().all(|k| k.parse::<usize>().is_ok());
         let id = if is_list {
             tree.add_list(parent, key)
         } else if sub.children.is_empty() {
@@ -83,13 +82,14 @@ fn leaf_module(tree: &mut ModuleTree, parent: usize, key: &str, params: &[(Strin
     let only_weight_and_bias = params.iter().all(|(n, _)| n == "weight" || n == "bias");
     let lower = key.to_lowercase();
     let (class, extra) = match weight {
-        Some([rows, cols]) if only_weight_and_bias && (lower.contains("embed") || lower == "wte" || lower == "wpe") && !has_bias => {
+        Some([rows, cols])
+            if only_weight_and_bias && (lower.contains("embed") || lower == "wte" || lower == "wpe") && !has_bias =>
+        {
             ("Embedding", format!("{rows}, {cols}"))
         }
-        Some([out_f, in_f]) if only_weight_and_bias => (
-            "Linear",
-            format!("in_features={in_f}, out_features={out_f}, bias={}", super::module::py_bool(has_bias)),
-        ),
+        Some([out_f, in_f]) if only_weight_and_bias => {
+            ("Linear", format!("in_features={in_f}, out_features={out_f}, bias={}", super::module::py_bool(has_bias)))
+        }
         Some([dim]) if only_weight_and_bias && (lower.contains("norm") || lower.starts_with("ln")) => {
             ("Norm", format!("({dim},)"))
         }

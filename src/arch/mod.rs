@@ -44,12 +44,7 @@ impl ModelFolder {
             Ok(cfg) => {
                 let tree = families::build_tree(&cfg);
                 notices.extend(check_against_checkpoint(&tree, &checkpoint, &config_path)?);
-                Ok(Self {
-                    checkpoint,
-                    config: Some(cfg),
-                    tree,
-                    notices,
-                })
+                Ok(Self { checkpoint, config: Some(cfg), tree, notices })
             }
             Err(e) if e.unsupported => {
                 let root = raw
@@ -62,17 +57,9 @@ impl ModelFolder {
                     "{e}. The tree below is built from the tensor names with generic class names; inference is not available for this architecture."
                 ));
                 let tree = generic::build_tree(&checkpoint, &root);
-                Ok(Self {
-                    checkpoint,
-                    config: None,
-                    tree,
-                    notices,
-                })
+                Ok(Self { checkpoint, config: None, tree, notices })
             }
-            Err(e) => Err(CheckpointError::BadConfig {
-                file: config_path,
-                what: e.to_string(),
-            }),
+            Err(e) => Err(CheckpointError::BadConfig { file: config_path, what: e.to_string() }),
         }
     }
 
@@ -133,12 +120,7 @@ fn check_against_checkpoint(
             }
         }
     }
-    let unclaimed: Vec<&str> = ckpt
-        .tensors
-        .iter()
-        .map(|t| t.name.as_str())
-        .filter(|n| !claimed.contains(n))
-        .collect();
+    let unclaimed: Vec<&str> = ckpt.tensors.iter().map(|t| t.name.as_str()).filter(|n| !claimed.contains(n)).collect();
     Ok(if unclaimed.is_empty() {
         Vec::new()
     } else {

@@ -94,11 +94,7 @@ impl ModuleTree {
         } else {
             format!("{}.{}", self.nodes[node].path, local)
         };
-        self.nodes[node].params.push(Param {
-            local: local.to_string(),
-            tensor,
-            shape,
-        });
+        self.nodes[node].params.push(Param { local: local.to_string(), tensor, shape });
     }
 
     /// `nn.Linear(in, out, bias)`: weight is `[out, in]`, the layout the checkpoint stores.
@@ -179,11 +175,7 @@ impl ModuleTree {
     /// `lm_head` counts its weight even though `embed_tokens` holds the same tensor,
     /// as `sum(p.numel() for p in module.parameters())` does child by child.
     pub fn param_count(&self, id: usize) -> u64 {
-        self.descendants(id)
-            .iter()
-            .flat_map(|&n| &self.nodes[n].params)
-            .map(Param::numel)
-            .sum()
+        self.descendants(id).iter().flat_map(|&n| &self.nodes[n].params).map(Param::numel).sum()
     }
 
     /// Parameters with tied tensors counted once, as `model.num_parameters()` reports.
@@ -200,11 +192,7 @@ impl ModuleTree {
     /// Per-node subtree parameter counts, computed in one pass (children always have larger
     /// ids than their parents, so a reverse sweep sees every child before its parent).
     pub fn all_param_counts(&self) -> Vec<u64> {
-        let mut counts: Vec<u64> = self
-            .nodes
-            .iter()
-            .map(|n| n.params.iter().map(Param::numel).sum())
-            .collect();
+        let mut counts: Vec<u64> = self.nodes.iter().map(|n| n.params.iter().map(Param::numel).sum()).collect();
         for id in (1..self.nodes.len()).rev() {
             if let Some(parent) = self.nodes[id].parent {
                 counts[parent] += counts[id];
@@ -234,11 +222,8 @@ impl ModuleTree {
         if node.is_list {
             return self.list_repr(id, child_repr);
         }
-        let extra_lines: Vec<&str> = if node.extra_repr.is_empty() {
-            Vec::new()
-        } else {
-            node.extra_repr.split('\n').collect()
-        };
+        let extra_lines: Vec<&str> =
+            if node.extra_repr.is_empty() { Vec::new() } else { node.extra_repr.split('\n').collect() };
         let child_lines: Vec<String> = node
             .children
             .iter()
@@ -248,11 +233,7 @@ impl ModuleTree {
         if extra_lines.len() == 1 && child_lines.is_empty() {
             out.push_str(extra_lines[0]);
         } else if !extra_lines.is_empty() || !child_lines.is_empty() {
-            let lines: Vec<String> = extra_lines
-                .iter()
-                .map(|s| s.to_string())
-                .chain(child_lines)
-                .collect();
+            let lines: Vec<String> = extra_lines.iter().map(|s| s.to_string()).chain(child_lines).collect();
             out.push_str("\n  ");
             out.push_str(&lines.join("\n  "));
             out.push('\n');

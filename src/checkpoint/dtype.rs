@@ -78,10 +78,7 @@ impl Dtype {
     }
 
     pub fn is_float(self) -> bool {
-        matches!(
-            self,
-            Self::F8E4M3 | Self::F8E5M2 | Self::F16 | Self::BF16 | Self::F32 | Self::F64
-        )
+        matches!(self, Self::F8E4M3 | Self::F8E5M2 | Self::F16 | Self::BF16 | Self::F32 | Self::F64)
     }
 
     /// Decodes one little-endian element. `bytes.len()` must equal `size_in_bytes()`.
@@ -150,8 +147,8 @@ mod tests {
     #[test]
     fn every_dtype_round_trips_its_name() {
         for name in [
-            "BOOL", "U8", "I8", "F8_E4M3", "F8_E5M2", "I16", "U16", "F16", "BF16", "I32", "U32",
-            "F32", "F64", "I64", "U64",
+            "BOOL", "U8", "I8", "F8_E4M3", "F8_E5M2", "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64",
+            "U64",
         ] {
             assert_eq!(Dtype::from_safetensors(name).unwrap().as_str(), name);
         }

@@ -36,17 +36,12 @@ impl Checkpoint {
         if !folder.is_dir() {
             return Err(CheckpointError::BadFolder {
                 folder: folder.to_path_buf(),
-                what: "is not a folder (pick the folder that holds config.json and *.safetensors)"
-                    .into(),
+                what: "is not a folder (pick the folder that holds config.json and *.safetensors)".into(),
             });
         }
         let config = read_config(folder)?;
         let (shard_paths, index) = find_shards(folder)?;
-        let shards = shard_paths
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Shard::open(p, i))
-            .collect::<Result<Vec<_>, _>>()?;
+        let shards = shard_paths.iter().enumerate().map(|(i, p)| Shard::open(p, i)).collect::<Result<Vec<_>, _>>()?;
         Self::from_shards(folder, shards, index, config)
     }
 
@@ -91,27 +86,15 @@ impl Checkpoint {
                     None => {
                         return Err(CheckpointError::BadIndex {
                             file: index_path.clone(),
-                            what: format!(
-                                "weight_map names tensor `{name}` in {file}, but {file} has no such tensor"
-                            ),
+                            what: format!("weight_map names tensor `{name}` in {file}, but {file} has no such tensor"),
                         });
                     }
                 }
             }
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
-        let by_name = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(Self {
-            folder: folder.to_path_buf(),
-            shards,
-            tensors,
-            by_name,
-            config,
-        })
+        let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(Self { folder: folder.to_path_buf(), shards, tensors, by_name, config })
     }
 
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
@@ -119,8 +102,7 @@ impl Checkpoint {
     }
 
     pub fn require(&self, name: &str) -> Result<&TensorInfo, CheckpointError> {
-        self.tensor(name)
-            .ok_or_else(|| CheckpointError::NoSuchTensor(name.to_string()))
+        self.tensor(name).ok_or_else(|| CheckpointError::NoSuchTensor(name.to_string()))
     }
 
     pub fn bytes(&self, tensor: &TensorInfo) -> &[u8] {
@@ -150,20 +132,11 @@ fn read_config(folder: &Path) -> Result<Option<serde_json::Value>, CheckpointErr
     if !path.exists() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io {
-        path: path.clone(),
-        source: e,
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| CheckpointError::BadConfig {
-            file: path.clone(),
-            what: format!("not valid JSON: {e}"),
-        })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io { path: path.clone(), source: e })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CheckpointError::BadConfig { file: path.clone(), what: format!("not valid JSON: {e}") })?;
     if !value.is_object() {
-        return Err(CheckpointError::BadConfig {
-            file: path,
-            what: "expected a JSON object of settings".into(),
-        });
+        return Err(CheckpointError::BadConfig { file: path, what: "expected a JSON object of settings".into() });
     }
     Ok(Some(value))
 }
@@ -192,10 +165,7 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
         return Ok((vec![single], None));
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir(folder)
-        .map_err(|e| CheckpointError::Io {
-            path: folder.to_path_buf(),
-            source: e,
-        })?
+        .map_err(|e| CheckpointError::Io { path: folder.to_path_buf(), source: e })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors") && p.is_file())
         .collect();
@@ -211,16 +181,10 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
 
 /// Returns the distinct shard files in first-mention order and the weight map.
 fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
-    let bad = |what: String| CheckpointError::BadIndex {
-        file: path.to_path_buf(),
-        what,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let bad = |what: String| CheckpointError::BadIndex { file: path.to_path_buf(), what };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let map = value
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -228,13 +192,9 @@ fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), Ch
     let mut files: Vec<String> = Vec::new();
     let mut weight_map = BTreeMap::new();
     for (name, file) in map {
-        let file = file
-            .as_str()
-            .ok_or_else(|| bad(format!("weight_map entry `{name}` is not a file name")))?;
+        let file = file.as_str().ok_or_else(|| bad(format!("weight_map entry `{name}` is not a file name")))?;
         if file.contains('/') || file.contains('\\') || file == ".." {
-            return Err(bad(format!(
-                "weight_map entry `{name}` points outside the folder ({file})"
-            )));
+            return Err(bad(format!("weight_map entry `{name}` points outside the folder ({file})")));
         }
         if !files.iter().any(|f| f == file) {
             files.push(file.to_string());

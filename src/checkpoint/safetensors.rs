@@ -56,20 +56,12 @@ pub struct Shard {
 impl Shard {
     /// Reads and checks the header; maps the file but touches no weight byte.
     pub fn open(path: &Path, shard_index: usize) -> Result<Self, CheckpointError> {
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        let io_err = |e: std::io::Error| CheckpointError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        };
+        let file_name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        let io_err = |e: std::io::Error| CheckpointError::Io { path: path.to_path_buf(), source: e };
         let mut file = File::open(path).map_err(io_err)?;
         let file_len = file.metadata().map_err(io_err)?.len();
-        let bad = |what: String| CheckpointError::BadSafetensors {
-            file: path.to_path_buf(),
-            what,
-        };
+        let bad = |what: String| CheckpointError::BadSafetensors { file: path.to_path_buf(), what };
         if file_len < 8 {
             return Err(bad(format!(
                 "the file is {file_len} bytes long; a safetensors file starts with an 8-byte header length"
@@ -103,15 +95,7 @@ impl Shard {
         } else {
             None
         };
-        Ok(Self {
-            path: path.to_path_buf(),
-            file_name,
-            file_len,
-            header_len,
-            metadata,
-            tensors,
-            map,
-        })
+        Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, map })
     }
 
     /// The stored bytes of a tensor of this shard; bounds were checked when the header was read.
@@ -139,8 +123,8 @@ type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>);
 fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header, String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("the header is not UTF-8 text ({e}); is this a safetensors file?"))?;
-    let value: serde_json::Value = serde_json::from_str(text.trim_end_matches(' '))
-        .map_err(|e| format!("the header is not valid JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text.trim_end_matches(' ')).map_err(|e| format!("the header is not valid JSON: {e}"))?;
     let serde_json::Value::Object(entries) = value else {
         return Err("the header is JSON but not an object of tensor entries".into());
     };
@@ -159,20 +143,9 @@ fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header, Str
     Ok((metadata, tensors))
 }
 
-fn parse_entry(
-    name: &str,
-    entry: &serde_json::Value,
-    data_len: u64,
-    shard: usize,
-) -> Result<TensorInfo, String> {
-    let field = |key: &str| {
-        entry
-            .get(key)
-            .ok_or_else(|| format!("tensor `{name}`: header entry has no `{key}` field"))
-    };
-    let dtype_name = field("dtype")?
-        .as_str()
-        .ok_or_else(|| format!("tensor `{name}`: `dtype` is not a string"))?;
+fn parse_entry(name: &str, entry: &serde_json::Value, data_len: u64, shard: usize) -> Result<TensorInfo, String> {
+    let field = |key: &str| entry.get(key).ok_or_else(|| format!("tensor `{name}`: header entry has no `{key}` field"));
+    let dtype_name = field("dtype")?.as_str().ok_or_else(|| format!("tensor `{name}`: `dtype` is not a string"))?;
     let dtype = Dtype::from_safetensors(dtype_name).ok_or_else(|| {
         format!("tensor `{name}`: unknown dtype `{dtype_name}` (expected one of F64, F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, I16, I8, U8, BOOL, …)")
     })?;
@@ -190,9 +163,7 @@ fn parse_entry(
         .ok_or_else(|| format!("tensor `{name}`: `data_offsets` must be two non-negative integers [begin, end]"))?;
     let (begin, end) = (offsets[0], offsets[1]);
     if begin > end {
-        return Err(format!(
-            "tensor `{name}`: data_offsets [{begin}, {end}] end before they begin"
-        ));
+        return Err(format!("tensor `{name}`: data_offsets [{begin}, {end}] end before they begin"));
     }
     if end > data_len {
         return Err(format!(
@@ -211,13 +182,7 @@ fn parse_entry(
             end - begin
         ));
     }
-    Ok(TensorInfo {
-        name: name.to_string(),
-        dtype,
-        shape,
-        data_offsets: (begin as usize, end as usize),
-        shard,
-    })
+    Ok(TensorInfo { name: name.to_string(), dtype, shape, data_offsets: (begin as usize, end as usize), shard })
 }
 
 fn check_no_overlap(tensors: &[TensorInfo]) -> Result<(), String> {

@@ -62,7 +62,8 @@ impl FastLinear {
             drop(storage);
             return self.inner.forward(x);
         };
-        let w = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + self.in_features * self.out_features];
+        let w = &cpu.as_slice::<f32>()?
+            [layout.start_offset()..layout.start_offset() + self.in_features * self.out_features];
         let mut y = vec![0f32; self.out_features];
         let k = self.in_features;
         // A few tasks per thread: each wake-up of the pool costs microseconds, and a token

@@ -148,7 +148,8 @@ impl Session {
         self.logits.push(Arc::new(logits));
         if moe {
             for pos in 0..ids.len() {
-                self.routing.push(probes.router_logits.iter().map(|(layer, rows)| (*layer, rows[pos].clone())).collect());
+                self.routing
+                    .push(probes.router_logits.iter().map(|(layer, rows)| (*layer, rows[pos].clone())).collect());
                 self.shared_gate.push(probes.shared_gate.iter().map(|(layer, g)| (*layer, g[pos])).collect());
             }
         }
@@ -211,11 +212,17 @@ impl Session {
 pub enum Command {
     /// Load the model of an opened folder (weights are read now).
     Load(Arc<ModelFolder>),
-    SetPrompt { text: String, chat: bool },
+    SetPrompt {
+        text: String,
+        chat: bool,
+    },
     /// Run this token next (a drawn one, or one the user clicked).
     Append(u32),
     /// Draw and run `n` tokens; `Stop` (or another command) ends it early.
-    Generate { n: usize, params: SamplingParams },
+    Generate {
+        n: usize,
+        params: SamplingParams,
+    },
     StepBack,
     /// Attach (or remove) a LoRA adapter at a strength; the sequence is re-run.
     SetAdapter(Option<(Arc<crate::lora::LoraAdapter>, f64)>),
@@ -281,7 +288,8 @@ fn engine_loop(commands: Receiver<Command>, events: Sender<Event>, stop: Arc<Ato
     let mut session: Option<Session> = None;
     while let Ok(command) = commands.recv() {
         // A panic inside the model becomes an error; loading again starts afresh.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&mut session, command, &events, &stop)));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&mut session, command, &events, &stop)));
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -289,13 +297,19 @@ fn engine_loop(commands: Receiver<Command>, events: Sender<Event>, stop: Arc<Ato
             }
             Err(_) => {
                 session = None;
-                let _ = events.send(Event::Error("the engine hit an internal error; load the model again to continue".into()));
+                let _ = events
+                    .send(Event::Error("the engine hit an internal error; load the model again to continue".into()));
             }
         }
     }
 }
 
-fn handle(session: &mut Option<Session>, command: Command, events: &Sender<Event>, stop: &AtomicBool) -> Result<(), String> {
+fn handle(
+    session: &mut Option<Session>,
+    command: Command,
+    events: &Sender<Event>,
+    stop: &AtomicBool,
+) -> Result<(), String> {
     let snapshot = |s: &mut Session| {
         let base_logits = s.base_logits().ok().flatten().map(Arc::new);
         let pieces = s.tokens.iter().map(|&id| s.codec.piece(id)).collect();

@@ -42,9 +42,8 @@ impl Rotary {
     /// The default RoPE of transformers: inv_freq = 1 / θ^(2i/d), angles = position × inv_freq.
     fn new(cfg: &ArchConfig, max_len: usize, dev: &Device) -> Result<Self> {
         let d = cfg.head_dim;
-        let inv_freq: Vec<f32> = (0..d / 2)
-            .map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32))
-            .collect();
+        let inv_freq: Vec<f32> =
+            (0..d / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32)).collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, d / 2), dev)?;
         let positions = Tensor::arange(0u32, max_len as u32, dev)?.to_dtype(DType::F32)?.reshape((max_len, 1))?;
         let angles = positions.matmul(&inv_freq)?;
@@ -230,11 +229,7 @@ pub struct KvCache {
 
 impl KvCache {
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .and_then(|(k, _)| k.dim(2).ok())
-            .unwrap_or(0)
+        self.layers.first().and_then(|l| l.as_ref()).and_then(|(k, _)| k.dim(2).ok()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -298,7 +293,9 @@ impl Model {
                 let mixtral = cfg.family == Family::Mixtral;
                 let vb_moe = if mixtral { vl.pp("block_sparse_moe") } else { vl.pp("mlp") };
                 let experts = (0..moe.num_experts)
-                    .map(|e| SwiGlu::load(vb_moe.pp(format!("experts.{e}")), h, moe.expert_intermediate, false, mixtral))
+                    .map(|e| {
+                        SwiGlu::load(vb_moe.pp(format!("experts.{e}")), h, moe.expert_intermediate, false, mixtral)
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 let shared = match moe.shared_expert_intermediate {
                     Some(si) => Some((
@@ -331,7 +328,16 @@ impl Model {
             linear(vb.pp("lm_head"), h, cfg.vocab_size, false)?
         };
         let rotary = Rotary::new(cfg, cfg.max_position_embeddings.clamp(1, 1 << 15), vb.device())?;
-        Ok(Self { cfg: cfg.clone(), embed, layers, norm, lm_head, rotary, training: false, device: vb.device().clone() })
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rotary,
+            training: false,
+            device: vb.device().clone(),
+        })
     }
 
     /// Attaches (or with `None` removes) a LoRA adapter, its ΔW scaled by `strength`
@@ -348,7 +354,9 @@ impl Model {
         for m in &adapter.modules {
             let a = Tensor::from_slice(&m.a, (m.rank, m.in_features), &device)?;
             let b = Tensor::from_slice(&m.b, (m.out_features, m.rank), &device)?;
-            let lin = self.linear_mut(&m.module).ok_or_else(|| candle_core::Error::Msg(format!("no Linear `{}` in this model", m.module)))?;
+            let lin = self
+                .linear_mut(&m.module)
+                .ok_or_else(|| candle_core::Error::Msg(format!("no Linear `{}` in this model", m.module)))?;
             lin.lora = Some((a, b, adapter.scaling * strength));
         }
         Ok(())
@@ -405,12 +413,23 @@ impl Model {
         let (_b, t) = ids.dims2()?;
         let offset = cache.len();
         if offset + t > self.rotary.cos.dim(0)? {
-            candle_core::bail!("sequence of {} tokens is longer than this model's {} positions", offset + t, self.rotary.cos.dim(0)?);
+            candle_core::bail!(
+                "sequence of {} tokens is longer than this model's {} positions",
+                offset + t,
+                self.rotary.cos.dim(0)?
+            );
         }
         let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
         let mut x = self.embed.forward(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let a = self.attention(&layer.attn, &layer.input_norm.forward(&x, self.training)?, cache, i, offset, mask.as_ref())?;
+            let a = self.attention(
+                &layer.attn,
+                &layer.input_norm.forward(&x, self.training)?,
+                cache,
+                i,
+                offset,
+                mask.as_ref(),
+            )?;
             let h = (x + a)?;
             let n = layer.post_norm.forward(&h, self.training)?;
             let m = match &layer.mlp {
@@ -445,11 +464,11 @@ impl Model {
         let mut q = a.q.forward_t(x, self.training)?;
         let mut k = a.k.forward_t(x, self.training)?;
         let mut v = a.v.forward_t(x, self.training)?;
-        if a.norm_whole_projection {
-            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
-                q = qn.forward(&q, self.training)?;
-                k = kn.forward(&k, self.training)?;
-            }
+        if a.norm_whole_projection
+            && let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm)
+        {
+            q = qn.forward(&q, self.training)?;
+            k = kn.forward(&k, self.training)?;
         }
         if let Some(c) = a.clip_qkv {
             q = q.clamp(-c, c)?;
@@ -459,11 +478,11 @@ impl Model {
         let mut q = q.reshape((b, t, nh, hd))?;
         let mut k = k.reshape((b, t, nkv, hd))?;
         let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?.contiguous()?;
-        if !a.norm_whole_projection {
-            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
-                q = qn.forward(&q, self.training)?;
-                k = kn.forward(&k, self.training)?;
-            }
+        if !a.norm_whole_projection
+            && let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm)
+        {
+            q = qn.forward(&q, self.training)?;
+            k = kn.forward(&k, self.training)?;
         }
         let q = self.rotary.apply(&q.transpose(1, 2)?.contiguous()?, offset, self.training)?;
         let k = self.rotary.apply(&k.transpose(1, 2)?.contiguous()?, offset, self.training)?;
@@ -488,9 +507,8 @@ impl Model {
 /// (t × (offset + t)) additive mask: −∞ above the diagonal, so position i sees only ≤ i.
 fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
     let total = offset + t;
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..total).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
+    let mask: Vec<f32> =
+        (0..t).flat_map(|i| (0..total).map(move |j| if j > i + offset { f32::NEG_INFINITY } else { 0.0 })).collect();
     Tensor::from_vec(mask, (t, total), dev)
 }
 
@@ -512,7 +530,9 @@ pub fn var_builder(folder: &crate::arch::ModelFolder, dev: &Device) -> Result<Va
         let bytes = ckpt.bytes(t);
         let size = t.dtype.size_in_bytes();
         let values: Vec<f32> = match t.dtype {
-            crate::checkpoint::Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            crate::checkpoint::Dtype::F32 => {
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            }
             d => bytes.chunks_exact(size).map(|c| d.decode(c) as f32).collect(),
         };
         map.insert(t.name.clone(), Tensor::from_vec(values, t.shape.as_slice(), dev)?);

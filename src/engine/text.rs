@@ -52,10 +52,10 @@ impl TextCodec {
             codec.bos_token = special_token(&cfg, "bos_token");
             codec.eos_token = special_token(&cfg, "eos_token");
         }
-        if codec.chat_template.is_none() {
-            if let Ok(t) = std::fs::read_to_string(folder.join("chat_template.jinja")) {
-                codec.chat_template = Some(t);
-            }
+        if codec.chat_template.is_none()
+            && let Ok(t) = std::fs::read_to_string(folder.join("chat_template.jinja"))
+        {
+            codec.chat_template = Some(t);
         }
         Ok(codec)
     }
@@ -67,10 +67,8 @@ impl TextCodec {
 
     /// Renders the chat template for a conversation of (role, content) messages.
     pub fn render_chat(&self, messages: &[(&str, &str)], add_generation_prompt: bool) -> Result<String, String> {
-        let template = self
-            .chat_template
-            .as_deref()
-            .ok_or("this tokenizer has no chat_template in tokenizer_config.json")?;
+        let template =
+            self.chat_template.as_deref().ok_or("this tokenizer has no chat_template in tokenizer_config.json")?;
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -80,7 +78,8 @@ impl TextCodec {
         });
         env.add_template("chat", template).map_err(|e| format!("chat_template does not parse: {e}"))?;
         let tmpl = env.get_template("chat").map_err(|e| e.to_string())?;
-        let messages: Vec<_> = messages.iter().map(|(role, content)| context! { role => role, content => content }).collect();
+        let messages: Vec<_> =
+            messages.iter().map(|(role, content)| context! { role => role, content => content }).collect();
         tmpl.render(context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
@@ -112,12 +111,8 @@ impl TextCodec {
 
     pub fn piece(&self, id: u32) -> Piece {
         let token = self.tokenizer.id_to_token(id).unwrap_or_else(|| format!("<{id}>"));
-        let special = self
-            .tokenizer
-            .get_added_vocabulary()
-            .get_added_tokens_decoder()
-            .get(&id)
-            .is_some_and(|t| t.special);
+        let special =
+            self.tokenizer.get_added_vocabulary().get_added_tokens_decoder().get(&id).is_some_and(|t| t.special);
         Piece { id, text: self.decode(&[id]), token, special }
     }
 

@@ -98,13 +98,7 @@ impl OpenModel {
                 (id, groups)
             })
             .collect();
-        Self {
-            param_counts: tree.all_param_counts(),
-            fold_groups,
-            repr: reprs[ROOT].clone(),
-            folder,
-            tree,
-        }
+        Self { param_counts: tree.all_param_counts(), fold_groups, repr: reprs[ROOT].clone(), folder, tree }
     }
 }
 
@@ -318,7 +312,8 @@ impl AnatomyApp {
         let m = adapter.module(module)?;
         let ckpt = &self.model.as_ref()?.folder.checkpoint;
         let t = ckpt.tensor(&format!("{module}.weight"))?;
-        let w: Vec<f32> = ckpt.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
+        let w: Vec<f32> =
+            ckpt.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
         let view = Arc::new(LoraView::new(m, &w, adapter.scaling));
         self.lora_cache.insert(module.to_string(), Arc::clone(&view));
         Some(view)
@@ -331,7 +326,11 @@ impl AnatomyApp {
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             let dialog = rfd::FileDialog::new().set_title("Open LoRA adapter");
-            let picked = if folder { dialog.pick_folder() } else { dialog.add_filter("PyTorch state dict", &["pth", "pt", "bin"]).pick_file() };
+            let picked = if folder {
+                dialog.pick_folder()
+            } else {
+                dialog.add_filter("PyTorch state dict", &["pth", "pt", "bin"]).pick_file()
+            };
             let _ = tx.send(picked);
         });
         self.adapter_dialog = Some(rx);
@@ -479,21 +478,21 @@ impl AnatomyApp {
 
     /// Polls jobs and starts the statistics the inspector needs. Called every frame.
     pub fn update_jobs(&mut self, ctx: &egui::Context) {
-        if let Some(rx) = &self.folder_dialog {
-            if let Ok(picked) = rx.try_recv() {
-                self.folder_dialog = None;
-                // None: the user cancelled, or no dialog backend: keep the current model.
-                if let Some(path) = picked {
-                    self.open_in_background(path);
-                }
+        if let Some(rx) = &self.folder_dialog
+            && let Ok(picked) = rx.try_recv()
+        {
+            self.folder_dialog = None;
+            // None: the user cancelled, or no dialog backend: keep the current model.
+            if let Some(path) = picked {
+                self.open_in_background(path);
             }
         }
-        if let Some(rx) = &self.adapter_dialog {
-            if let Ok(picked) = rx.try_recv() {
-                self.adapter_dialog = None;
-                if let Some(path) = picked {
-                    self.open_adapter(&path);
-                }
+        if let Some(rx) = &self.adapter_dialog
+            && let Ok(picked) = rx.try_recv()
+        {
+            self.adapter_dialog = None;
+            if let Some(path) = picked {
+                self.open_adapter(&path);
             }
         }
         if let Some((path, job)) = &self.opening {
@@ -531,7 +530,9 @@ impl AnatomyApp {
     }
 
     fn handle_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
+        });
         if let Some(path) = dropped.into_iter().next() {
             // A dropped file means its folder (people drop config.json or a shard).
             let folder = if path.is_file() { path.parent().map(Path::to_path_buf).unwrap_or(path) } else { path };
@@ -565,16 +566,12 @@ impl AnatomyApp {
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if self.model.is_some() {
-            egui::Panel::left("tree")
-                .resizable(true)
-                .default_size(560.0)
-                .min_size(280.0)
-                .show(ui, |ui| {
-                    let model = self.model.as_ref().expect("checked");
-                    if let Some(sel) = tree_panel::show(ui, model, &mut self.tree, &self.selection) {
-                        self.select(sel);
-                    }
-                });
+            egui::Panel::left("tree").resizable(true).default_size(560.0).min_size(280.0).show(ui, |ui| {
+                let model = self.model.as_ref().expect("checked");
+                if let Some(sel) = tree_panel::show(ui, model, &mut self.tree, &self.selection) {
+                    self.select(sel);
+                }
+            });
         }
         egui::CentralPanel::default().show(ui, |ui| {
             if self.model.is_some() {
@@ -584,7 +581,9 @@ impl AnatomyApp {
                     ui.selectable_value(&mut self.view, View::Tokens, RichText::new("Token probabilities").size(18.0))
                         .on_hover_text("Run a prompt and step through generation one token at a time");
                     ui.selectable_value(&mut self.view, View::Routing, RichText::new("Routing").size(18.0))
-                        .on_hover_text("Mixture-of-experts models: which experts each token is sent to, layer by layer");
+                        .on_hover_text(
+                            "Mixture-of-experts models: which experts each token is sent to, layer by layer",
+                        );
                 });
                 ui.separator();
                 match self.view {
@@ -612,17 +611,27 @@ impl AnatomyApp {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui
-                    .add(egui::Button::new("Open model folder…").shortcut_text(ui.ctx().format_shortcut(&egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::O))))
+                    .add(egui::Button::new("Open model folder…").shortcut_text(
+                        ui.ctx().format_shortcut(&egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::O)),
+                    ))
                     .on_hover_text("A Hugging Face folder: config.json + *.safetensors (+ tokenizer.json)")
                     .clicked()
                 {
                     self.pick_folder();
                 }
                 ui.separator();
-                if ui.button("Open LoRA adapter folder (PEFT)…").on_hover_text("adapter_config.json + adapter_model.safetensors").clicked() {
+                if ui
+                    .button("Open LoRA adapter folder (PEFT)…")
+                    .on_hover_text("adapter_config.json + adapter_model.safetensors")
+                    .clicked()
+                {
                     self.pick_adapter(true);
                 }
-                if ui.button("Open LoRA state dict (.pth)…").on_hover_text("A MiniMind-style torch.save file with …lora.A.weight / …lora.B.weight").clicked() {
+                if ui
+                    .button("Open LoRA state dict (.pth)…")
+                    .on_hover_text("A MiniMind-style torch.save file with …lora.A.weight / …lora.B.weight")
+                    .clicked()
+                {
                     self.pick_adapter(false);
                 }
                 if self.adapter.is_some() && ui.button("Remove adapter").clicked() {
@@ -665,13 +674,23 @@ impl AnatomyApp {
                 let ckpt = &m.folder.checkpoint;
                 ui.label(ckpt.folder.display().to_string());
                 ui.separator();
-                let arch = m.folder.config.as_ref().map(|c| c.architecture.clone()).unwrap_or_else(|| m.tree.nodes[ROOT].class_name.clone());
+                let arch = m
+                    .folder
+                    .config
+                    .as_ref()
+                    .map(|c| c.architecture.clone())
+                    .unwrap_or_else(|| m.tree.nodes[ROOT].class_name.clone());
                 ui.label(arch);
                 ui.separator();
                 ui.label(format!("{} parameters", super::format::count(m.folder.tree.unique_param_count(ROOT))));
                 if let Some((a, strength)) = &self.adapter {
                     ui.separator();
-                    ui.label(format!("LoRA r={} α={} ×{strength:.2} · {}", a.rank, a.alpha, a.source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+                    ui.label(format!(
+                        "LoRA r={} α={} ×{strength:.2} · {}",
+                        a.rank,
+                        a.alpha,
+                        a.source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+                    ));
                 }
                 ui.separator();
                 ui.label(format!(

@@ -74,10 +74,15 @@ pub fn element_picker(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str, num
         if ui.button("Show bits").clicked() {
             pick = Some(index);
         }
-        if let Some(i) = abs_max_index {
-            if ui.button("largest |x|").on_hover_text("The element with the largest magnitude: the one a low-precision cast is most likely to overflow").clicked() {
-                pick = Some(i);
-            }
+        if let Some(i) = abs_max_index
+            && ui
+                .button("largest |x|")
+                .on_hover_text(
+                    "The element with the largest magnitude: the one a low-precision cast is most likely to overflow",
+                )
+                .clicked()
+        {
+            pick = Some(i);
         }
         if ui.button("a random one").on_hover_text("A reproducible pseudo-random element").clicked() {
             app.bits.draws += 1;
@@ -99,15 +104,13 @@ fn splitmix(n: u64) -> u64 {
 /// The five formats of the current value, with clickable bits.
 pub fn bits_view(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     let state = &mut app.bits;
-    ui.horizontal_wrapped(|ui| {
-        match &state.source {
-            Some((tensor, index, dtype)) => {
-                ui.label(RichText::new(format!("{tensor}[{index}]")).monospace());
-                ui.label(format!("stored as {dtype} = {}", state.stored));
-            }
-            None => {
-                ui.label(format!("typed value {}", state.stored));
-            }
+    ui.horizontal_wrapped(|ui| match &state.source {
+        Some((tensor, index, dtype)) => {
+            ui.label(RichText::new(format!("{tensor}[{index}]")).monospace());
+            ui.label(format!("stored as {dtype} = {}", state.stored));
+        }
+        None => {
+            ui.label(format!("typed value {}", state.stored));
         }
     });
     ui.horizontal(|ui| {
@@ -125,16 +128,16 @@ pub fn bits_view(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         }
     });
     let value = state.value();
-    ui.label(
-        RichText::new(format!("value = {}", fmt_value(value as f64)))
-            .strong()
-            .size(18.0),
-    )
-    .on_hover_text("Click any bit below to flip it; every format then shows the new value");
+    ui.label(RichText::new(format!("value = {}", fmt_value(value as f64))).strong().size(18.0))
+        .on_hover_text("Click any bit below to flip it; every format then shows the new value");
     ui.add_space(4.0);
     let mut flip: Option<(Format, u32)> = None;
     for format in Format::ALL {
-        let d = if format == Format::F32 { floatbits::decode(Format::F32, state.value_bits) } else { floatbits::cast(value, format) };
+        let d = if format == Format::F32 {
+            floatbits::decode(Format::F32, state.value_bits)
+        } else {
+            floatbits::cast(value, format)
+        };
         if let Some(bit) = format_row(ui, &d, state.stored) {
             flip = Some((format, bit));
         }
@@ -194,10 +197,18 @@ fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
         ui.label("sign").on_hover_text("0 = positive, 1 = negative");
         ui.monospace(d.sign.to_string());
         ui.end_row();
-        ui.label("exponent").on_hover_text("Stored (biased) field, and the power of two it means after subtracting the bias");
-        ui.monospace(format!("{} = {} (biased), 2^{} (bias {})", d.exponent_bits_string(), d.exponent_field, d.exponent, f.bias()));
+        ui.label("exponent")
+            .on_hover_text("Stored (biased) field, and the power of two it means after subtracting the bias");
+        ui.monospace(format!(
+            "{} = {} (biased), 2^{} (bias {})",
+            d.exponent_bits_string(),
+            d.exponent_field,
+            d.exponent,
+            f.bias()
+        ));
         ui.end_row();
-        ui.label("mantissa").on_hover_text("Fraction bits after the binary point; normal numbers have an implicit leading 1");
+        ui.label("mantissa")
+            .on_hover_text("Fraction bits after the binary point; normal numbers have an implicit leading 1");
         let implicit = d.implicit_bit().map(|b| format!("implicit {b}.")).unwrap_or_default();
         ui.monospace(format!("{implicit}{} = {}/2^{}", d.mantissa_bits_string(), d.mantissa_field, f.mantissa_bits()));
         ui.end_row();
@@ -215,7 +226,9 @@ fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
             ui.end_row();
         }
         let (down, up) = floatbits::neighbours(d);
-        ui.label("neighbours").on_hover_text("The representable values just below and just above: nothing in between exists in this format");
+        ui.label("neighbours").on_hover_text(
+            "The representable values just below and just above: nothing in between exists in this format",
+        );
         ui.monospace(format!(
             "{}  <  · <  {}",
             down.map(|x| fmt_value(x.value)).unwrap_or_else(|| "—".into()),
@@ -271,7 +284,11 @@ fn cast_report_view(ui: &mut egui::Ui, r: &CastReport) {
     let f = r.to;
     let pct = |n: u64| if r.count == 0 { 0.0 } else { 100.0 * n as f64 / r.count as f64 };
     egui::Grid::new("cast-grid").striped(true).num_columns(3).show(ui, |ui| {
-        let overflow_tip = if f.has_inf() { "finite values that became ±∞" } else { "values beyond ±448, clamped (saturated) to ±448" };
+        let overflow_tip = if f.has_inf() {
+            "finite values that became ±∞"
+        } else {
+            "values beyond ±448, clamped (saturated) to ±448"
+        };
         let rows: [(&str, u64, &str); 4] = [
             ("exact", r.exact, "values that survive the cast unchanged"),
             ("overflow", r.overflow, overflow_tip),

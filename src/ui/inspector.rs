@@ -17,7 +17,8 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
             ui.separator();
             stats_section(ui, app);
             ui.separator();
-            let numel = app.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(&name)).map(|t| t.numel()).unwrap_or(0);
+            let numel =
+                app.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(&name)).map(|t| t.numel()).unwrap_or(0);
             egui::CollapsingHeader::new(RichText::new("Bits: FP32 / BF16 / FP16 / FP8 of one weight").strong())
                 .id_salt("bits-section")
                 .default_open(true)
@@ -71,11 +72,19 @@ fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
                 ("hidden_size", cfg.hidden_size.to_string(), "width of every token's vector between layers"),
                 ("num_hidden_layers", cfg.num_layers.to_string(), "decoder layers stacked one after another"),
                 ("num_attention_heads", cfg.num_heads.to_string(), "query heads per attention layer"),
-                ("num_key_value_heads", cfg.num_kv_heads.to_string(), "key/value heads; fewer than query heads = grouped-query attention (GQA)"),
+                (
+                    "num_key_value_heads",
+                    cfg.num_kv_heads.to_string(),
+                    "key/value heads; fewer than query heads = grouped-query attention (GQA)",
+                ),
                 ("head_dim", cfg.head_dim.to_string(), "size of each head's query/key/value vectors"),
                 ("intermediate_size", cfg.intermediate_size.to_string(), "hidden width inside each MLP (SwiGLU)"),
                 ("vocab_size", cfg.vocab_size.to_string(), "rows of the embedding table = token ids"),
-                ("rms_norm_eps", format!("{:e}", cfg.rms_norm_eps), "added inside the RMSNorm square root for stability"),
+                (
+                    "rms_norm_eps",
+                    format!("{:e}", cfg.rms_norm_eps),
+                    "added inside the RMSNorm square root for stability",
+                ),
                 ("rope_theta", format!("{}", cfg.rope_theta), "base of the rotary position embedding's frequencies"),
                 ("tie_word_embeddings", cfg.tie_word_embeddings.to_string(), "lm_head reuses the embedding matrix"),
                 ("dtype", cfg.dtype.clone().unwrap_or_else(|| "—".into()), "the dtype config.json declares"),
@@ -180,12 +189,12 @@ fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
                     ui.vertical(|ui| histogram(ui, &stats, log_y)).inner
                 })
                 .inner;
-            if let Some(bin) = clicked {
-                if let Selection::Tensor(name) = &app.selection {
-                    let e = &stats.histogram.edges;
-                    let name = name.clone();
-                    app.list_bin_values(&name, e[bin], e[bin + 1]);
-                }
+            if let Some(bin) = clicked
+                && let Selection::Tensor(name) = &app.selection
+            {
+                let e = &stats.histogram.edges;
+                let name = name.clone();
+                app.list_bin_values(&name, e[bin], e[bin + 1]);
             }
         }
     }
@@ -233,18 +242,13 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
         })
         .collect();
     let (fmt_edges, fmt_counts) = (edges.clone(), counts.clone());
-    let chart = BarChart::new("histogram", bars)
-        .color(egui::Color32::from_rgb(70, 130, 200))
-        .element_formatter(Box::new(move |bar, _| {
+    let chart = BarChart::new("histogram", bars).color(egui::Color32::from_rgb(70, 130, 200)).element_formatter(
+        Box::new(move |bar, _| {
             let i = fmt_edges.partition_point(|&e| e <= bar.argument).saturating_sub(1).min(fmt_counts.len() - 1);
             let close = if i + 1 == fmt_counts.len() { "]" } else { ")" };
-            format!(
-                "[{}, {}{close}\ncount {}",
-                format::num(fmt_edges[i]),
-                format::num(fmt_edges[i + 1]),
-                fmt_counts[i]
-            )
-        }));
+            format!("[{}, {}{close}\ncount {}", format::num(fmt_edges[i]), format::num(fmt_edges[i + 1]), fmt_counts[i])
+        }),
+    );
     ui.label(RichText::new(format!("histogram: {} bins", counts.len())).strong());
     let clicked_bin = Plot::new("histogram-plot")
         .height(280.0)
@@ -263,7 +267,11 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
                 .then(|| edges.partition_point(|&e| e <= x).saturating_sub(1).min(counts.len() - 1))
         });
     ui.horizontal(|ui| {
-        if ui.button("Copy histogram as CSV").on_hover_text("bin_start,bin_end,count — paste into a spreadsheet").clicked() {
+        if ui
+            .button("Copy histogram as CSV")
+            .on_hover_text("bin_start,bin_end,count — paste into a spreadsheet")
+            .clicked()
+        {
             let mut csv = String::from("bin_start,bin_end,count\n");
             for (i, c) in counts.iter().enumerate() {
                 csv.push_str(&format!("{},{},{}\n", edges[i], edges[i + 1], c));
@@ -307,8 +315,7 @@ fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     if children.is_empty() {
         return;
     }
-    ui.label(RichText::new("parameters per child").strong())
-        .on_hover_text("Where this module's parameters live");
+    ui.label(RichText::new("parameters per child").strong()).on_hover_text("Where this module's parameters live");
     let names: Vec<String> = children.iter().map(|&c| tree.nodes[c].key.clone()).collect();
     let bars: Vec<Bar> = children
         .iter()

@@ -78,7 +78,11 @@ fn heatmap(values: &[f32], rows: usize, cols: usize, scale: f32) -> ColorImage {
             }
             let v = (sum / ((r1 - r0) * (c1 - c0)) as f32 / scale).clamp(-1.0, 1.0);
             let fade = |c: u8| (255.0 - (255.0 - c as f32) * v.abs()) as u8;
-            pixels.push(if v >= 0.0 { Color32::from_rgb(fade(200), fade(40), fade(40)) } else { Color32::from_rgb(fade(40), fade(80), fade(200)) });
+            pixels.push(if v >= 0.0 {
+                Color32::from_rgb(fade(200), fade(40), fade(40))
+            } else {
+                Color32::from_rgb(fade(40), fade(80), fade(200))
+            });
         }
     }
     ColorImage::new([w, h], pixels)
@@ -95,7 +99,11 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
     egui::Grid::new("lora-grid").num_columns(2).striped(true).show(ui, |ui| {
         let rows = [
             ("rank r", format!("{}", view.rank), "Inner size of A and B: ΔW has at most r non-zero singular values"),
-            ("α, scaling", format!("{} , {}", adapter.alpha, adapter.scaling), "ΔW = scaling · B·A with scaling = α / r (α / √r with rsLoRA)"),
+            (
+                "α, scaling",
+                format!("{} , {}", adapter.alpha, adapter.scaling),
+                "ΔW = scaling · B·A with scaling = α / r (α / √r with rsLoRA)",
+            ),
             ("‖W‖_F", format::num(s.w_norm), "Frobenius norm of the frozen weight"),
             ("‖ΔW‖_F", format::num(s.delta_norm), "Frobenius norm of the update"),
             ("ratio", format!("{:.4}", s.ratio), "‖ΔW‖ / ‖W‖: how large the change is relative to the weight"),
@@ -110,9 +118,14 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
     let textures = view.textures.get_or_init(|| {
         let ctx = ui.ctx();
         let names = ["lora-w", "lora-delta", "lora-merged", "lora-delta-own"];
-        std::array::from_fn(|i| ctx.load_texture(format!("{module}-{}", names[i]), view.images[i].clone(), TextureOptions::NEAREST))
+        std::array::from_fn(|i| {
+            ctx.load_texture(format!("{module}-{}", names[i]), view.images[i].clone(), TextureOptions::NEAREST)
+        })
     });
-    ui.label(RichText::new(format!("heatmaps on one colour scale (±{}): red > 0, blue < 0", format::num(view.scale as f64))).weak());
+    ui.label(
+        RichText::new(format!("heatmaps on one colour scale (±{}): red > 0, blue < 0", format::num(view.scale as f64)))
+            .weak(),
+    );
     ui.horizontal(|ui| {
         let own = format!("ΔW, own scale ±{}", format::num(view.delta_scale as f64));
         for (tex, title) in textures.iter().zip(["W", "ΔW = (α/r)·B·A", "W + ΔW", own.as_str()]) {
@@ -132,24 +145,43 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
             bars(ui, "delta-hist", &view.delta_stats, Color32::from_rgb(200, 120, 40));
         });
     });
-    ui.label(RichText::new("singular values of ΔW").strong())
-        .on_hover_text("A full-rank update would have min(out, in) of them; LoRA's has at most r: the low-rank idea made visible");
-    let sv: Vec<Bar> = s.singular_values.iter().enumerate().map(|(i, &v)| Bar::new(i as f64 + 1.0, v).width(0.7)).collect();
-    Plot::new("sv-plot").height(150.0).allow_scroll(false).x_axis_label("index").show(ui, |p| {
-        p.bar_chart(BarChart::new("σ", sv).color(Color32::from_rgb(120, 90, 190)))
-    });
+    ui.label(RichText::new("singular values of ΔW").strong()).on_hover_text(
+        "A full-rank update would have min(out, in) of them; LoRA's has at most r: the low-rank idea made visible",
+    );
+    let sv: Vec<Bar> =
+        s.singular_values.iter().enumerate().map(|(i, &v)| Bar::new(i as f64 + 1.0, v).width(0.7)).collect();
+    Plot::new("sv-plot")
+        .height(150.0)
+        .allow_scroll(false)
+        .x_axis_label("index")
+        .show(ui, |p| p.bar_chart(BarChart::new("σ", sv).color(Color32::from_rgb(120, 90, 190))));
 }
 
 fn bars(ui: &mut egui::Ui, id: &str, s: &TensorStats, color: Color32) {
     let e = &s.histogram.edges;
-    let b: Vec<Bar> = s.histogram.counts.iter().enumerate().map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i])).collect();
-    Plot::new(id).height(160.0).width(320.0).allow_scroll(false).show(ui, |p| p.bar_chart(BarChart::new(id, b).color(color)));
+    let b: Vec<Bar> = s
+        .histogram
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i]))
+        .collect();
+    Plot::new(id)
+        .height(160.0)
+        .width(320.0)
+        .allow_scroll(false)
+        .show(ui, |p| p.bar_chart(BarChart::new(id, b).color(color)));
 }
 
 fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) {
     let to_bars = |s: &TensorStats| -> Vec<Bar> {
         let e = &s.histogram.edges;
-        s.histogram.counts.iter().enumerate().map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i])).collect()
+        s.histogram
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i]))
+            .collect()
     };
     Plot::new("overlay-hist").height(160.0).width(320.0).allow_scroll(false).legend(Legend::default()).show(ui, |p| {
         p.bar_chart(BarChart::new("W", to_bars(w)).color(Color32::from_rgba_unmultiplied(70, 130, 200, 140)));
@@ -161,16 +193,32 @@ fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) {
 pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     let Some((adapter, _)) = app.adapter.clone() else { return };
     let names: Vec<String> = adapter.modules.iter().map(|m| m.module.clone()).collect();
-    let views: Vec<(String, Arc<LoraView>)> = names.iter().filter_map(|n| app.lora_view(n).map(|v| (n.clone(), v))).collect();
-    ui.label(RichText::new("‖ΔW‖ / ‖W‖ per adapted module").strong()).on_hover_text("Where the adapter changes the model most");
-    let short: Vec<String> = views.iter().map(|(n, _)| n.trim_start_matches("model.layers.").replace(".self_attn", "").replace(".mlp", "")).collect();
-    let bars: Vec<Bar> = views.iter().enumerate().map(|(i, (n, v))| Bar::new(i as f64, v.summary.ratio).name(n).width(0.7)).collect();
+    let views: Vec<(String, Arc<LoraView>)> =
+        names.iter().filter_map(|n| app.lora_view(n).map(|v| (n.clone(), v))).collect();
+    ui.label(RichText::new("‖ΔW‖ / ‖W‖ per adapted module").strong())
+        .on_hover_text("Where the adapter changes the model most");
+    let short: Vec<String> = views
+        .iter()
+        .map(|(n, _)| n.trim_start_matches("model.layers.").replace(".self_attn", "").replace(".mlp", ""))
+        .collect();
+    let bars: Vec<Bar> =
+        views.iter().enumerate().map(|(i, (n, v))| Bar::new(i as f64, v.summary.ratio).name(n).width(0.7)).collect();
     Plot::new("lora-model-wide")
         .height(180.0)
         .allow_scroll(false)
         .x_axis_formatter(move |mark, _| {
             let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < short.len() { short[i as usize].clone() } else { String::new() }
+            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < short.len() {
+                short[i as usize].clone()
+            } else {
+                String::new()
+            }
         })
-        .show(ui, |p| p.bar_chart(BarChart::new("ratio", bars).color(Color32::from_rgb(200, 120, 40)).element_formatter(Box::new(|b, _| format!("{}\n{:.4}", b.name, b.value)))));
+        .show(ui, |p| {
+            p.bar_chart(
+                BarChart::new("ratio", bars)
+                    .color(Color32::from_rgb(200, 120, 40))
+                    .element_formatter(Box::new(|b, _| format!("{}\n{:.4}", b.name, b.value))),
+            )
+        });
 }

@@ -41,9 +41,5 @@ pub fn run_native(start: StartOptions) -> eframe::Result {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native(
-        "llm-anatomy",
-        options,
-        Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, start)))),
-    )
+    eframe::run_native("llm-anatomy", options, Box::new(move |cc| Ok(Box::new(AnatomyApp::new(cc, start)))))
 }

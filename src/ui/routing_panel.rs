@@ -16,8 +16,11 @@ pub struct RoutingState {
     pub layer: usize,
     pub all_layers: bool,
     pub token: Option<usize>,
-    cache: Option<((u64, usize), std::sync::Arc<Vec<LayerRouting>>)>,
+    cache: Option<CachedRouting>,
 }
+
+/// The summary and the (forward count, sequence length) it was computed for.
+type CachedRouting = ((u64, usize), std::sync::Arc<Vec<LayerRouting>>);
 
 impl RoutingState {
     /// The routing summary of the token panel's current sequence, recomputed when it changes.
@@ -25,12 +28,13 @@ impl RoutingState {
         let moe = cfg.moe.as_ref()?;
         let snap = tokens.snapshot.as_ref()?;
         let key = (snap.forwards, snap.tokens.len());
-        if let Some((k, l)) = &self.cache {
-            if *k == key {
-                return Some(l.clone());
-            }
+        if let Some((k, l)) = &self.cache
+            && *k == key
+        {
+            return Some(l.clone());
         }
-        let layers = std::sync::Arc::new(routing::summarize(&snap.routing, &snap.shared_gate, moe.top_k, moe.norm_topk_prob));
+        let layers =
+            std::sync::Arc::new(routing::summarize(&snap.routing, &snap.shared_gate, moe.top_k, moe.norm_topk_prob));
         self.cache = Some((key, layers.clone()));
         Some(layers)
     }
@@ -47,11 +51,14 @@ pub fn show(ui: &mut egui::Ui, st: &mut RoutingState, tokens: &mut TokensState, 
         return;
     };
     let Some(moe) = cfg.moe.as_ref() else {
-        ui.label(RichText::new(format!(
-            "{} is a dense model: every token goes through the same MLP, so there is no routing to show. \
+        ui.label(
+            RichText::new(format!(
+                "{} is a dense model: every token goes through the same MLP, so there is no routing to show. \
              Open a mixture-of-experts model (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE) to see where each token goes.",
-            cfg.architecture
-        )).size(17.0));
+                cfg.architecture
+            ))
+            .size(17.0),
+        );
         return;
     };
     tokens.poll();
@@ -76,7 +83,8 @@ pub fn show(ui: &mut egui::Ui, st: &mut RoutingState, tokens: &mut TokensState, 
         return;
     }
     let snap = tokens.snapshot.as_ref().expect("layers come from a snapshot");
-    let labels: Vec<String> = snap.pieces.iter().map(|p| if p.special { p.token.clone() } else { p.text.replace('\n', "⏎") }).collect();
+    let labels: Vec<String> =
+        snap.pieces.iter().map(|p| if p.special { p.token.clone() } else { p.text.replace('\n', "⏎") }).collect();
     st.layer = st.layer.min(layers.len() - 1);
     ui.horizontal(|ui| {
         let label = ui.label("layer");
@@ -113,7 +121,10 @@ fn legend(ui: &mut egui::Ui) {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
         for i in 0..50 {
             let x0 = rect.left() + rect.width() * i as f32 / 50.0;
-            let r = egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x0 + rect.width() / 50.0 + 0.5, rect.bottom()));
+            let r = egui::Rect::from_min_max(
+                egui::pos2(x0, rect.top()),
+                egui::pos2(x0 + rect.width() / 50.0 + 0.5, rect.bottom()),
+            );
             ui.painter().rect_filled(r, 0.0, color(i as f32 / 49.0));
         }
         ui.label(RichText::new("0 … 1 · outlined = chosen (top-k)").small());
@@ -132,10 +143,18 @@ fn heatmap(ui: &mut egui::Ui, l: &LayerRouting, labels: &[String], selected: &mu
         for e in 0..n_experts {
             let (rect, _) = ui.allocate_exact_size(egui::vec2(cell_w, cell_h), egui::Sense::hover());
             let color = if l.dormant.contains(&e) { Color32::from_rgb(220, 80, 80) } else { ui.visuals().text_color() };
-            ui.painter().text(rect.center(), egui::Align2::CENTER_CENTER, e.to_string(), egui::FontId::proportional(13.0), color);
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                e.to_string(),
+                egui::FontId::proportional(13.0),
+                color,
+            );
         }
         if extra == 1 {
-            ui.label(RichText::new("shared").small()).on_hover_text("Qwen2-MoE's shared expert runs for every token; its output is scaled by sigmoid(gate·x), shown here");
+            ui.label(RichText::new("shared").small()).on_hover_text(
+                "Qwen2-MoE's shared expert runs for every token; its output is scaled by sigmoid(gate·x), shown here",
+            );
         }
     });
     egui::ScrollArea::vertical().max_height(420.0).id_salt("heatmap-scroll").show(ui, |ui| {
@@ -143,7 +162,10 @@ fn heatmap(ui: &mut egui::Ui, l: &LayerRouting, labels: &[String], selected: &mu
             ui.horizontal(|ui| {
                 ui.spacing_mut().item_spacing.x = 0.0;
                 let text = format!("{t:>3} {}", labels.get(t).map(String::as_str).unwrap_or(""));
-                let r = ui.add_sized([label_w, cell_h], egui::Button::new(RichText::new(text).monospace()).selected(*selected == Some(t)));
+                let r = ui.add_sized(
+                    [label_w, cell_h],
+                    egui::Button::new(RichText::new(text).monospace()).selected(*selected == Some(t)),
+                );
                 if r.clicked() {
                     *selected = Some(t);
                 }
@@ -152,7 +174,12 @@ fn heatmap(ui: &mut egui::Ui, l: &LayerRouting, labels: &[String], selected: &mu
                     ui.painter().rect_filled(rect.shrink(0.5), 1.0, color(p));
                     let rank = l.topk[t].iter().position(|&c| c == e);
                     if rank.is_some() {
-                        ui.painter().rect_stroke(rect.shrink(1.5), 1.0, Stroke::new(2.0, Color32::WHITE), egui::StrokeKind::Inside);
+                        ui.painter().rect_stroke(
+                            rect.shrink(1.5),
+                            1.0,
+                            Stroke::new(2.0, Color32::WHITE),
+                            egui::StrokeKind::Inside,
+                        );
                     }
                     let info = format!("layer {} token {t} expert {e}", l.layer);
                     resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Cell, true, &info));
@@ -161,7 +188,12 @@ fn heatmap(ui: &mut egui::Ui, l: &LayerRouting, labels: &[String], selected: &mu
                         labels.get(t).map(String::as_str).unwrap_or(""),
                         l.layer,
                         match rank {
-                            Some(k) => format!("chosen, rank {} of {}, mixing weight {:.4}", k + 1, l.topk[t].len(), l.weights[t][k]),
+                            Some(k) => format!(
+                                "chosen, rank {} of {}, mixing weight {:.4}",
+                                k + 1,
+                                l.topk[t].len(),
+                                l.weights[t][k]
+                            ),
                             None => "not chosen".into(),
                         }
                     ));
@@ -221,7 +253,10 @@ fn small_multiples(ui: &mut egui::Ui, layers: &[LayerRouting]) {
                 let ch = h / l.probs.len().max(1) as f32;
                 for (t, probs) in l.probs.iter().enumerate() {
                     for (e, &p) in probs.iter().enumerate() {
-                        let r = egui::Rect::from_min_size(egui::pos2(rect.left() + e as f32 * cell, rect.top() + t as f32 * ch), egui::vec2(cell, ch));
+                        let r = egui::Rect::from_min_size(
+                            egui::pos2(rect.left() + e as f32 * cell, rect.top() + t as f32 * ch),
+                            egui::vec2(cell, ch),
+                        );
                         ui.painter().rect_filled(r, 0.0, color(p));
                     }
                 }
@@ -231,12 +266,14 @@ fn small_multiples(ui: &mut egui::Ui, layers: &[LayerRouting]) {
 }
 
 fn token_path(ui: &mut egui::Ui, layers: &[LayerRouting], t: usize, label: &str) {
-    ui.label(RichText::new(format!("path of token {t} {label:?} through the layers")).strong())
-        .on_hover_text("One row per MoE layer: the experts this token was sent to, with the weights that mixed their outputs");
+    ui.label(RichText::new(format!("path of token {t} {label:?} through the layers")).strong()).on_hover_text(
+        "One row per MoE layer: the experts this token was sent to, with the weights that mixed their outputs",
+    );
     egui::Grid::new("token-path").striped(true).show(ui, |ui| {
         for l in layers {
             ui.label(format!("layer {}", l.layer));
-            let parts: Vec<String> = l.topk[t].iter().zip(&l.weights[t]).map(|(e, w)| format!("expert {e} × {w:.3}")).collect();
+            let parts: Vec<String> =
+                l.topk[t].iter().zip(&l.weights[t]).map(|(e, w)| format!("expert {e} × {w:.3}")).collect();
             ui.monospace(parts.join("  +  "));
             if let Some(g) = &l.shared_gate {
                 ui.monospace(format!("+ shared × {:.3}", g[t]));

@@ -81,7 +81,8 @@ impl TokensState {
             engine.send(Command::Load(folder));
         } else {
             self.busy = None;
-            self.error = Some("Inference is not available for this architecture: only its tensors can be inspected.".into());
+            self.error =
+                Some("Inference is not available for this architecture: only its tensors can be inspected.".into());
         }
     }
 
@@ -160,10 +161,10 @@ impl TokensState {
     pub fn distribution(&mut self) -> Option<Arc<Distribution>> {
         let s = self.snapshot.as_ref()?;
         let key = (s.forwards, s.tokens.len(), key_of(&self.params));
-        if let Some((k, d)) = &self.cached {
-            if *k == key {
-                return Some(Arc::clone(d));
-            }
+        if let Some((k, d)) = &self.cached
+            && *k == key
+        {
+            return Some(Arc::clone(d));
         }
         let d = Arc::new(sampling::distribution(&s.logits, &s.tokens, &self.params));
         self.recomputes += 1;
@@ -215,7 +216,9 @@ pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
         let label = ui.label("Prompt");
         ui.add(egui::TextEdit::singleline(&mut st.prompt).desired_width(420.0)).labelled_by(label.id);
         ui.add_enabled(codec.chat_template.is_some(), egui::Checkbox::new(&mut st.chat, "chat template"))
-            .on_hover_text("Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)");
+            .on_hover_text(
+                "Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)",
+            );
         if ui.button("Run prompt").on_hover_text("Tokenize the prompt and run the model over it").clicked() {
             st.run_prompt();
         }
@@ -246,7 +249,11 @@ pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
         if ui.button("Stop").clicked() {
             st.stop();
         }
-        if ui.add_enabled(snap.tokens.len() > snap.prompt_len, egui::Button::new("◀ Step back")).on_hover_text("Forget the last token (Backspace)").clicked() {
+        if ui
+            .add_enabled(snap.tokens.len() > snap.prompt_len, egui::Button::new("◀ Step back"))
+            .on_hover_text("Forget the last token (Backspace)")
+            .clicked()
+        {
             st.step_back();
         }
         if ui.button("Reset").on_hover_text("Back to the prompt alone").clicked() {
@@ -278,12 +285,21 @@ fn adapter_controls(ui: &mut egui::Ui, st: &mut TokensState) {
     let Some((adapter, strength)) = st.adapter.clone() else { return };
     ui.horizontal(|ui| {
         let mut s = strength as f32;
-        let label = ui.label(RichText::new("LoRA strength").strong())
-            .on_hover_text("The engine adds strength × ΔW to every adapted weight: 0 = base model, 1 = as trained, 2 = exaggerated");
+        let label = ui.label(RichText::new("LoRA strength").strong()).on_hover_text(
+            "The engine adds strength × ΔW to every adapted weight: 0 = base model, 1 = as trained, 2 = exaggerated",
+        );
         let changed = ui.add(egui::Slider::new(&mut s, 0.0..=2.0).step_by(0.05)).labelled_by(label.id).drag_stopped();
         let off = ui.button(if strength == 0.0 { "adapter off" } else { "switch off" }).clicked();
         let on = ui.button("1.0").on_hover_text("As trained").clicked();
-        let new = if off { Some(0.0) } else if on { Some(1.0) } else if changed { Some(s as f64) } else { None };
+        let new = if off {
+            Some(0.0)
+        } else if on {
+            Some(1.0)
+        } else if changed {
+            Some(s as f64)
+        } else {
+            None
+        };
         if let Some(v) = new {
             st.set_adapter(Some((Arc::clone(&adapter), v)));
         } else if (s as f64 - strength).abs() > 1e-9 {
@@ -294,11 +310,19 @@ fn adapter_controls(ui: &mut egui::Ui, st: &mut TokensState) {
 }
 
 /// Base vs adapted next-token distributions under the same sliders, and who moved most.
-fn compare(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, snap: &Snapshot, base: &[f32], adapted: &Distribution) {
+fn compare(
+    ui: &mut egui::Ui,
+    st: &TokensState,
+    codec: &TextCodec,
+    snap: &Snapshot,
+    base: &[f32],
+    adapted: &Distribution,
+) {
     let b = sampling::distribution(base, &snap.tokens, &st.params);
     ui.label(RichText::new("with the adapter vs without").strong())
         .on_hover_text("The same prompt and step, run once with ΔW added and once without");
-    let mut moved: Vec<(u32, f32)> = (0..adapted.probs.len()).map(|i| (i as u32, adapted.probs[i] - b.probs[i])).collect();
+    let mut moved: Vec<(u32, f32)> =
+        (0..adapted.probs.len()).map(|i| (i as u32, adapted.probs[i] - b.probs[i])).collect();
     moved.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
     egui::Grid::new("compare").striped(true).num_columns(4).show(ui, |ui| {
         for h in ["token", "base", "adapted", "change"] {
@@ -318,7 +342,15 @@ fn compare(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, snap: &Snapsh
 }
 
 fn token_chips(ui: &mut egui::Ui, snap: &Snapshot) {
-    ui.label(RichText::new(format!("{} tokens ({} prompt + {} generated)", snap.tokens.len(), snap.prompt_len, snap.tokens.len() - snap.prompt_len)).weak());
+    ui.label(
+        RichText::new(format!(
+            "{} tokens ({} prompt + {} generated)",
+            snap.tokens.len(),
+            snap.prompt_len,
+            snap.tokens.len() - snap.prompt_len
+        ))
+        .weak(),
+    );
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing = egui::vec2(3.0, 3.0);
         for (i, p) in snap.pieces.iter().enumerate() {
@@ -364,10 +396,15 @@ fn sliders(ui: &mut egui::Ui, st: &mut TokensState) {
     }
     let p = &mut st.params;
     egui::Grid::new("sampling-sliders").num_columns(2).show(ui, |ui| {
-        row(ui, "temperature", "Divides the logits: < 1 sharpens the distribution, > 1 flattens it, 0 = always the top token (greedy)", |ui| {
-            ui.add(egui::Slider::new(&mut p.temperature, 0.0..=3.0).step_by(0.05))
+        row(
+            ui,
+            "temperature",
+            "Divides the logits: < 1 sharpens the distribution, > 1 flattens it, 0 = always the top token (greedy)",
+            |ui| ui.add(egui::Slider::new(&mut p.temperature, 0.0..=3.0).step_by(0.05)),
+        );
+        row(ui, "top-k", "Keep only the k most likely tokens (0 = off)", |ui| {
+            ui.add(egui::Slider::new(&mut p.top_k, 0..=200))
         });
-        row(ui, "top-k", "Keep only the k most likely tokens (0 = off)", |ui| ui.add(egui::Slider::new(&mut p.top_k, 0..=200)));
         row(ui, "top-p", "Keep the smallest set of top tokens whose probabilities add up to p (1 = off)", |ui| {
             ui.add(egui::Slider::new(&mut p.top_p, 0.0..=1.0).step_by(0.01))
         });
@@ -377,13 +414,24 @@ fn sliders(ui: &mut egui::Ui, st: &mut TokensState) {
         row(ui, "repetition penalty", "Makes tokens already in the text less likely (1 = off)", |ui| {
             ui.add(egui::Slider::new(&mut p.repetition_penalty, 1.0..=2.0).step_by(0.05))
         });
-        row(ui, "seed", "The random draws replay exactly for the same seed", |ui| ui.add(egui::DragValue::new(&mut p.seed)));
-        row(ui, "candidates shown", "How many of the most likely tokens to list", |ui| ui.add(egui::Slider::new(&mut st.top_n, 3..=50)));
+        row(ui, "seed", "The random draws replay exactly for the same seed", |ui| {
+            ui.add(egui::DragValue::new(&mut p.seed))
+        });
+        row(ui, "candidates shown", "How many of the most likely tokens to list", |ui| {
+            ui.add(egui::Slider::new(&mut st.top_n, 3..=50))
+        });
     });
 }
 
 /// The candidate bars; returns a token the user clicked to force.
-fn candidates(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, d: &Distribution, drawn: u32, u: f64) -> Option<u32> {
+fn candidates(
+    ui: &mut egui::Ui,
+    st: &TokensState,
+    codec: &TextCodec,
+    d: &Distribution,
+    drawn: u32,
+    u: f64,
+) -> Option<u32> {
     let mut forced = None;
     ui.horizontal(|ui| {
         ui.label(RichText::new("next token").strong());
@@ -432,10 +480,18 @@ fn candidates(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, d: &Distri
                 let (rect, _) = ui.allocate_exact_size(egui::vec2(bar_width, 16.0), egui::Sense::hover());
                 ui.painter().rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
                 let raw_w = rect.width() * d.raw_probs[i].clamp(0.0, 1.0);
-                ui.painter().rect_filled(egui::Rect::from_min_size(rect.min, egui::vec2(raw_w, rect.height())), 2.0, Color32::from_gray(90));
+                ui.painter().rect_filled(
+                    egui::Rect::from_min_size(rect.min, egui::vec2(raw_w, rect.height())),
+                    2.0,
+                    Color32::from_gray(90),
+                );
                 let w = rect.width() * p.clamp(0.0, 1.0);
                 let color = if id == drawn { Color32::from_rgb(230, 160, 40) } else { Color32::from_rgb(70, 130, 200) };
-                ui.painter().rect_filled(egui::Rect::from_min_size(rect.min, egui::vec2(w, rect.height() * 0.7)), 2.0, color);
+                ui.painter().rect_filled(
+                    egui::Rect::from_min_size(rect.min, egui::vec2(w, rect.height() * 0.7)),
+                    2.0,
+                    color,
+                );
                 ui.monospace(format!("{:.4}", p));
             });
             ui.monospace(format!("{:.4}", d.raw_probs[i]));
@@ -444,7 +500,10 @@ fn candidates(ui: &mut egui::Ui, st: &TokensState, codec: &TextCodec, d: &Distri
                 cum = cum.color(Color32::from_rgb(230, 160, 40));
                 threshold_marked = true;
             }
-            ui.label(cum).on_hover_text(format!("top-p = {:.2}: the kept set ends where the cumulative probability reaches it", st.params.top_p));
+            ui.label(cum).on_hover_text(format!(
+                "top-p = {:.2}: the kept set ends where the cumulative probability reaches it",
+                st.params.top_p
+            ));
             ui.label(match (id == drawn, removed) {
                 (true, _) => RichText::new("◀ the draw").color(Color32::from_rgb(230, 160, 40)),
                 (false, Some(r)) => RichText::new(r.label()).weak(),
@@ -476,7 +535,12 @@ fn generation_table(ui: &mut egui::Ui, st: &TokensState, snap: &Snapshot) {
             ui.monospace(format!("{}[{}]", if ids.len() > 8 { "… " } else { "" }, shown.join(", ")));
             let so_far: String = snap.pieces[snap.prompt_len..upto].iter().map(|p| p.text.as_str()).collect();
             ui.label(visible(&so_far));
-            ui.monospace(format!("{} {} ({})", visible(&snap.pieces[upto].text), next, format::num(d.probs[next as usize] as f64)));
+            ui.monospace(format!(
+                "{} {} ({})",
+                visible(&snap.pieces[upto].text),
+                next,
+                format::num(d.probs[next as usize] as f64)
+            ));
             ui.end_row();
         }
     });

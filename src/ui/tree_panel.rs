@@ -48,8 +48,9 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
         if !state.filter.is_empty() && ui.small_button("✖").on_hover_text("Clear the filter").clicked() {
             state.filter.clear();
         }
-        ui.checkbox(&mut state.flat, "state_dict")
-            .on_hover_text("The flat list of stored tensor names (state_dict() keys), as the safetensors files hold them");
+        ui.checkbox(&mut state.flat, "state_dict").on_hover_text(
+            "The flat list of stored tensor names (state_dict() keys), as the safetensors files hold them",
+        );
     });
     for notice in &model.folder.notices {
         ui.label(RichText::new(notice).small().color(ui.visuals().warn_fg_color));
@@ -78,7 +79,7 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
             } else {
                 let visible = visible_set(state, tree, &filter);
                 for &c in &root.children {
-                    ctx.filtered(ui, c, &visible);
+                    ctx.filtered(ui, c, visible);
                 }
                 if visible.len() <= 1 {
                     ui.label(RichText::new(format!("nothing matches “{filter}”")).italics());
@@ -297,7 +298,13 @@ fn visible_set<'a>(state: &'a mut TreeState, tree: &ModuleTree, filter: &str) ->
     &state.visible.as_ref().expect("just set").1
 }
 
-fn flat_list(ui: &mut egui::Ui, model: &OpenModel, filter: &str, selection: &Selection, picked: &mut Option<Selection>) {
+fn flat_list(
+    ui: &mut egui::Ui,
+    model: &OpenModel,
+    filter: &str,
+    selection: &Selection,
+    picked: &mut Option<Selection>,
+) {
     let ckpt = &model.folder.checkpoint;
     let rows: Vec<_> = ckpt.tensors.iter().filter(|t| t.name.contains(filter)).collect();
     ui.label(RichText::new(format!("{} of {} tensors", rows.len(), ckpt.tensors.len())).weak());
