@@ -1,0 +1,49 @@
+//! Families without a shared fixture (Mistral, Qwen3, Qwen3-MoE with a dense layer,
+//! OLMoE with clip_qkv), against transformers 4.57.1 on tiny random-weight folders made by
+//! tools/make_family_fixtures.py: tree text, next-token logits, greedy tokens, router.
+
+mod common;
+
+use common::fixture;
+use llm_anatomy::arch::ModelFolder;
+use llm_anatomy::engine::Session;
+use llm_anatomy::sampling::{SamplingParams, softmax};
+
+#[test]
+fn extra_families_match_transformers() {
+    for name in ["tiny-mistral", "tiny-qwen3", "tiny-qwen3moe", "tiny-olmoe"] {
+        let dir = fixture("families").join(name);
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("families").join(format!("{name}.reference.json"))).unwrap())
+                .unwrap();
+        let folder = ModelFolder::open(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The reference ran with eager attention; print(model) with the default (sdpa)
+        // implementation names OLMoE's attention class OlmoeSdpaAttention (see repr-cases.json).
+        let want_repr = r["repr"].as_str().unwrap().replace("(self_attn): OlmoeAttention(", "(self_attn): OlmoeSdpaAttention(");
+        assert_eq!(folder.repr(), want_repr, "{name}: tree");
+        let mut s = Session::load(&folder).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(r["input_ids"].clone()).unwrap();
+        s.set_prompt_ids(ids).unwrap();
+        let want: Vec<f32> = serde_json::from_value(r["last_logits"].clone()).unwrap();
+        let got = s.current_logits().unwrap();
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-3, "{name}: logits differ by up to {worst}");
+        if let Some(router) = r.get("router_probs") {
+            let layers = router.as_array().unwrap();
+            let moe_layers: Vec<usize> = s.routing[0].iter().map(|(l, _)| *l).collect();
+            assert_eq!(moe_layers.len(), layers.len(), "{name}: MoE layers");
+            for (k, layer) in layers.iter().enumerate() {
+                for (pos, row) in layer.as_array().unwrap().iter().enumerate() {
+                    let want: Vec<f32> = serde_json::from_value(row.clone()).unwrap();
+                    let got = softmax(&s.routing[pos][k].1);
+                    for (a, b) in got.iter().zip(&want) {
+                        assert!((a - b).abs() < 1e-5, "{name}: router layer {} pos {pos}", moe_layers[k]);
+                    }
+                }
+            }
+        }
+        let greedy: Vec<u32> = serde_json::from_value(r["greedy_ids"].clone()).unwrap();
+        let ours = s.generate(greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+        assert_eq!(ours, greedy, "{name}: greedy continuation");
+    }
+}
