@@ -13,13 +13,15 @@ use llm_anatomy::sampling::{SamplingParams, softmax};
 fn extra_families_match_transformers() {
     for name in ["tiny-mistral", "tiny-qwen3", "tiny-qwen3moe", "tiny-olmoe"] {
         let dir = fixture("families").join(name);
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(fixture("families").join(format!("{name}.reference.json"))).unwrap())
-                .unwrap();
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture("families").join(format!("{name}.reference.json"))).unwrap(),
+        )
+        .unwrap();
         let folder = ModelFolder::open(&dir).unwrap_or_else(|e| panic!("{name}: {e}"));
         // The reference ran with eager attention; print(model) with the default (sdpa)
         // implementation names OLMoE's attention class OlmoeSdpaAttention (see repr-cases.json).
-        let want_repr = r["repr"].as_str().unwrap().replace("(self_attn): OlmoeAttention(", "(self_attn): OlmoeSdpaAttention(");
+        let want_repr =
+            r["repr"].as_str().unwrap().replace("(self_attn): OlmoeAttention(", "(self_attn): OlmoeSdpaAttention(");
         assert_eq!(folder.repr(), want_repr, "{name}: tree");
         let mut s = Session::load(&folder).unwrap();
         let ids: Vec<u32> = serde_json::from_value(r["input_ids"].clone()).unwrap();

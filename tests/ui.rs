@@ -311,3 +311,24 @@ fn f11_toggles_presenter_mode() {
     harness.run_steps(2);
     assert_eq!(harness.ctx.zoom_factor(), 1.0);
 }
+
+#[test]
+fn two_adapters_loaded_one_active() {
+    let mut harness = opened("tiny-llama");
+    harness.state_mut().open_adapter(&fixture("tiny-llama-lora"));
+    harness.state_mut().open_adapter(&fixture("tiny-llama-minimind-lora.pth"));
+    harness.run_steps(2);
+    assert_eq!(harness.state().adapters.len(), 2);
+    // The MiniMind one is active: its LoRA modules hang under the base Linears.
+    harness.get_by_label("LlamaForCausalLM(");
+    assert!(harness.state().adapter.as_ref().is_some_and(|(a, _)| !a.peft));
+    let peft = harness.state().adapters[0].clone();
+    harness.state_mut().activate_adapter(Some(peft));
+    harness.run_steps(2);
+    harness.get_by_label("PeftModelForCausalLM(");
+    harness.state_mut().activate_adapter(None);
+    harness.run_steps(2);
+    harness.get_by_label("LlamaForCausalLM(");
+    assert!(harness.state().adapter.is_none());
+    assert_eq!(harness.state().adapters.len(), 2, "deactivating keeps both loaded");
+}

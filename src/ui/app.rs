@@ -125,8 +125,10 @@ pub struct AnatomyApp {
     pub view: View,
     pub tokens: TokensState,
     pub routing: RoutingState,
-    /// The attached LoRA adapter and its strength (ΔW multiplier; 0 = off).
+    /// The active LoRA adapter and its strength (ΔW multiplier; 0 = off).
     pub adapter: Option<(Arc<LoraAdapter>, f64)>,
+    /// Every adapter opened for this model; at most one is active.
+    pub adapters: Vec<Arc<LoraAdapter>>,
     /// ΔW summaries by module, computed on first look.
     pub lora_cache: HashMap<String, Arc<LoraView>>,
     adapter_dialog: Option<Receiver<Option<PathBuf>>>,
@@ -161,6 +163,7 @@ impl Default for AnatomyApp {
             tokens: TokensState::default(),
             routing: RoutingState::default(),
             adapter: None,
+            adapters: Vec::new(),
             lora_cache: HashMap::new(),
             adapter_dialog: None,
             pending_adapter: None,
@@ -235,6 +238,7 @@ impl AnatomyApp {
         }
         self.routing = RoutingState::default();
         self.adapter = None;
+        self.adapters.clear();
         self.lora_cache.clear();
         if let Some(a) = self.pending_adapter.take() {
             self.open_adapter(&a);
@@ -258,33 +262,36 @@ impl AnatomyApp {
         match LoraAdapter::open(path, &model.folder, None) {
             Ok(adapter) => {
                 let adapter = Arc::new(adapter);
-                let folder = Arc::clone(&model.folder);
-                let tree = crate::arch::peft::wrap(&folder.tree, &adapter);
-                self.model = Some(OpenModel::with_tree(folder, tree));
-                self.selection = Selection::None;
-                self.tree = tree_panel::TreeState::default();
-                self.stats.clear();
-                self.lora_cache.clear();
-                self.adapter = Some((Arc::clone(&adapter), 1.0));
-                self.tokens.set_adapter(Some((adapter, 1.0)));
+                self.adapters.retain(|a| a.source != adapter.source);
+                self.adapters.push(Arc::clone(&adapter));
+                self.activate_adapter(Some(adapter));
             }
             Err(e) => self.errors.push(e),
         }
     }
 
-    pub fn remove_adapter(&mut self) {
-        if self.adapter.take().is_none() {
-            return;
-        }
-        if let Some(model) = &self.model {
-            let folder = Arc::clone(&model.folder);
-            let tree = folder.tree.clone();
-            self.model = Some(OpenModel::with_tree(folder, tree));
-        }
+    /// Makes one of the loaded adapters active (None: the base model alone).
+    pub fn activate_adapter(&mut self, adapter: Option<Arc<LoraAdapter>>) {
+        let Some(model) = &self.model else { return };
+        let folder = Arc::clone(&model.folder);
+        let tree = match &adapter {
+            Some(a) => crate::arch::peft::wrap(&folder.tree, a),
+            None => folder.tree.clone(),
+        };
+        self.model = Some(OpenModel::with_tree(folder, tree));
         self.selection = Selection::None;
         self.tree = tree_panel::TreeState::default();
         self.stats.clear();
-        self.tokens.set_adapter(None);
+        self.lora_cache.clear();
+        self.adapter = adapter.map(|a| (a, 1.0));
+        self.tokens.set_adapter(self.adapter.clone());
+    }
+
+    /// Unloads the active adapter; the base model is shown again.
+    pub fn remove_adapter(&mut self) {
+        let Some((active, _)) = self.adapter.clone() else { return };
+        self.adapters.retain(|a| !Arc::ptr_eq(a, &active));
+        self.activate_adapter(None);
     }
 
     pub fn set_adapter_strength(&mut self, strength: f64) {
@@ -634,9 +641,6 @@ impl AnatomyApp {
                 {
                     self.pick_adapter(false);
                 }
-                if self.adapter.is_some() && ui.button("Remove adapter").clicked() {
-                    self.remove_adapter();
-                }
                 ui.separator();
                 ui.menu_button("Open recent", |ui| {
                     if self.recent.is_empty() {
@@ -653,6 +657,29 @@ impl AnatomyApp {
                     }
                 });
             });
+            if !self.adapters.is_empty() {
+                ui.menu_button("LoRA", |ui| {
+                    let active = self.adapter.as_ref().map(|(a, _)| Arc::clone(a));
+                    let mut pick: Option<Option<Arc<LoraAdapter>>> = None;
+                    if ui.radio(active.is_none(), "none (base model)").clicked() {
+                        pick = Some(None);
+                    }
+                    for a in &self.adapters {
+                        let name = a.source.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                        let is_active = active.as_ref().is_some_and(|x| Arc::ptr_eq(x, a));
+                        if ui.radio(is_active, format!("{name} (r={}, α={})", a.rank, a.alpha)).clicked() {
+                            pick = Some(Some(Arc::clone(a)));
+                        }
+                    }
+                    ui.separator();
+                    if active.is_some() && ui.button("Unload the active adapter").clicked() {
+                        self.remove_adapter();
+                    }
+                    if let Some(choice) = pick {
+                        self.activate_adapter(choice);
+                    }
+                });
+            }
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut self.settings.presenter, "Presenter mode (F11)")
                     .on_hover_text("Everything 1.6× larger for a projector; Ctrl + / Ctrl − zoom further");

@@ -263,9 +263,16 @@ impl Ctx<'_> {
 }
 
 /// One tree line: the print(model) text, then the parameter count in a quieter colour.
+/// Modules a LoRA adapter wraps (`lora.Linear`, MiniMind's `LoRA`) stand out in orange.
 fn row(ui: &mut egui::Ui, selected: bool, text: &str, params: u64) -> egui::Response {
     ui.horizontal(|ui| {
-        let r = ui.selectable_label(selected, text);
+        let adapted = text.contains("): lora.Linear(") || text.contains("): LoRA(");
+        let label = if adapted {
+            RichText::new(text).color(egui::Color32::from_rgb(240, 150, 50))
+        } else {
+            RichText::new(text)
+        };
+        let r = ui.selectable_label(selected, label);
         if params > 0 {
             ui.label(RichText::new(format::count(params)).weak());
         }
