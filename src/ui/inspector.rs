@@ -252,6 +252,8 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
     ui.label(RichText::new(format!("histogram: {} bins", counts.len())).strong());
     let clicked_bin = Plot::new("histogram-plot")
         .height(280.0)
+        // Base-5 ticks (…, 0.04, 0.2, 1, …): base 10 puts them too close for their labels.
+        .x_grid_spacer(egui_plot::log_grid_spacer(5))
         .allow_scroll(false)
         .allow_drag(false)
         .y_axis_label(if log_y { "log₁₀(1 + count)" } else { "count" })
