@@ -6,22 +6,10 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::fixture;
+use common::copy_fixture;
 use llm_anatomy::analysis::Control;
 use llm_anatomy::analysis::stats::{DataView, compute_stats};
 use llm_anatomy::arch::ModelFolder;
-
-/// A writable copy of a fixture folder.
-fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let dst = dir.path().join(name);
-    fs::create_dir(&dst).unwrap();
-    for entry in fs::read_dir(fixture(name)).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
-    }
-    (dir, dst)
-}
 
 fn write_safetensors(path: &Path, header: &str, data: &[u8]) {
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();

@@ -67,9 +67,7 @@ fn every_reference_value_casts_bit_identically_to_torch() {
 
 #[test]
 fn bits_cli_json_matches_the_contract() {
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-anatomy")).args(["bits", "-2.5", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&["bits", "-2.5", "--json"]);
     assert_eq!(v["input"], -2.5);
     for key in ["f32", "bf16", "f16", "f8_e4m3", "f8_e5m2"] {
         let f = &v[key];
@@ -104,20 +102,15 @@ fn bits_cli_json_matches_the_contract() {
 fn bits_of_a_tensor_element() {
     // Reference row: tiny-llama q_proj flat index 0 = 0xbf0fa638.
     let path = fixture("tiny-llama");
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args([
-            "bits",
-            "--tensor",
-            path.to_str().unwrap(),
-            "model.layers.0.self_attn.q_proj.weight",
-            "--index",
-            "0",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&[
+        "bits",
+        "--tensor",
+        path.to_str().unwrap(),
+        "model.layers.0.self_attn.q_proj.weight",
+        "--index",
+        "0",
+        "--json",
+    ]);
     assert_eq!(v["f32"]["hex"], "0xbf0fa638");
     assert_eq!(v["bf16"]["hex"], "0xbf10");
     assert_eq!(v["f16"]["hex"], "0xb87d");
@@ -135,12 +128,7 @@ fn bits_of_a_tensor_element() {
 #[test]
 fn cast_cli_reports_counts() {
     let path = fixture("tiny-llama");
-    let out = Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args(["cast", path.to_str().unwrap(), "model.norm.weight", "--to", "bf16", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&["cast", path.to_str().unwrap(), "model.norm.weight", "--to", "bf16", "--json"]);
     assert_eq!(v["count"], 64);
     assert_eq!(v["overflow"], 0);
     assert_eq!(v["underflow"], 0);

@@ -161,17 +161,13 @@ fn step_back_restores_the_previous_distribution() {
 
 #[test]
 fn unknown_architecture_refuses_inference_with_a_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(fixture("tiny-llama")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dir.path().join(f.file_name())).unwrap();
-    }
-    let cfg = std::fs::read_to_string(dir.path().join("config.json"))
+    let (_dir, folder) = common::copy_fixture("tiny-llama");
+    let cfg = std::fs::read_to_string(folder.join("config.json"))
         .unwrap()
         .replace("\"llama\"", "\"mystery\"")
         .replace("LlamaForCausalLM", "MysteryForCausalLM");
-    std::fs::write(dir.path().join("config.json"), cfg).unwrap();
-    let folder = ModelFolder::open(dir.path()).unwrap();
+    std::fs::write(folder.join("config.json"), cfg).unwrap();
+    let folder = ModelFolder::open(&folder).unwrap();
     let err = Session::load(&folder).err().unwrap();
     assert!(err.contains("inference needs one of the supported families"), "{err}");
 }
@@ -179,24 +175,19 @@ fn unknown_architecture_refuses_inference_with_a_reason() {
 #[test]
 fn probs_and_generate_cli_json() {
     let path = fixture("tiny-qwen2");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args([
-            "probs",
-            path.to_str().unwrap(),
-            "--prompt",
-            "The model has weights",
-            "--temperature",
-            "0.7",
-            "--top-p",
-            "0.9",
-            "--top",
-            "5",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&[
+        "probs",
+        path.to_str().unwrap(),
+        "--prompt",
+        "The model has weights",
+        "--temperature",
+        "0.7",
+        "--top-p",
+        "0.9",
+        "--top",
+        "5",
+        "--json",
+    ]);
     let r = reference("tiny-qwen2");
     assert_eq!(v["input_ids"], r["prompts"][0]["input_ids"]);
     let cands = v["candidates"].as_array().unwrap();
@@ -209,23 +200,18 @@ fn probs_and_generate_cli_json() {
         assert_eq!(c["id"], w["id"]);
         assert!((c["prob"].as_f64().unwrap() - w["prob"].as_f64().unwrap()).abs() < 1e-4);
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
-        .args([
-            "generate",
-            path.to_str().unwrap(),
-            "--prompt",
-            "What is a weight?",
-            "--chat",
-            "--max-new",
-            "12",
-            "--temperature",
-            "0",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&[
+        "generate",
+        path.to_str().unwrap(),
+        "--prompt",
+        "What is a weight?",
+        "--chat",
+        "--max-new",
+        "12",
+        "--temperature",
+        "0",
+        "--json",
+    ]);
     assert_eq!(v["input_ids"], r["prompts"][2]["input_ids"]);
     assert_eq!(v["new_ids"], r["prompts"][2]["greedy_ids"]);
     assert_eq!(v["text"], r["prompts"][2]["greedy_text"]);

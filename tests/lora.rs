@@ -71,12 +71,12 @@ fn check_modules(json: &serde_json::Value, modules: &[serde_json::Value], rank: 
 #[test]
 fn lora_cli_norms_ratios_and_singular_values() {
     let r = reference("tiny-llama-lora");
-    let out = bin()
-        .args(["lora", fixture("tiny-llama").to_str().unwrap(), fixture("tiny-llama-lora").to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&[
+        "lora",
+        fixture("tiny-llama").to_str().unwrap(),
+        fixture("tiny-llama-lora").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(v["rank"], 8);
     assert_eq!(v["alpha"], 16.0);
     assert_eq!(v["scaling"], 2.0);
@@ -86,17 +86,12 @@ fn lora_cli_norms_ratios_and_singular_values() {
 #[test]
 fn minimind_pth_loads_with_its_reference_norms() {
     let r = reference("tiny-llama-minimind-lora");
-    let out = bin()
-        .args([
-            "lora",
-            fixture("tiny-llama").to_str().unwrap(),
-            fixture("tiny-llama-minimind-lora.pth").to_str().unwrap(),
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&[
+        "lora",
+        fixture("tiny-llama").to_str().unwrap(),
+        fixture("tiny-llama-minimind-lora.pth").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(v["rank"], 16);
     assert_eq!(v["scaling"], 1.0);
     check_modules(&v, r["modules"].as_array().unwrap(), 16);
@@ -162,33 +157,22 @@ fn adapted_distributions_match_peft_and_merged_equals_unmerged() {
 #[test]
 fn probs_cli_with_adapter_and_scale() {
     let r = reference("tiny-llama-lora");
-    let out = bin()
-        .args([
-            "probs",
-            fixture("tiny-llama").to_str().unwrap(),
-            "--prompt",
-            "The model has weights",
-            "--adapter",
-            fixture("tiny-llama-lora").to_str().unwrap(),
-            "--top",
-            "3",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::cli_json(&[
+        "probs",
+        fixture("tiny-llama").to_str().unwrap(),
+        "--prompt",
+        "The model has weights",
+        "--adapter",
+        fixture("tiny-llama-lora").to_str().unwrap(),
+        "--top",
+        "3",
+        "--json",
+    ]);
     assert_eq!(v["candidates"][0]["id"], r["prompts"][0]["samplers"]["t1.0"]["top20"][0]["id"]);
 }
 
 fn bad_adapter(edit: impl Fn(&std::path::Path)) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let a = dir.path().join("adapter");
-    std::fs::create_dir(&a).unwrap();
-    for f in std::fs::read_dir(fixture("tiny-llama-lora")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), a.join(f.file_name())).unwrap();
-    }
+    let (_dir, a) = common::copy_fixture("tiny-llama-lora");
     edit(&a);
     let base = ModelFolder::open(&fixture("tiny-llama")).unwrap();
     LoraAdapter::open(&a, &base, None).expect_err("should be refused")
@@ -233,13 +217,7 @@ fn bad_adapters_are_refused_with_a_reason() {
     assert!(ok_shapes.is_ok(), "same shapes: {:?}", ok_shapes.err());
     let qwen = LoraAdapter::open(&fixture("tiny-llama-lora"), &base, None);
     assert!(qwen.is_ok(), "qwen2-moe has the same q/v shapes too");
-    let dir = tempfile::tempdir().unwrap();
-    let small = dir.path().join("cfg");
-    std::fs::create_dir(&small).unwrap();
-    for f in std::fs::read_dir(fixture("tiny-llama")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), small.join(f.file_name())).unwrap();
-    }
+    let (dir, small) = common::copy_fixture("tiny-llama");
     let cfg = small.join("config.json");
     std::fs::write(
         &cfg,

@@ -42,6 +42,19 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A plot axis that names integer positions 0, 1, 2, … after `labels` (bar charts of
+/// modules or children) and leaves every other tick blank.
+pub fn category_axis(labels: Vec<String>) -> impl Fn(egui_plot::GridMark, &std::ops::RangeInclusive<f64>) -> String {
+    move |mark, _| {
+        let i = mark.value.round();
+        if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+            labels[i as usize].clone()
+        } else {
+            String::new()
+        }
+    }
+}
+
 pub fn shape(s: &[usize]) -> String {
     format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }

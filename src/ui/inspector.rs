@@ -331,13 +331,6 @@ fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     Plot::new("children-plot")
         .height(220.0)
         .allow_scroll(false)
-        .x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < label_names.len() {
-                label_names[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
+        .x_axis_formatter(format::category_axis(label_names))
         .show(ui, |plot| plot.bar_chart(chart));
 }

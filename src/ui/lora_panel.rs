@@ -203,22 +203,14 @@ pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         .collect();
     let bars: Vec<Bar> =
         views.iter().enumerate().map(|(i, (n, v))| Bar::new(i as f64, v.summary.ratio).name(n).width(0.7)).collect();
-    Plot::new("lora-model-wide")
-        .height(180.0)
-        .allow_scroll(false)
-        .x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < short.len() {
-                short[i as usize].clone()
-            } else {
-                String::new()
-            }
-        })
-        .show(ui, |p| {
+    Plot::new("lora-model-wide").height(180.0).allow_scroll(false).x_axis_formatter(format::category_axis(short)).show(
+        ui,
+        |p| {
             p.bar_chart(
                 BarChart::new("ratio", bars)
                     .color(Color32::from_rgb(200, 120, 40))
                     .element_formatter(Box::new(|b, _| format!("{}\n{:.4}", b.name, b.value))),
             )
-        });
+        },
+    );
 }

@@ -26,3 +26,22 @@ pub fn reference(name: &str) -> serde_json::Value {
 pub fn close(a: f64, b: f64, rel: f64, abs_floor: f64) -> bool {
     (a - b).abs() <= rel * b.abs() + abs_floor
 }
+
+/// A writable copy of a fixture folder, in a temporary directory kept alive by the guard.
+pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join(name);
+    std::fs::create_dir(&dst).unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    (dir, dst)
+}
+
+/// Runs the CLI, requires success, and parses what it printed as JSON.
+pub fn cli_json(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy")).args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
