@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod arch;
 pub mod checkpoint;
 pub mod cli;
+pub mod demo;
 pub mod engine;
 pub mod jobs;
 pub mod lora;

@@ -332,3 +332,17 @@ fn two_adapters_loaded_one_active() {
     assert!(harness.state().adapter.is_none());
     assert_eq!(harness.state().adapters.len(), 2, "deactivating keeps both loaded");
 }
+
+#[test]
+fn the_demo_shows_every_panel() {
+    let mut app = AnatomyApp::default();
+    app.open_blocking(&AnatomyApp::bundled_demo().expect("assets/demo is committed"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label("MixtralForCausalLM(");
+    harness.get_by_label("Routing").click();
+    step_until(&mut harness, "the demo's weights", |a| a.tokens.loaded.is_some());
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the demo's routing", |a| a.tokens.snapshot.is_some());
+    harness.get_by_label("expert load, layer 0");
+}

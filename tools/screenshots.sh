@@ -20,10 +20,9 @@ shot() { # name, then the app's arguments
   kill $app; wait $app 2>/dev/null || true
   echo "wrote $out/$name.png"
 }
-shot screenshot-welcome
-shot screenshot-tree tests/fixtures/tiny-mixtral --select model.layers.0.block_sparse_moe.gate.weight
+shot screenshot-tree assets/demo --select model.layers.0.block_sparse_moe.gate.weight
 shot screenshot-module tests/fixtures/tiny-qwen2moe --select model.layers.1.mlp
 shot screenshot-bits tests/fixtures/tiny-llama-bf16 --select model.layers.0.self_attn.q_proj.weight
-shot screenshot-tokens tests/fixtures/tiny-qwen2 --prompt "The model has weights"
-shot screenshot-routing tests/fixtures/tiny-mixtral --prompt "The model has weights" --view routing
-shot screenshot-lora tests/fixtures/tiny-llama --adapter tests/fixtures/tiny-llama-lora --select base_model.model.model.layers.0.self_attn.q_proj
+shot screenshot-tokens assets/demo --prompt "The capital of France is"
+shot screenshot-routing assets/demo --prompt "The capital of Japan is Tokyo. 3 + 4 = 7" --view routing
+shot screenshot-lora assets/demo --adapter assets/demo/adapters/banana-is-blue --select base_model.model.model.layers.0.self_attn.q_proj

@@ -334,6 +334,8 @@ impl ConfigError {
     }
 }
 
+impl std::error::Error for ConfigError {}
+
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.unsupported { write!(f, "{}", self.what) } else { write!(f, "key `{}`: {}", self.key, self.what) }

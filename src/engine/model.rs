@@ -133,27 +133,34 @@ impl SparseMoe {
         let (b, t, h) = x.dims3()?;
         let xs = x.reshape((b * t, h))?;
         let router_logits = self.gate.forward_t(&xs, training)?;
-        let probs = candle_nn::ops::softmax_last_dim(&router_logits)?;
-        let probs_v: Vec<Vec<f32>> = probs.to_vec2()?;
+        let probs = softmax(&router_logits, training)?;
+        // The choice of experts is discrete (no gradient); the mixing weights are gathered
+        // from the softmax tensor, so training reaches the gate through them.
+        let chosen: Vec<Vec<usize>> = probs.to_vec2::<f32>()?.iter().map(|p| top_k_ids(p, self.top_k)).collect();
+        let n = chosen.len();
+        let k = self.top_k;
+        let ids: Vec<u32> = chosen.iter().flatten().map(|&e| e as u32).collect();
+        let mut weights = probs.gather(&Tensor::from_vec(ids, (n, k), xs.device())?, 1)?;
+        if self.norm_topk_prob {
+            weights = weights.broadcast_div(&weights.sum_keepdim(1)?)?;
+        }
+        let weights = weights.flatten_all()?;
         let n_experts = self.experts.len();
-        // Route: top-k experts per token by probability (torch.topk: ties keep the lower id).
-        let mut per_expert: Vec<(Vec<u32>, Vec<f32>)> = vec![(Vec::new(), Vec::new()); n_experts];
-        for (tok, p) in probs_v.iter().enumerate() {
-            let chosen = top_k_ids(p, self.top_k);
-            let total: f32 = chosen.iter().map(|&e| p[e]).sum();
-            for &e in &chosen {
-                let w = if self.norm_topk_prob { p[e] / total } else { p[e] };
+        // Per expert: which tokens it serves and which (token, slot) weight applies.
+        let mut per_expert: Vec<(Vec<u32>, Vec<u32>)> = vec![(Vec::new(), Vec::new()); n_experts];
+        for (tok, experts) in chosen.iter().enumerate() {
+            for (slot, &e) in experts.iter().enumerate() {
                 per_expert[e].0.push(tok as u32);
-                per_expert[e].1.push(w);
+                per_expert[e].1.push((tok * k + slot) as u32);
             }
         }
         let mut out = xs.zeros_like()?;
-        for (e, (tokens, weights)) in per_expert.iter().enumerate() {
+        for (e, (tokens, slots)) in per_expert.iter().enumerate() {
             if tokens.is_empty() {
                 continue;
             }
             let idx = Tensor::new(tokens.as_slice(), xs.device())?;
-            let w = Tensor::from_slice(weights, (tokens.len(), 1), xs.device())?;
+            let w = weights.index_select(&Tensor::new(slots.as_slice(), xs.device())?, 0)?.unsqueeze(1)?;
             let y = self.experts[e].forward(&xs.index_select(&idx, 0)?, training)?.broadcast_mul(&w)?;
             out = out.index_add(&idx, &y, 0)?;
         }
@@ -354,11 +361,18 @@ impl Model {
         for m in &adapter.modules {
             let a = Tensor::from_slice(&m.a, (m.rank, m.in_features), &device)?;
             let b = Tensor::from_slice(&m.b, (m.out_features, m.rank), &device)?;
-            let lin = self
-                .linear_mut(&m.module)
-                .ok_or_else(|| candle_core::Error::Msg(format!("no Linear `{}` in this model", m.module)))?;
-            lin.lora = Some((a, b, adapter.scaling * strength));
+            self.attach_lora(&m.module, a, b, adapter.scaling * strength)?;
         }
+        Ok(())
+    }
+
+    /// Puts LoRA matrices A [r, in] and B [out, r] on one Linear. Given `Var`-backed
+    /// tensors, training updates them through this same forward pass.
+    pub fn attach_lora(&mut self, module: &str, a: Tensor, b: Tensor, scale: f64) -> Result<()> {
+        let lin = self
+            .linear_mut(module)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no Linear `{module}` in this model")))?;
+        lin.lora = Some((a, b, scale));
         Ok(())
     }
 
@@ -498,10 +512,16 @@ impl Model {
         if let Some(m) = mask {
             scores = scores.broadcast_add(m)?;
         }
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let probs = softmax(&scores, self.training)?;
         let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         a.o.forward_t(&y, self.training)
     }
+}
+
+/// Softmax over the last dimension: the fused kernel for inference, the differentiable
+/// composition when training (the fused one has no backward pass).
+fn softmax(x: &Tensor, training: bool) -> Result<Tensor> {
+    if training { candle_nn::ops::softmax(x, candle_core::D::Minus1) } else { candle_nn::ops::softmax_last_dim(x) }
 }
 
 /// (t × (offset + t)) additive mask: −∞ above the diagonal, so position i sees only ≤ i.

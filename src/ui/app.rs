@@ -23,6 +23,8 @@ use egui::RichText;
 
 const RECENT_KEY: &str = "recent_folders";
 const SETTINGS_KEY: &str = "settings";
+/// A prompt the demo model completes (its corpus teaches capitals).
+pub const DEMO_PROMPT: &str = "The capital of France is";
 
 /// What is remembered between runs besides the recent folders.
 #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, PartialEq)]
@@ -203,10 +205,20 @@ impl AnatomyApp {
                 app.tokens.params = settings.sampling;
             }
         }
-        if let Some(path) = path {
+        // No folder given: the bundled demo, so a fresh checkout shows every panel.
+        if let Some(path) = path.or_else(Self::bundled_demo) {
+            if Self::bundled_demo().as_ref() == Some(&path) && app.tokens.prompt == TokensState::default().prompt {
+                app.tokens.prompt = DEMO_PROMPT.into();
+            }
             app.open_in_background(path);
         }
         app
+    }
+
+    /// The demo model shipped in assets/ (made by `train-demo`), if this checkout has it.
+    pub fn bundled_demo() -> Option<PathBuf> {
+        let folder = crate::demo::demo_folder();
+        folder.join("config.json").is_file().then_some(folder)
     }
 
     /// Starts opening a folder on a worker; the current model stays until it succeeds.
