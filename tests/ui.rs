@@ -209,6 +209,13 @@ fn token_panel_steps_and_sliders_reuse_cached_logits() {
     let forwards = harness.state().tokens.forwards();
     assert_eq!(forwards, 2);
     harness.get_by_label("generation");
+    let snap = harness.state().tokens.snapshot.clone().unwrap();
+    let csv = llm_anatomy::ui::tokens_panel::generation_csv(&harness.state().tokens, &snap);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "step,input_ids,text_so_far,next_token,next_id,probability");
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].starts_with("0,\"54 529 290 81 358 78 995 945 75 401 85\",\"\","), "{}", rows[1]);
+    assert!(rows[1].contains(&format!(",{},", snap.tokens[11])), "{}", rows[1]);
 
     // Temperature changes the numbers without running the model again.
     let before = harness.state_mut().tokens.distribution().unwrap().probs.clone();

@@ -280,6 +280,13 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
             }
             ui.ctx().copy_text(csv);
         }
+        if ui
+            .button("Copy statistics as JSON")
+            .on_hover_text("The same numbers as `llm-anatomy stats --json`")
+            .clicked()
+        {
+            ui.ctx().copy_text(serde_json::to_string_pretty(s).unwrap_or_default());
+        }
         ui.label(RichText::new("click a bar to list the values in it").weak());
     });
     clicked_bin

@@ -98,6 +98,9 @@ pub fn show(ui: &mut egui::Ui, st: &mut RoutingState, tokens: &mut TokensState, 
             .response
             .labelled_by(label.id);
         ui.checkbox(&mut st.all_layers, "all layers");
+        if ui.button("Copy as JSON").on_hover_text("Every layer's probabilities, choices, weights and load").clicked() {
+            ui.ctx().copy_text(serde_json::to_string_pretty(layers.as_ref()).unwrap_or_default());
+        }
         ui.label(RichText::new("click a token to follow its path through the layers").weak());
     });
     legend(ui);

@@ -515,11 +515,38 @@ fn candidates(
     forced
 }
 
+/// The generation table as CSV, with the probabilities under the current sliders.
+pub fn generation_csv(st: &TokensState, snap: &Snapshot) -> String {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut csv = String::from("step,input_ids,text_so_far,next_token,next_id,probability\n");
+    for (step, logits) in snap.history.iter().enumerate() {
+        let upto = snap.prompt_len + step;
+        let next = snap.tokens[upto];
+        let d = sampling::distribution(logits, &snap.tokens[..upto], &st.params);
+        let ids: Vec<String> = snap.tokens[..upto].iter().map(|i| i.to_string()).collect();
+        let so_far: String = snap.pieces[snap.prompt_len..upto].iter().map(|p| p.text.as_str()).collect();
+        csv.push_str(&format!(
+            "{step},{},{},{},{next},{}\n",
+            quote(&ids.join(" ")),
+            quote(&so_far),
+            quote(&snap.pieces[upto].text),
+            d.probs[next as usize]
+        ));
+    }
+    csv
+}
+
 fn generation_table(ui: &mut egui::Ui, st: &TokensState, snap: &Snapshot) {
     if snap.history.is_empty() {
         return;
     }
-    ui.label(RichText::new("generation").strong());
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("generation").strong());
+        if ui.button("Copy as CSV").on_hover_text("step,input_ids,text_so_far,next_token,next_id,probability").clicked()
+        {
+            ui.ctx().copy_text(generation_csv(st, snap));
+        }
+    });
     egui::Grid::new("generation-table").striped(true).num_columns(4).show(ui, |ui| {
         for h in ["step", "input ids", "text so far", "next token (p)"] {
             ui.label(RichText::new(h).weak());
