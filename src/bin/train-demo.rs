@@ -121,19 +121,7 @@ fn main() -> Result<(), Error> {
     let start = Instant::now();
     let mut rng = SEED ^ 0xdead_beef;
     for step in 0..steps {
-        let mut inputs = Vec::with_capacity(BATCH * SEQ);
-        let mut targets = Vec::with_capacity(BATCH * SEQ);
-        for _ in 0..BATCH {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let at = (rng >> 33) as usize % (stream.len() - SEQ - 1);
-            inputs.extend_from_slice(&stream[at..at + SEQ]);
-            targets.extend_from_slice(&stream[at + 1..at + SEQ + 1]);
-        }
-        let x = Tensor::from_vec(inputs, (BATCH, SEQ), &dev)?;
-        let y = Tensor::from_vec(targets, BATCH * SEQ, &dev)?;
-        let mut cache = model.new_cache();
-        let logits = model.forward(&x, &mut cache, None)?;
-        let loss = candle_nn::loss::cross_entropy(&logits.reshape((BATCH * SEQ, vocab))?, &y)?;
+        let loss = batch_loss(&model, &stream, &mut rng, vocab)?;
         if step + 1 == steps * 3 / 4 {
             opt.set_learning_rate(1e-3);
         }
@@ -164,6 +152,24 @@ fn main() -> Result<(), Error> {
     )?;
     println!("wrote {} in {:.0} s", out.display(), start.elapsed().as_secs_f64());
     train_adapter(300)
+}
+
+/// Next-token cross-entropy on BATCH random windows of the token stream; `rng` advances
+/// the same way every run, so training replays exactly.
+fn batch_loss(model: &Model, stream: &[u32], rng: &mut u64, vocab: usize) -> Result<Tensor, Error> {
+    let mut inputs = Vec::with_capacity(BATCH * SEQ);
+    let mut targets = Vec::with_capacity(BATCH * SEQ);
+    for _ in 0..BATCH {
+        *rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let at = (*rng >> 33) as usize % (stream.len() - SEQ - 1);
+        inputs.extend_from_slice(&stream[at..at + SEQ]);
+        targets.extend_from_slice(&stream[at + 1..at + SEQ + 1]);
+    }
+    let x = Tensor::from_vec(inputs, (BATCH, SEQ), &model.device)?;
+    let y = Tensor::from_vec(targets, BATCH * SEQ, &model.device)?;
+    let mut cache = model.new_cache();
+    let logits = model.forward(&x, &mut cache, None)?;
+    Ok(candle_nn::loss::cross_entropy(&logits.reshape((BATCH * SEQ, vocab))?, &y)?)
 }
 
 /// A LoRA adapter (r = 8, α = 16 on q_proj and v_proj) over the frozen demo model that
@@ -211,19 +217,7 @@ fn train_adapter(steps: usize) -> Result<(), Error> {
     )?;
     let start = Instant::now();
     for step in 0..steps {
-        let mut inputs = Vec::with_capacity(BATCH * SEQ);
-        let mut targets = Vec::with_capacity(BATCH * SEQ);
-        for _ in 0..BATCH {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let at = (rng >> 33) as usize % (stream.len() - SEQ - 1);
-            inputs.extend_from_slice(&stream[at..at + SEQ]);
-            targets.extend_from_slice(&stream[at + 1..at + SEQ + 1]);
-        }
-        let x = Tensor::from_vec(inputs, (BATCH, SEQ), &dev)?;
-        let y = Tensor::from_vec(targets, BATCH * SEQ, &dev)?;
-        let mut cache = model.new_cache();
-        let logits = model.forward(&x, &mut cache, None)?;
-        let loss = candle_nn::loss::cross_entropy(&logits.reshape((BATCH * SEQ, cfg.vocab_size))?, &y)?;
+        let loss = batch_loss(&model, &stream, &mut rng, cfg.vocab_size)?;
         opt.backward_step(&loss)?;
         if step % 50 == 0 || step + 1 == steps {
             println!(
