@@ -243,11 +243,7 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                     .iter()
                     .map(|m| {
                         let w = ckpt.require(&format!("{}.weight", m.module))?;
-                        let values: Vec<f32> = ckpt
-                            .bytes(w)
-                            .chunks_exact(w.dtype.size_in_bytes())
-                            .map(|c| w.dtype.decode(c) as f32)
-                            .collect();
+                        let values = w.dtype.decode_all_f32(ckpt.bytes(w));
                         Ok(lowrank::summarize(&m.module, &m.a, &m.b, m.rank, &values, adapter.scaling))
                     })
                     .collect::<Result<_, crate::checkpoint::CheckpointError>>()?;
@@ -397,17 +393,14 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
                         let model = ModelFolder::open(&path)?;
                         let ckpt = &model.checkpoint;
                         let info = ckpt.require(name)?;
-                        if index >= info.numel() {
-                            return Err(format!(
+                        let value = ckpt.element(info, index).ok_or_else(|| {
+                            format!(
                                 "index {index} is out of range: `{name}` has {} elements (shape {:?})",
                                 info.numel(),
                                 info.shape
                             )
-                            .into());
-                        }
-                        let size = info.dtype.size_in_bytes();
-                        let bytes = &ckpt.bytes(info)[index * size..(index + 1) * size];
-                        (info.dtype.decode(bytes), Some((name.clone(), info.dtype, index)))
+                        })?;
+                        (value, Some((name.clone(), info.dtype, index)))
                     }
                     (None, None) => return Err("give a VALUE or --tensor PATH TENSOR --index I".into()),
                 };

@@ -111,8 +111,7 @@ impl LoraAdapter {
         let shard = Shard::open(&weights, 0).map_err(|e: CheckpointError| e.to_string())?;
         let mut pairs: std::collections::BTreeMap<String, Pair> = Default::default();
         for t in &shard.tensors {
-            let values: Vec<f32> =
-                shard.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
+            let values: Vec<f32> = t.dtype.decode_all_f32(shard.bytes(t));
             let name = t.name.strip_prefix("base_model.model.").unwrap_or(&t.name);
             let (module, which) = if let Some(m) = name.strip_suffix(".lora_A.weight") {
                 (m, 'A')

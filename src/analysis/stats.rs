@@ -57,10 +57,6 @@ impl TensorStats {
     pub fn sparsity(&self) -> f64 {
         if self.count == 0 { 0.0 } else { self.zeros as f64 / self.count as f64 }
     }
-
-    pub fn finite(&self) -> u64 {
-        self.count - self.nan - self.inf
-    }
 }
 
 #[derive(Clone, Copy)]

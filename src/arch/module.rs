@@ -248,7 +248,8 @@ impl ModuleTree {
         self.fold_groups_with(id, &|c| self.repr(c))
     }
 
-    fn fold_groups_with(&self, id: usize, child_repr: &dyn Fn(usize) -> String) -> Vec<(usize, usize)> {
+    /// The same, with child reprs from a cache (e.g. [`ModuleTree::all_reprs`]).
+    pub fn fold_groups_with(&self, id: usize, child_repr: &dyn Fn(usize) -> String) -> Vec<(usize, usize)> {
         let children = &self.nodes[id].children;
         let reprs: Vec<String> = children.iter().map(|&c| child_repr(c)).collect();
         let mut groups: Vec<(usize, usize)> = Vec::new();

@@ -77,6 +77,15 @@ impl Dtype {
         }
     }
 
+    /// Every element of `bytes` widened to f32 (exact for all but 64-bit and 32-bit-int
+    /// values past 2^24): how weights reach the model and the LoRA figures.
+    pub fn decode_all_f32(self, bytes: &[u8]) -> Vec<f32> {
+        match self {
+            Self::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            d => bytes.chunks_exact(d.size_in_bytes()).map(|c| d.decode(c) as f32).collect(),
+        }
+    }
+
     pub fn is_float(self) -> bool {
         matches!(self, Self::F8E4M3 | Self::F8E5M2 | Self::F16 | Self::BF16 | Self::F32 | Self::F64)
     }

@@ -121,9 +121,11 @@ impl Checkpoint {
         self.tensors.iter().map(|t| t.numel() as u64).sum()
     }
 
-    /// Whether a sibling file exists (tokenizer.json and friends).
-    pub fn has_file(&self, name: &str) -> bool {
-        self.folder.join(name).is_file()
+    /// One stored element (flat, row-major index) widened to f64; None past the end.
+    pub fn element(&self, tensor: &TensorInfo, index: usize) -> Option<f64> {
+        let size = tensor.dtype.size_in_bytes();
+        let bytes = self.bytes(tensor).get(index.checked_mul(size)?..(index + 1) * size)?;
+        Some(tensor.dtype.decode(bytes))
     }
 }
 

@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -50,7 +49,7 @@ pub struct Shard {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Tensors in header order.
     pub tensors: Vec<TensorInfo>,
-    map: Option<Arc<Mmap>>,
+    map: Option<Mmap>,
 }
 
 impl Shard {
@@ -91,7 +90,7 @@ impl Shard {
             // SAFETY: the file is opened read-only and never written by this program; the map is
             // only read through bounds-checked slices. Another process truncating the file while
             // it is open is the one hazard no reader of mmapped files can exclude.
-            Some(Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err)?))
+            Some(unsafe { Mmap::map(&file) }.map_err(io_err)?)
         } else {
             None
         };
@@ -106,15 +105,6 @@ impl Shard {
             Some(map) => &map[start..end],
             None => &[],
         }
-    }
-
-    /// A clone of the map handle, so workers can read while the UI keeps the checkpoint.
-    pub fn map_handle(&self) -> Option<Arc<Mmap>> {
-        self.map.clone()
-    }
-
-    pub fn data_start(&self) -> usize {
-        8 + self.header_len as usize
     }
 }
 

@@ -41,10 +41,6 @@ impl FastLinear {
         }
     }
 
-    pub fn weight(&self) -> &Tensor {
-        self.inner.weight()
-    }
-
     pub fn forward_t(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         let y = self.base_forward(x, training)?;
         self.add_lora(x, y)

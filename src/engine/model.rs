@@ -547,14 +547,7 @@ pub fn var_builder(folder: &crate::arch::ModelFolder, dev: &Device) -> Result<Va
     let ckpt = &folder.checkpoint;
     let mut map = std::collections::HashMap::new();
     for t in &ckpt.tensors {
-        let bytes = ckpt.bytes(t);
-        let size = t.dtype.size_in_bytes();
-        let values: Vec<f32> = match t.dtype {
-            crate::checkpoint::Dtype::F32 => {
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-            }
-            d => bytes.chunks_exact(size).map(|c| d.decode(c) as f32).collect(),
-        };
+        let values = t.dtype.decode_all_f32(ckpt.bytes(t));
         map.insert(t.name.clone(), Tensor::from_vec(values, t.shape.as_slice(), dev)?);
     }
     Ok(VarBuilder::from_tensors(map, DType::F32, dev))

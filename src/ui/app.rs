@@ -89,16 +89,7 @@ impl OpenModel {
             .iter()
             .enumerate()
             .filter(|(_, n)| n.is_list)
-            .map(|(id, n)| {
-                let mut groups: Vec<(usize, usize)> = Vec::new();
-                for (i, &c) in n.children.iter().enumerate() {
-                    match groups.last_mut() {
-                        Some((s, e)) if reprs[n.children[*s]] == reprs[c] => *e = i,
-                        _ => groups.push((i, i)),
-                    }
-                }
-                (id, groups)
-            })
+            .map(|(id, _)| (id, tree.fold_groups_with(id, &|c| reprs[c].clone())))
             .collect();
         Self { param_counts: tree.all_param_counts(), fold_groups, repr: reprs[ROOT].clone(), folder, tree }
     }
@@ -331,8 +322,7 @@ impl AnatomyApp {
         let m = adapter.module(module)?;
         let ckpt = &self.model.as_ref()?.folder.checkpoint;
         let t = ckpt.tensor(&format!("{module}.weight"))?;
-        let w: Vec<f32> =
-            ckpt.bytes(t).chunks_exact(t.dtype.size_in_bytes()).map(|c| t.dtype.decode(c) as f32).collect();
+        let w: Vec<f32> = t.dtype.decode_all_f32(ckpt.bytes(t));
         let view = Arc::new(LoraView::new(m, &w, adapter.scaling));
         self.lora_cache.insert(module.to_string(), Arc::clone(&view));
         Some(view)
@@ -461,10 +451,7 @@ impl AnatomyApp {
     /// One stored element of a tensor, widened to f64 (None if out of range).
     pub fn element(&self, tensor: &str, index: usize) -> Option<f64> {
         let ckpt = &self.model.as_ref()?.folder.checkpoint;
-        let t = ckpt.tensor(tensor)?;
-        let size = t.dtype.size_in_bytes();
-        let bytes = ckpt.bytes(t).get(index * size..(index + 1) * size)?;
-        Some(t.dtype.decode(bytes))
+        ckpt.element(ckpt.tensor(tensor)?, index)
     }
 
     /// Points the Bits view at a stored element.
