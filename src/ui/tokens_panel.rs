@@ -25,7 +25,10 @@ pub struct TokensState {
     /// Architecture, MoE or not, and the tokenizer (shared with the engine).
     pub loaded: Option<(String, bool, Arc<TextCodec>)>,
     /// The distribution for the current logits and sliders, recomputed only when either changes.
-    cached: Option<((u64, usize, SamplingParamsKey), Arc<Distribution>)>,
+    cached: Option<(StepKey, Arc<Distribution>)>,
+    /// The generation table's probabilities: one sampling pass per generated step, so
+    /// recomputed only when the sequence or the sliders change, not every frame.
+    generation: Option<(StepKey, Arc<Vec<f32>>)>,
     /// How many distributions were computed: the slider test counts these against forwards.
     pub recomputes: u64,
     /// Run the prompt as soon as the weights are in (`--prompt` on the command line).
@@ -35,6 +38,14 @@ pub struct TokensState {
 }
 
 type SamplingParamsKey = [u64; 6];
+
+/// What a cached computation over one snapshot depends on: which forward pass produced
+/// it, how long the sequence is, and the sliders.
+type StepKey = (u64, usize, SamplingParamsKey);
+
+fn step_key(snap: &Snapshot, p: &SamplingParams) -> StepKey {
+    (snap.forwards, snap.tokens.len(), key_of(p))
+}
 
 fn key_of(p: &SamplingParams) -> SamplingParamsKey {
     [
@@ -61,6 +72,7 @@ impl Default for TokensState {
             error: None,
             loaded: None,
             cached: None,
+            generation: None,
             recomputes: 0,
             run_when_loaded: false,
             adapter: None,
@@ -160,7 +172,7 @@ impl TokensState {
     /// The distribution under the current sliders; cheap to call every frame.
     pub fn distribution(&mut self) -> Option<Arc<Distribution>> {
         let s = self.snapshot.as_ref()?;
-        let key = (s.forwards, s.tokens.len(), key_of(&self.params));
+        let key = step_key(s, &self.params);
         if let Some((k, d)) = &self.cached
             && *k == key
         {
@@ -170,6 +182,18 @@ impl TokensState {
         self.recomputes += 1;
         self.cached = Some((key, Arc::clone(&d)));
         Some(d)
+    }
+
+    fn generation_probs(&mut self, snap: &Snapshot) -> Arc<Vec<f32>> {
+        let key = step_key(snap, &self.params);
+        match &self.generation {
+            Some((k, p)) if *k == key => Arc::clone(p),
+            _ => {
+                let p = Arc::new(chosen_probs(snap, &self.params));
+                self.generation = Some((key, Arc::clone(&p)));
+                p
+            }
+        }
     }
 
     pub fn forwards(&self) -> u64 {
@@ -515,36 +539,75 @@ fn candidates(
     forced
 }
 
-/// The generation table as CSV, with the probabilities under the current sliders.
-pub fn generation_csv(st: &TokensState, snap: &Snapshot) -> String {
+/// The probability each generated token had, under the current sliders.
+fn chosen_probs(snap: &Snapshot, params: &SamplingParams) -> Vec<f32> {
+    snap.history
+        .iter()
+        .enumerate()
+        .map(|(step, logits)| {
+            let upto = snap.prompt_len + step;
+            let next = snap.tokens[upto];
+            sampling::distribution(logits, &snap.tokens[..upto], params).probs[next as usize]
+        })
+        .collect()
+}
+
+/// One line of the generation table.
+struct Row<'a> {
+    step: usize,
+    /// The ids fed to the model before this step's token.
+    ids: &'a [u32],
+    so_far: String,
+    next: &'a crate::engine::Piece,
+    prob: f32,
+}
+
+fn rows<'a>(snap: &'a Snapshot, probs: &'a [f32]) -> impl Iterator<Item = Row<'a>> + 'a {
+    probs.iter().enumerate().map(move |(step, &prob)| {
+        let upto = snap.prompt_len + step;
+        Row {
+            step,
+            ids: &snap.tokens[..upto],
+            so_far: snap.pieces[snap.prompt_len..upto].iter().map(|p| p.text.as_str()).collect(),
+            next: &snap.pieces[upto],
+            prob,
+        }
+    })
+}
+
+fn csv_of(snap: &Snapshot, probs: &[f32]) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut csv = String::from("step,input_ids,text_so_far,next_token,next_id,probability\n");
-    for (step, logits) in snap.history.iter().enumerate() {
-        let upto = snap.prompt_len + step;
-        let next = snap.tokens[upto];
-        let d = sampling::distribution(logits, &snap.tokens[..upto], &st.params);
-        let ids: Vec<String> = snap.tokens[..upto].iter().map(|i| i.to_string()).collect();
-        let so_far: String = snap.pieces[snap.prompt_len..upto].iter().map(|p| p.text.as_str()).collect();
+    for r in rows(snap, probs) {
+        let ids: Vec<String> = r.ids.iter().map(|i| i.to_string()).collect();
         csv.push_str(&format!(
-            "{step},{},{},{},{next},{}\n",
+            "{},{},{},{},{},{}\n",
+            r.step,
             quote(&ids.join(" ")),
-            quote(&so_far),
-            quote(&snap.pieces[upto].text),
-            d.probs[next as usize]
+            quote(&r.so_far),
+            quote(&r.next.text),
+            r.next.id,
+            r.prob
         ));
     }
     csv
 }
 
-fn generation_table(ui: &mut egui::Ui, st: &TokensState, snap: &Snapshot) {
+/// The generation table as CSV, with the probabilities under the current sliders.
+pub fn generation_csv(st: &TokensState, snap: &Snapshot) -> String {
+    csv_of(snap, &chosen_probs(snap, &st.params))
+}
+
+fn generation_table(ui: &mut egui::Ui, st: &mut TokensState, snap: &Snapshot) {
     if snap.history.is_empty() {
         return;
     }
+    let probs = st.generation_probs(snap);
     ui.horizontal(|ui| {
         ui.label(RichText::new("generation").strong());
         if ui.button("Copy as CSV").on_hover_text("step,input_ids,text_so_far,next_token,next_id,probability").clicked()
         {
-            ui.ctx().copy_text(generation_csv(st, snap));
+            ui.ctx().copy_text(csv_of(snap, &probs));
         }
     });
     egui::Grid::new("generation-table").striped(true).num_columns(4).show(ui, |ui| {
@@ -552,22 +615,12 @@ fn generation_table(ui: &mut egui::Ui, st: &TokensState, snap: &Snapshot) {
             ui.label(RichText::new(h).weak());
         }
         ui.end_row();
-        for (step, logits) in snap.history.iter().enumerate() {
-            let upto = snap.prompt_len + step;
-            let next = snap.tokens[upto];
-            let d = sampling::distribution(logits, &snap.tokens[..upto], &st.params);
-            ui.monospace(step.to_string());
-            let ids = &snap.tokens[..upto];
-            let shown: Vec<String> = ids.iter().rev().take(8).rev().map(|i| i.to_string()).collect();
-            ui.monospace(format!("{}[{}]", if ids.len() > 8 { "… " } else { "" }, shown.join(", ")));
-            let so_far: String = snap.pieces[snap.prompt_len..upto].iter().map(|p| p.text.as_str()).collect();
-            ui.label(visible(&so_far));
-            ui.monospace(format!(
-                "{} {} ({})",
-                visible(&snap.pieces[upto].text),
-                next,
-                format::num(d.probs[next as usize] as f64)
-            ));
+        for r in rows(snap, &probs) {
+            ui.monospace(r.step.to_string());
+            let shown: Vec<String> = r.ids.iter().rev().take(8).rev().map(|i| i.to_string()).collect();
+            ui.monospace(format!("{}[{}]", if r.ids.len() > 8 { "… " } else { "" }, shown.join(", ")));
+            ui.label(visible(&r.so_far));
+            ui.monospace(format!("{} {} ({})", visible(&r.next.text), r.next.id, format::num(r.prob as f64)));
             ui.end_row();
         }
     });
