@@ -222,15 +222,20 @@ fn nan_and_inf_weights_open_and_are_counted() {
 #[test]
 fn opening_never_writes_to_the_folder() {
     let (_d, folder) = copy_fixture("tiny-llama");
-    let before: Vec<_> = fs::read_dir(&folder)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
-        })
-        .collect();
-    let mut perms = fs::metadata(&folder).unwrap().permissions();
-    perms.set_readonly(true);
+    // Name, modification time and size of every file, in a stable order.
+    let listing = || {
+        let mut files: Vec<_> = fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let meta = e.metadata().unwrap();
+                (e.file_name(), meta.modified().unwrap(), meta.len())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = listing();
     for e in fs::read_dir(&folder).unwrap() {
         let p = e.unwrap().path();
         let mut fp = fs::metadata(&p).unwrap().permissions();
@@ -241,12 +246,6 @@ fn opening_never_writes_to_the_folder() {
     let t = model.checkpoint.tensor("lm_head.weight").unwrap();
     compute_stats(&[DataView { dtype: t.dtype, bytes: model.checkpoint.bytes(t) }], 8, &Control::new()).unwrap();
     drop(model);
-    let after: Vec<_> = fs::read_dir(&folder)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), e.metadata().unwrap().modified().unwrap(), e.metadata().unwrap().len())
-        })
-        .collect();
+    let after = listing();
     assert_eq!(before, after);
 }
