@@ -3,7 +3,10 @@
 
 pub mod app;
 pub mod bits_panel;
+pub mod export;
 pub mod format;
+pub mod help;
+pub mod i18n;
 pub mod inspector;
 pub mod lora_panel;
 pub mod routing_panel;

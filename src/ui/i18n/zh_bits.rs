@@ -1,0 +1,4 @@
+//! 中文 for the strings of `src/ui/bits*.rs` (see `super` for how keys work).
+
+pub(super) const ENTRIES: &[(&str, &str)] = &[
+];
