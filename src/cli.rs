@@ -42,6 +42,12 @@ pub struct Cli {
     /// Which panel to show first: weights, tokens or routing.
     #[arg(long, value_parser = ["weights", "tokens", "routing"])]
     pub view: Option<String>,
+    /// Interface language: en or zh (中文). Otherwise the remembered one, or the desktop's.
+    #[arg(long, value_parser = ["en", "zh"])]
+    pub lang: Option<String>,
+    /// Save every export (PNG, CSV, JSON) straight into this folder, without asking.
+    #[arg(long)]
+    pub export_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

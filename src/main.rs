@@ -21,6 +21,8 @@ fn main() -> std::process::ExitCode {
             prompt: cli.prompt,
             adapter: cli.adapter,
             view: cli.view,
+            lang: cli.lang.as_deref().and_then(llm_anatomy::ui::i18n::Lang::parse),
+            export_dir: cli.export_dir,
         }) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

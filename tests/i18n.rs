@@ -125,13 +125,31 @@ fn every_ui_string_has_chinese_and_no_chinese_is_stale() {
 fn no_english_goes_to_a_widget_untranslated() {
     let sources = ui_sources();
     let widgets = [
-        "label", "heading", "button", "small_button", "on_hover_text", "on_disabled_hover_text", "menu_button",
-        "selectable_label", "hint_text", "RichText::new", "Window::new", "CollapsingHeader::new", "weak", "strong",
-        "link", "Button::new", "note", "show_tooltip_text",
+        "label",
+        "heading",
+        "button",
+        "small_button",
+        "on_hover_text",
+        "on_disabled_hover_text",
+        "menu_button",
+        "selectable_label",
+        "hint_text",
+        "RichText::new",
+        "Window::new",
+        "CollapsingHeader::new",
+        "weak",
+        "strong",
+        "link",
+        "Button::new",
+        "note",
+        "show_tooltip_text",
     ];
     // Code words a student types exactly as written are not translated.
     let is_code = |s: &str| {
-        !s.contains(' ') && (s.contains('_') || s.contains('.') || s.contains('(') || s.chars().all(|c| !c.is_lowercase()))
+        !s.contains(' ')
+            && (s.contains(['_', '.', '(', '-'])
+                || s.chars().skip(1).any(char::is_uppercase)
+                || !s.contains(char::is_lowercase))
     };
     let bad: Vec<String> = calls(&sources, &widgets)
         .into_iter()

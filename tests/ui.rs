@@ -353,3 +353,103 @@ fn the_demo_shows_every_panel() {
     step_until(&mut harness, "the demo's routing", |a| a.tokens.snapshot.is_some());
     harness.get_by_label("expert load, layer 0");
 }
+
+#[test]
+fn the_interface_switches_to_chinese_and_back() {
+    let mut app = AnatomyApp::default();
+    app.settings.lang = llm_anatomy::ui::i18n::Lang::Zh;
+    app.open_blocking(&AnatomyApp::bundled_demo().expect("assets/demo is committed"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    for label in ["文件", "视图", "权重", "Token 概率", "路由"] {
+        harness.get_by_label(label);
+    }
+    // Every panel draws in Chinese (a glyph missing from the bundled fonts would panic here).
+    harness.state_mut().select_by_name("model.layers.0.block_sparse_moe.gate.weight");
+    settle(&mut harness);
+    harness.get_by_label("Token 概率").click();
+    step_until(&mut harness, "the demo's weights", |a| a.tokens.loaded.is_some());
+    harness.state_mut().tokens.run_prompt();
+    step_until(&mut harness, "the first step", |a| a.tokens.snapshot.is_some());
+    harness.get_by_label("路由").click();
+    harness.run_steps(3);
+    // The switch names the other language in that language; Ctrl+L does the same.
+    harness.get_by_label("English").click();
+    harness.run_steps(2);
+    harness.get_by_label("File");
+    harness.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::L);
+    harness.run_steps(2);
+    harness.get_by_label("文件");
+    assert_eq!(harness.state().current_settings().lang, llm_anatomy::ui::i18n::Lang::Zh);
+}
+
+#[test]
+fn settings_from_an_older_version_still_load_and_layout_round_trips() {
+    use llm_anatomy::ui::app::Settings;
+    // A settings file written before the language and layout were remembered.
+    let old: Settings = serde_json::from_str(r#"{"presenter": true, "dark": false}"#).unwrap();
+    assert!(old.presenter && !old.dark);
+    assert_eq!(old.histogram.bins, 64);
+    let mut app = AnatomyApp::default();
+    let mut s = old;
+    s.view = llm_anatomy::ui::View::Routing;
+    s.flat_tree = true;
+    s.histogram.bins = 16;
+    app.apply_settings(s);
+    assert_eq!(app.view, llm_anatomy::ui::View::Routing);
+    assert!(app.tree.flat);
+    assert_eq!(app.current_settings().histogram.bins, 16);
+}
+
+#[test]
+fn export_saves_the_histogram_as_csv_and_the_plot_as_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = opened("tiny-llama");
+    llm_anatomy::ui::export::set_auto_dir(&harness.ctx, Some(dir.path().to_path_buf()));
+    let name = "model.layers.0.self_attn.q_proj.weight";
+    harness.state_mut().select_by_name(name);
+    settle(&mut harness);
+
+    // The histogram's menu is the first on the page (the cast section has its own below).
+    let open_first_export_menu = |harness: &mut Harness<'static, AnatomyApp>| {
+        harness.get_all_by_label("Export ▾").next().unwrap().click();
+        harness.run();
+    };
+    open_first_export_menu(&mut harness);
+    click(&mut harness, "Save as CSV…");
+    let csv = std::fs::read_to_string(dir.path().join(format!("{name}-histogram.csv"))).unwrap();
+    assert!(csv.starts_with("bin_start,bin_end,count\n"));
+    assert_eq!(csv.lines().count(), 1 + 64);
+    let total: u64 = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
+    assert_eq!(total, 64 * 64);
+
+    // The PNG is read back from the renderer a frame after the menu closes. kittest has no
+    // renderer here, so answer the request with a window-sized picture, as eframe would.
+    open_first_export_menu(&mut harness);
+    harness.get_by_label("Save as PNG…").click();
+    let mut answered = false;
+    for _ in 0..6 {
+        harness.step();
+        let requests: Vec<egui::ScreenshotCallback> = harness
+            .output()
+            .viewport_output
+            .values()
+            .flat_map(|v| v.commands.iter())
+            .filter_map(|c| match c {
+                egui::ViewportCommand::Screenshot(cb) => Some(cb.clone()),
+                _ => None,
+            })
+            .collect();
+        for cb in requests {
+            cb.complete(std::sync::Arc::new(egui::ColorImage::filled([1400, 900], egui::Color32::DARK_BLUE)));
+            answered = true;
+        }
+    }
+    assert!(answered, "no screenshot was requested");
+    harness.run_steps(2);
+    let png_path = dir.path().join(format!("{name}-histogram.png"));
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png_path).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert!(info.width > 200 && info.width < 1400 && info.height >= 250 && info.height < 900, "{info:?}");
+    assert_eq!(harness.state().last_export.as_deref(), Some(png_path.as_path()));
+}

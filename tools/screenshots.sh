@@ -9,7 +9,8 @@ cargo build --release --quiet
 bin=target/release/llm-anatomy
 Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp & xvfb=$!
 trap 'kill $xvfb 2>/dev/null || true' EXIT
-export DISPLAY=:99 LIBGL_ALWAYS_SOFTWARE=1 XDG_RUNTIME_DIR=$(mktemp -d)
+# A fresh settings store: remembered views or languages must not leak into the pictures.
+export DISPLAY=:99 LIBGL_ALWAYS_SOFTWARE=1 XDG_RUNTIME_DIR=$(mktemp -d) XDG_DATA_HOME=$(mktemp -d)
 unset WAYLAND_DISPLAY
 sleep 1
 shot() { # name, then the app's arguments
@@ -20,9 +21,12 @@ shot() { # name, then the app's arguments
   kill $app; wait $app 2>/dev/null || true
   echo "wrote $out/$name.png"
 }
-shot screenshot-tree assets/demo --select model.layers.0.block_sparse_moe.gate.weight
-shot screenshot-module tests/fixtures/tiny-qwen2moe --select model.layers.1.mlp
-shot screenshot-bits tests/fixtures/tiny-llama-bf16 --select model.layers.0.self_attn.q_proj.weight
-shot screenshot-tokens assets/demo --prompt "The capital of France is"
-shot screenshot-routing assets/demo --prompt "The capital of Japan is Tokyo. 3 + 4 = 7" --view routing
-shot screenshot-lora assets/demo --adapter assets/demo/adapters/banana-is-blue --select base_model.model.model.layers.0.self_attn.q_proj
+for lang in en zh; do
+  if [ $lang = zh ]; then prompt="法国的首都是"; else prompt="The capital of France is"; fi
+  shot screenshot-tree-$lang --lang $lang assets/demo --select model.layers.0.block_sparse_moe.gate.weight
+  shot screenshot-module-$lang --lang $lang tests/fixtures/tiny-qwen2moe --select model.layers.1.mlp
+  shot screenshot-bits-$lang --lang $lang tests/fixtures/tiny-llama-bf16 --select model.layers.0.self_attn.q_proj.weight
+  shot screenshot-tokens-$lang --lang $lang assets/demo --prompt "$prompt"
+  shot screenshot-routing-$lang --lang $lang assets/demo --prompt "The capital of Japan is Tokyo. 3 + 4 = 7" --view routing
+  shot screenshot-lora-$lang --lang $lang assets/demo --adapter assets/demo/adapters/banana-is-blue --select base_model.model.model.layers.0.self_attn.q_proj
+done

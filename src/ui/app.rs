@@ -16,9 +16,10 @@ use crate::lora::LoraAdapter;
 use super::lora_panel::LoraView;
 
 use super::bits_panel::BitsState;
+use super::i18n::{Lang, set_lang, tr, trf};
 use super::routing_panel::{self, RoutingState};
 use super::tokens_panel::{self, TokensState};
-use super::{inspector, tree_panel, welcome};
+use super::{export, inspector, tree_panel, welcome};
 use egui::RichText;
 
 const RECENT_KEY: &str = "recent_folders";
@@ -26,24 +27,50 @@ const SETTINGS_KEY: &str = "settings";
 /// A prompt the demo model completes (its corpus teaches capitals).
 pub const DEMO_PROMPT: &str = "The capital of France is";
 
-/// What is remembered between runs besides the recent folders.
+/// What is remembered between runs besides the recent folders (eframe itself keeps the
+/// window's size and place, panel widths and which sections are open).
 #[derive(serde::Serialize, serde::Deserialize, Clone, Copy, PartialEq)]
+#[serde(default)]
 pub struct Settings {
     /// Everything 1.6× larger, for a projector (F11).
     pub presenter: bool,
     pub dark: bool,
+    /// Pure black/white backgrounds and bolder lines, for washed-out projectors.
+    pub high_contrast: bool,
+    pub lang: Lang,
     pub sampling: crate::sampling::SamplingParams,
+    pub view: View,
+    pub histogram: HistogramSettings,
+    /// The tree panel shows state_dict keys instead of modules.
+    pub flat_tree: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { presenter: false, dark: true, sampling: crate::sampling::SamplingParams::default() }
+        Self {
+            presenter: false,
+            dark: true,
+            high_contrast: false,
+            lang: Lang::En,
+            sampling: crate::sampling::SamplingParams::default(),
+            view: View::Weights,
+            histogram: HistogramSettings { bins: 64, log_y: false },
+            flat_tree: false,
+        }
+    }
+}
+
+impl Settings {
+    /// What decides how the window looks; zoom and theme are re-applied only when it changes,
+    /// so a Ctrl +/− zoom survives everything else.
+    fn appearance(&self) -> (bool, bool, bool) {
+        (self.presenter, self.dark, self.high_contrast)
     }
 }
 const MAX_RECENT: usize = 8;
 
 /// Which big panel fills the centre.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum View {
     /// The selected module or tensor: statistics, histogram, bits.
     Weights,
@@ -95,7 +122,7 @@ impl OpenModel {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct HistogramSettings {
     pub bins: usize,
     pub log_y: bool,
@@ -127,8 +154,10 @@ pub struct AnatomyApp {
     adapter_dialog: Option<Receiver<Option<PathBuf>>>,
     pending_adapter: Option<PathBuf>,
     pub settings: Settings,
-    /// The settings last applied to the egui context (zoom, theme).
-    applied: Option<Settings>,
+    /// The appearance last applied to the egui context (zoom, theme).
+    applied: Option<(bool, bool, bool)>,
+    /// The last file an export wrote, shown in the status bar.
+    pub last_export: Option<PathBuf>,
     /// Messages the user must see (bad file, failed open); shown until dismissed.
     pub errors: Vec<String>,
     pub recent: Vec<PathBuf>,
@@ -162,6 +191,7 @@ impl Default for AnatomyApp {
             pending_adapter: None,
             settings: Settings::default(),
             applied: None,
+            last_export: None,
             errors: Vec::new(),
             recent: Vec::new(),
             opening: None,
@@ -174,8 +204,23 @@ impl Default for AnatomyApp {
 
 impl AnatomyApp {
     pub fn new(cc: &eframe::CreationContext<'_>, start: super::StartOptions) -> Self {
-        let super::StartOptions { path, select, prompt, adapter, view } = start;
+        let super::StartOptions { path, select, prompt, adapter, view, lang, export_dir } = start;
         let mut app = Self { pending_select: select, pending_adapter: adapter, ..Self::default() };
+        app.settings.lang = Lang::from_env();
+        if let Some(storage) = cc.storage {
+            if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
+                app.recent = recent;
+            }
+            if let Some(settings) = eframe::get_value::<Settings>(storage, SETTINGS_KEY) {
+                app.apply_settings(settings);
+            }
+        }
+        if let Some(lang) = lang {
+            app.settings.lang = lang;
+        }
+        if export_dir.is_some() {
+            export::set_auto_dir(&cc.egui_ctx, export_dir);
+        }
         if let Some(prompt) = prompt {
             app.view = View::Tokens;
             app.tokens.prompt = prompt;
@@ -187,15 +232,6 @@ impl AnatomyApp {
             Some("routing") => View::Routing,
             _ => app.view,
         };
-        if let Some(storage) = cc.storage {
-            if let Some(recent) = eframe::get_value::<Vec<PathBuf>>(storage, RECENT_KEY) {
-                app.recent = recent;
-            }
-            if let Some(settings) = eframe::get_value::<Settings>(storage, SETTINGS_KEY) {
-                app.settings = settings;
-                app.tokens.params = settings.sampling;
-            }
-        }
         // No folder given: the bundled demo, so a fresh checkout shows every panel.
         if let Some(path) = path.or_else(Self::bundled_demo) {
             if Self::bundled_demo().as_ref() == Some(&path) && app.tokens.prompt == TokensState::default().prompt {
@@ -204,6 +240,33 @@ impl AnatomyApp {
             app.open_in_background(path);
         }
         app
+    }
+
+    /// Puts remembered settings into the places the panels read them from.
+    pub fn apply_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+        self.tokens.params = settings.sampling;
+        self.view = settings.view;
+        self.histogram = settings.histogram;
+        self.tree.flat = settings.flat_tree;
+    }
+
+    /// The settings as they are now, for saving.
+    pub fn current_settings(&self) -> Settings {
+        Settings {
+            sampling: self.tokens.params,
+            view: self.view,
+            histogram: self.histogram,
+            flat_tree: self.tree.flat,
+            ..self.settings
+        }
+    }
+
+    /// A new model or tree: nothing open or filtered, but the flat/tree choice kept.
+    fn reset_tree(&mut self) {
+        let flat = self.tree.flat;
+        self.tree = tree_panel::TreeState::default();
+        self.tree.flat = flat;
     }
 
     /// The demo model shipped in assets/ (made by `train-demo`), if this checkout has it.
@@ -234,7 +297,7 @@ impl AnatomyApp {
         self.bin_query = None;
         self.bits = BitsState::default();
         self.selection = Selection::None;
-        self.tree = tree_panel::TreeState::default();
+        self.reset_tree();
         self.model = Some(OpenModel::new(folder));
         if let Some(m) = &self.model {
             self.tokens.load(Arc::clone(&m.folder));
@@ -259,7 +322,7 @@ impl AnatomyApp {
     /// the PEFT-wrapped one and the engine runs with ΔW added. Errors leave things as they were.
     pub fn open_adapter(&mut self, path: &Path) {
         let Some(model) = &self.model else {
-            self.errors.push("open a model folder first, then its adapter".into());
+            self.errors.push(tr("Open a model folder first, then its adapter.").into());
             return;
         };
         match LoraAdapter::open(path, &model.folder, None) {
@@ -283,7 +346,7 @@ impl AnatomyApp {
         };
         self.model = Some(OpenModel::with_tree(folder, tree));
         self.selection = Selection::None;
-        self.tree = tree_panel::TreeState::default();
+        self.reset_tree();
         self.stats.clear();
         self.lora_cache.clear();
         self.adapter = adapter.map(|a| (a, 1.0));
@@ -333,12 +396,14 @@ impl AnatomyApp {
             return;
         }
         let (tx, rx) = channel();
+        let title = tr("Open LoRA adapter");
+        let filter = tr("PyTorch state dict");
         std::thread::spawn(move || {
-            let dialog = rfd::FileDialog::new().set_title("Open LoRA adapter");
+            let dialog = rfd::FileDialog::new().set_title(title);
             let picked = if folder {
                 dialog.pick_folder()
             } else {
-                dialog.add_filter("PyTorch state dict", &["pth", "pt", "bin"]).pick_file()
+                dialog.add_filter(filter, &["pth", "pt", "bin"]).pick_file()
             };
             let _ = tx.send(picked);
         });
@@ -355,8 +420,15 @@ impl AnatomyApp {
             return;
         }
         let (tx, rx) = channel();
+        let title = tr("Open model folder");
+        // Start where the last model was: classes reopen the same few folders.
+        let start = self.recent.first().and_then(|p| p.parent()).map(Path::to_path_buf);
         std::thread::spawn(move || {
-            let _ = tx.send(rfd::FileDialog::new().set_title("Open model folder").pick_folder());
+            let mut dialog = rfd::FileDialog::new().set_title(title);
+            if let Some(dir) = start {
+                dialog = dialog.set_directory(dir);
+            }
+            let _ = tx.send(dialog.pick_folder());
         });
         self.folder_dialog = Some(rx);
     }
@@ -376,7 +448,7 @@ impl AnatomyApp {
             self.selection = Selection::Module(id);
             self.tree.filter = name.to_string();
         } else {
-            self.errors.push(format!("--select {name}: no tensor or module of that name in this model"));
+            self.errors.push(trf("--select {}: no tensor or module of that name in this model", &[&name]));
         }
     }
 
@@ -523,6 +595,12 @@ impl AnatomyApp {
                 busy |= self.stats.ensure(&key, || start_stats(folder, names, key.1));
             }
         }
+        for message in export::take_messages(ctx) {
+            match message {
+                Ok(path) => self.last_export = Some(path),
+                Err(e) => self.errors.push(e),
+            }
+        }
         if busy {
             ctx.request_repaint();
         }
@@ -554,6 +632,7 @@ impl AnatomyApp {
             setup_style(&ctx);
             self.style_installed = true;
         }
+        set_lang(self.settings.lang);
         self.handle_dropped_files(&ctx);
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::O)) {
             self.pick_folder();
@@ -561,11 +640,13 @@ impl AnatomyApp {
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::F11)) {
             self.settings.presenter = !self.settings.presenter;
         }
-        self.settings.sampling = self.tokens.params;
-        if self.applied != Some(self.settings) {
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::L)) {
+            self.toggle_lang();
+        }
+        if self.applied != Some(self.settings.appearance()) {
             ctx.set_zoom_factor(if self.settings.presenter { 1.6 } else { 1.0 });
-            ctx.set_theme(if self.settings.dark { egui::Theme::Dark } else { egui::Theme::Light });
-            self.applied = Some(self.settings);
+            apply_theme(&ctx, self.settings.dark, self.settings.high_contrast);
+            self.applied = Some(self.settings.appearance());
         }
         self.update_jobs(&ctx);
 
@@ -582,14 +663,18 @@ impl AnatomyApp {
         egui::CentralPanel::default().show(ui, |ui| {
             if self.model.is_some() {
                 ui.horizontal(|ui| {
-                    ui.selectable_value(&mut self.view, View::Weights, RichText::new("Weights").size(18.0))
-                        .on_hover_text("Statistics, histogram and bits of the selected tensor or module");
-                    ui.selectable_value(&mut self.view, View::Tokens, RichText::new("Token probabilities").size(18.0))
-                        .on_hover_text("Run a prompt and step through generation one token at a time");
-                    ui.selectable_value(&mut self.view, View::Routing, RichText::new("Routing").size(18.0))
-                        .on_hover_text(
+                    ui.selectable_value(&mut self.view, View::Weights, RichText::new(tr("Weights")).size(18.0))
+                        .on_hover_text(tr("Statistics, histogram and bits of the selected tensor or module"));
+                    ui.selectable_value(
+                        &mut self.view,
+                        View::Tokens,
+                        RichText::new(tr("Token probabilities")).size(18.0),
+                    )
+                    .on_hover_text(tr("Run a prompt and step through generation one token at a time"));
+                    ui.selectable_value(&mut self.view, View::Routing, RichText::new(tr("Routing")).size(18.0))
+                        .on_hover_text(tr(
                             "Mixture-of-experts models: which experts each token is sent to, layer by layer",
-                        );
+                        ));
                 });
                 ui.separator();
                 match self.view {
@@ -611,39 +696,49 @@ impl AnatomyApp {
             }
         });
         self.error_dialog(&ctx);
+        export::end_frame(&ctx);
+    }
+
+    /// 中文 ⇄ English (Ctrl+L or the button at the right of the menu bar).
+    pub fn toggle_lang(&mut self) {
+        self.settings.lang = match self.settings.lang {
+            Lang::En => Lang::Zh,
+            Lang::Zh => Lang::En,
+        };
+        set_lang(self.settings.lang);
     }
 
     fn menu_bar(&mut self, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
+            ui.menu_button(tr("File"), |ui| {
                 if ui
-                    .add(egui::Button::new("Open model folder…").shortcut_text(
+                    .add(egui::Button::new(tr("Open model folder…")).shortcut_text(
                         ui.ctx().format_shortcut(&egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::O)),
                     ))
-                    .on_hover_text("A Hugging Face folder: config.json + *.safetensors (+ tokenizer.json)")
+                    .on_hover_text(tr("A Hugging Face folder: config.json + *.safetensors (+ tokenizer.json)"))
                     .clicked()
                 {
                     self.pick_folder();
                 }
                 ui.separator();
                 if ui
-                    .button("Open LoRA adapter folder (PEFT)…")
-                    .on_hover_text("adapter_config.json + adapter_model.safetensors")
+                    .button(tr("Open LoRA adapter folder (PEFT)…"))
+                    .on_hover_text(tr("adapter_config.json + adapter_model.safetensors"))
                     .clicked()
                 {
                     self.pick_adapter(true);
                 }
                 if ui
-                    .button("Open LoRA state dict (.pth)…")
-                    .on_hover_text("A MiniMind-style torch.save file with …lora.A.weight / …lora.B.weight")
+                    .button(tr("Open LoRA state dict (.pth)…"))
+                    .on_hover_text(tr("A MiniMind-style torch.save file with …lora.A.weight / …lora.B.weight"))
                     .clicked()
                 {
                     self.pick_adapter(false);
                 }
                 ui.separator();
-                ui.menu_button("Open recent", |ui| {
+                ui.menu_button(tr("Open recent"), |ui| {
                     if self.recent.is_empty() {
-                        ui.label("Nothing yet");
+                        ui.label(tr("Nothing yet"));
                     }
                     let mut chosen = None;
                     for path in &self.recent {
@@ -655,12 +750,20 @@ impl AnatomyApp {
                         self.open_in_background(path);
                     }
                 });
+                if let Some(demo) = Self::bundled_demo()
+                    && ui
+                        .button(tr("Open the demo model"))
+                        .on_hover_text(tr("The tiny bilingual MoE bundled in assets/demo"))
+                        .clicked()
+                {
+                    self.open_in_background(demo);
+                }
             });
             if !self.adapters.is_empty() {
                 ui.menu_button("LoRA", |ui| {
                     let active = self.adapter.as_ref().map(|(a, _)| Arc::clone(a));
                     let mut pick: Option<Option<Arc<LoraAdapter>>> = None;
-                    if ui.radio(active.is_none(), "none (base model)").clicked() {
+                    if ui.radio(active.is_none(), tr("none (base model)")).clicked() {
                         pick = Some(None);
                     }
                     for a in &self.adapters {
@@ -671,7 +774,7 @@ impl AnatomyApp {
                         }
                     }
                     ui.separator();
-                    if active.is_some() && ui.button("Unload the active adapter").clicked() {
+                    if active.is_some() && ui.button(tr("Unload the active adapter")).clicked() {
                         self.remove_adapter();
                     }
                     if let Some(choice) = pick {
@@ -679,18 +782,36 @@ impl AnatomyApp {
                     }
                 });
             }
-            ui.menu_button("View", |ui| {
-                ui.checkbox(&mut self.settings.presenter, "Presenter mode (F11)")
-                    .on_hover_text("Everything 1.6× larger for a projector; Ctrl + / Ctrl − zoom further");
-                ui.checkbox(&mut self.settings.dark, "Dark theme");
+            ui.menu_button(tr("View"), |ui| {
+                ui.checkbox(&mut self.settings.presenter, tr("Presenter mode (F11)"))
+                    .on_hover_text(tr("Everything 1.6× larger for a projector; Ctrl + / Ctrl − zoom further"));
+                ui.checkbox(&mut self.settings.dark, tr("Dark theme"));
+                ui.checkbox(&mut self.settings.high_contrast, tr("High contrast")).on_hover_text(tr(
+                    "Black on white (or white on black) with bolder lines, for a washed-out projector",
+                ));
                 ui.separator();
-                ui.checkbox(&mut self.tree.flat, "state_dict() keys instead of the module tree");
-                ui.checkbox(&mut self.histogram.log_y, "Logarithmic histogram counts");
+                ui.checkbox(&mut self.tree.flat, tr("state_dict() keys instead of the module tree"));
+                ui.checkbox(&mut self.histogram.log_y, tr("Logarithmic histogram counts"));
+                ui.separator();
+                ui.label(tr("Language (Ctrl+L)"));
+                ui.radio_value(&mut self.settings.lang, Lang::En, "English");
+                ui.radio_value(&mut self.settings.lang, Lang::Zh, "中文");
             });
             if self.opening.is_some() {
                 ui.spinner();
-                ui.label("opening…");
+                ui.label(tr("opening…"));
             }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                // Each language's button is written in the language it switches to, so a
+                // visitor who reads only one of them can always find it.
+                let (label, tip) = match self.settings.lang {
+                    Lang::En => ("中文", "切换到中文界面 (Ctrl+L)"),
+                    Lang::Zh => ("English", "Switch the interface to English (Ctrl+L)"),
+                };
+                if ui.button(label).on_hover_text(tip).clicked() {
+                    self.toggle_lang();
+                }
+            });
         });
     }
 
@@ -708,7 +829,7 @@ impl AnatomyApp {
                     .unwrap_or_else(|| m.tree.nodes[ROOT].class_name.clone());
                 ui.label(arch);
                 ui.separator();
-                ui.label(format!("{} parameters", super::format::count(m.folder.tree.unique_param_count(ROOT))));
+                ui.label(trf("{} parameters", &[&super::format::count(m.folder.tree.unique_param_count(ROOT))]));
                 if let Some((a, strength)) = &self.adapter {
                     ui.separator();
                     ui.label(format!(
@@ -719,15 +840,17 @@ impl AnatomyApp {
                     ));
                 }
                 ui.separator();
-                ui.label(format!(
+                ui.label(trf(
                     "{} tensors · {} in {} file(s)",
-                    ckpt.tensors.len(),
-                    super::format::bytes(ckpt.total_bytes()),
-                    ckpt.shards.len()
+                    &[&ckpt.tensors.len(), &super::format::bytes(ckpt.total_bytes()), &ckpt.shards.len()],
                 ));
+                if let Some(path) = &self.last_export {
+                    ui.separator();
+                    ui.label(trf("saved {}", &[&path.display()]));
+                }
             }
             None => {
-                ui.label("No model open — File ▸ Open model folder… (Ctrl+O) or drop a folder on the window");
+                ui.label(tr("No model open — File ▸ Open model folder… (Ctrl+O) or drop a folder on the window"));
             }
         });
     }
@@ -737,7 +860,7 @@ impl AnatomyApp {
             return;
         }
         let mut dismiss = false;
-        egui::Window::new("Could not open")
+        egui::Window::new(tr("Something went wrong"))
             .collapsible(false)
             .resizable(true)
             .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
@@ -746,8 +869,8 @@ impl AnatomyApp {
                     ui.label(egui::RichText::new(e).color(ui.visuals().error_fg_color));
                     ui.add_space(4.0);
                 }
-                ui.label("Whatever was open before is still open.");
-                if ui.button("OK").clicked() {
+                ui.label(tr("Whatever was open before is still open."));
+                if ui.button(tr("OK")).clicked() {
                     dismiss = true;
                 }
             });
@@ -779,7 +902,7 @@ impl eframe::App for AnatomyApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, RECENT_KEY, &self.recent);
-        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+        eframe::set_value(storage, SETTINGS_KEY, &self.current_settings());
     }
 }
 
@@ -803,6 +926,38 @@ pub fn install_fonts(ctx: &egui::Context) {
     mono.push("DejaVuSans".to_owned());
     mono.push("DroidSansFallback".to_owned());
     ctx.set_fonts(fonts);
+}
+
+/// The light or dark theme, optionally pushed to maximum contrast: text and lines in pure
+/// black or white, thicker strokes, no grey-on-grey.
+pub fn apply_theme(ctx: &egui::Context, dark: bool, high_contrast: bool) {
+    let theme = if dark { egui::Theme::Dark } else { egui::Theme::Light };
+    let mut visuals = if dark { egui::Visuals::dark() } else { egui::Visuals::light() };
+    if high_contrast {
+        let (fg, bg) = if dark {
+            (egui::Color32::WHITE, egui::Color32::BLACK)
+        } else {
+            (egui::Color32::BLACK, egui::Color32::WHITE)
+        };
+        visuals.override_text_color = Some(fg);
+        visuals.panel_fill = bg;
+        visuals.window_fill = bg;
+        visuals.extreme_bg_color = bg;
+        visuals.faint_bg_color = if dark { egui::Color32::from_gray(40) } else { egui::Color32::from_gray(225) };
+        for w in [
+            &mut visuals.widgets.noninteractive,
+            &mut visuals.widgets.inactive,
+            &mut visuals.widgets.hovered,
+            &mut visuals.widgets.active,
+            &mut visuals.widgets.open,
+        ] {
+            w.fg_stroke = egui::Stroke::new(w.fg_stroke.width.max(1.5), fg);
+            w.bg_stroke = egui::Stroke::new(w.bg_stroke.width.max(1.5), fg);
+        }
+        visuals.selection.stroke = egui::Stroke::new(2.0, fg);
+    }
+    ctx.set_visuals_of(theme, visuals);
+    ctx.set_theme(theme);
 }
 
 /// Fonts and sizes that read from the back of a classroom.

@@ -7,7 +7,8 @@ use egui::{Color32, RichText};
 use egui_plot::{Bar, BarChart, Plot};
 
 use super::app::{AnatomyApp, Selection};
-use super::format;
+use super::i18n::{tr, trf};
+use super::{export, format, help};
 use crate::analysis::cast::CastReport;
 use crate::analysis::floatbits::{self, Class, Decoded, Format};
 use crate::checkpoint::Dtype;
@@ -61,30 +62,43 @@ impl BitsState {
 
 /// Element picker for the selected tensor: by index, the largest |x|, or a random one.
 pub fn element_picker(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str, numel: usize) {
+    help::note(
+        ui,
+        "bits",
+        tr(
+            "A floating-point number is stored as three bit fields: a sign s, an exponent field e and a mantissa (fraction) m. \
+            For a normal number value = (−1)^s · 2^(e − bias) · 1.m, where the leading 1 is implicit; when the exponent field \
+            is all zeros the number is subnormal, 0.m · 2^(1 − bias), which fills the gap down to zero with fewer significant \
+            bits. FP32 and BF16 share the same 8-bit exponent, so BF16 has FP32's range but only 7 mantissa bits (about 2–3 \
+            significant decimal digits); FP16 has a 5-bit exponent (largest value 65504, anything larger overflows to ∞) but \
+            10 mantissa bits, so it is more precise inside its smaller range. A cast rounds to the nearest value the format \
+            can hold, and a tie goes to the one whose last mantissa bit is 0 (round-to-nearest-even).",
+        ),
+    );
     if numel == 0 {
         return;
     }
     let abs_max_index = app.current_stats().and_then(|s| s.as_ref().ok()).map(|s| s.abs_max_index as usize);
     let mut pick = None;
     ui.horizontal_wrapped(|ui| {
-        let label = ui.label("element").on_hover_text("Flat (row-major) index: row × columns + column");
+        let label = ui.label(tr("element")).on_hover_text(tr("Flat (row-major) index: row × columns + column"));
         let mut index = app.bits.index.min(numel - 1);
         ui.add(egui::DragValue::new(&mut index).range(0..=numel - 1).speed(1.0)).labelled_by(label.id);
         app.bits.index = index;
-        if ui.button("Show bits").clicked() {
+        if ui.button(tr("Show bits")).on_hover_text(tr("Take the element at this index apart")).clicked() {
             pick = Some(index);
         }
         if let Some(i) = abs_max_index
             && ui
-                .button("largest |x|")
-                .on_hover_text(
+                .button(tr("largest |x|"))
+                .on_hover_text(tr(
                     "The element with the largest magnitude: the one a low-precision cast is most likely to overflow",
-                )
+                ))
                 .clicked()
         {
             pick = Some(i);
         }
-        if ui.button("a random one").on_hover_text("A reproducible pseudo-random element").clicked() {
+        if ui.button(tr("a random one")).on_hover_text(tr("A reproducible pseudo-random element")).clicked() {
             app.bits.draws += 1;
             pick = Some((splitmix(app.bits.draws) % numel as u64) as usize);
         }
@@ -107,42 +121,55 @@ pub fn bits_view(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     ui.horizontal_wrapped(|ui| match &state.source {
         Some((tensor, index, dtype)) => {
             ui.label(RichText::new(format!("{tensor}[{index}]")).monospace());
-            ui.label(format!("stored as {dtype} = {}", state.stored));
+            ui.label(trf("stored as {} = {}", &[dtype, &state.stored]));
         }
         None => {
-            ui.label(format!("typed value {}", state.stored));
+            ui.label(trf("typed value {}", &[&state.stored]));
         }
     });
     ui.horizontal(|ui| {
-        let label = ui.label("value");
+        let label = ui.label(tr("value"));
         let edit = ui.add(egui::TextEdit::singleline(&mut state.typed).desired_width(160.0)).labelled_by(label.id);
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        if ui.button("Use").clicked() || enter {
+        if ui.button(tr("Use")).on_hover_text(tr("Look at the number typed here instead")).clicked() || enter {
             match state.typed.trim().parse::<f64>() {
                 Ok(v) => state.set_typed(v),
-                Err(_) => state.typed = format!("{} (not a number)", state.typed.trim()),
+                Err(_) => state.typed = trf("{} (not a number)", &[&state.typed.trim()]),
             }
         }
-        if state.is_edited() && ui.button("Back to the stored value").clicked() {
+        if state.is_edited() && ui.button(tr("Back to the stored value")).clicked() {
             state.value_bits = (state.stored as f32).to_bits();
         }
     });
     let value = state.value();
-    ui.label(RichText::new(format!("value = {}", fmt_value(value as f64))).strong().size(18.0))
-        .on_hover_text("Click any bit below to flip it; every format then shows the new value");
+    ui.label(RichText::new(trf("value = {}", &[&fmt_value(value as f64)])).strong().size(18.0))
+        .on_hover_text(tr("Click any bit below to flip it; every format then shows the new value"));
     ui.add_space(4.0);
     let mut flip: Option<(Format, u32)> = None;
-    for format in Format::ALL {
-        let d = if format == Format::F32 {
-            floatbits::decode(Format::F32, state.value_bits)
-        } else {
-            floatbits::cast(value, format)
-        };
-        if let Some(bit) = format_row(ui, &d, state.stored) {
-            flip = Some((format, bit));
+    let decoded: Vec<Decoded> = Format::ALL
+        .iter()
+        .map(|&format| {
+            if format == Format::F32 {
+                floatbits::decode(Format::F32, state.value_bits)
+            } else {
+                floatbits::cast(value, format)
+            }
+        })
+        .collect();
+    let rows = ui.vertical(|ui| {
+        for d in &decoded {
+            if let Some(bit) = format_row(ui, d, state.stored) {
+                flip = Some((d.format, bit));
+            }
+            ui.add_space(6.0);
         }
-        ui.add_space(6.0);
-    }
+    });
+    let stem = match &state.source {
+        Some((tensor, index, _)) => format!("{tensor}-{index}-bits"),
+        None => "value-bits".to_string(),
+    };
+    let json = || bits_json(state, &decoded);
+    export::menu(ui, &stem, Some(rows.response.rect), None, Some(&json));
     if let Some((format, bit)) = flip {
         if format == Format::F32 {
             state.value_bits ^= 1 << bit;
@@ -155,14 +182,88 @@ pub fn bits_view(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     }
 }
 
+/// The value in every format, as the course's handout tables have it (English keys for scripts).
+fn bits_json(state: &BitsState, decoded: &[Decoded]) -> String {
+    let formats: Vec<serde_json::Value> = decoded
+        .iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("name".into(), d.format.name().into());
+                o.insert("hex".into(), d.hex().into());
+                o.insert("formula".into(), d.formula().into());
+            }
+            v
+        })
+        .collect();
+    let source = state.source.as_ref().map(
+        |(tensor, index, dtype)| serde_json::json!({ "tensor": tensor, "index": index, "dtype": dtype.to_string() }),
+    );
+    let json = serde_json::json!({
+        "source": source,
+        "stored": state.stored,
+        "value": state.value(),
+        "formats": formats,
+    });
+    serde_json::to_string_pretty(&json).unwrap_or_default()
+}
+
+/// The class of a value, in the UI's language.
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Normal => tr("normal"),
+        Class::Subnormal => tr("subnormal"),
+        Class::Zero => tr("zero"),
+        Class::Inf => tr("infinity"),
+        Class::Nan => tr("NaN (not a number)"),
+    }
+}
+
+/// What each format is for (the same facts as [`Format::explanation`], translated).
+fn explanation(f: Format) -> &'static str {
+    match f {
+        Format::F32 => tr(
+            "IEEE single precision: 1 sign, 8 exponent, 23 fraction bits. About 7 decimal digits; the format weights are usually trained and stored in.",
+        ),
+        Format::BF16 => tr(
+            "bfloat16: the top 16 bits of FP32. Same 8-bit exponent, so the same range as FP32 (no overflow when casting weights), but only 7 fraction bits (~2–3 digits). The usual training format on modern accelerators.",
+        ),
+        Format::F16 => tr(
+            "IEEE half precision: 5 exponent, 10 fraction bits. More precision than BF16 but the largest finite value is 65504, so big activations overflow to ∞; tiny values (< 6e-8) flush to 0.",
+        ),
+        Format::F8E4M3 => tr(
+            "FP8 E4M3 (\"fn\": finite, NaN only): 4 exponent, 3 fraction bits, largest value 448. Used for inference weights and activations; casts saturate at ±448.",
+        ),
+        Format::F8E5M2 => tr(
+            "FP8 E5M2: 5 exponent, 2 fraction bits, FP16's range with far less precision. Used for gradients in FP8 training.",
+        ),
+    }
+}
+
+/// The value formula with this value's numbers filled in ([`Decoded::formula`], translated).
+fn formula(d: &Decoded) -> String {
+    let f = d.format;
+    let sign = if d.sign == 1 { "−1" } else { "+1" };
+    match d.class {
+        Class::Normal => d.formula(),
+        Class::Subnormal | Class::Zero => trf(
+            "{} × 2^({}) × (0 + {}/2^{}) = {}  (subnormal: no implicit leading 1)",
+            &[&sign, &f.emin(), &d.mantissa_field, &f.mantissa_bits(), &d.value],
+        ),
+        Class::Inf => trf("exponent all ones, fraction 0: {}∞", &[&if d.sign == 1 { "−" } else { "+" }]),
+        Class::Nan => tr("exponent all ones, fraction ≠ 0: NaN (not a number)").to_string(),
+    }
+}
+
 /// One format: coloured bit cells, then the numbers. Returns a clicked bit position.
 fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
     let f = d.format;
     let mut clicked = None;
     ui.horizontal(|ui| {
-        ui.label(RichText::new(f.name()).strong().size(17.0)).on_hover_text(f.explanation());
-        ui.label(RichText::new(d.hex()).monospace().weak());
-        ui.label(RichText::new(d.class.as_str()).italics());
+        ui.label(RichText::new(f.name()).strong().size(17.0)).on_hover_text(explanation(f));
+        ui.label(RichText::new(d.hex()).monospace().weak())
+            .on_hover_text(tr("The same bits written in hexadecimal, as a memory dump shows them"));
+        ui.label(RichText::new(class_name(d.class)).italics());
     });
     ui.horizontal(|ui| {
         ui.spacing_mut().item_spacing.x = 1.0;
@@ -172,20 +273,20 @@ fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
         for pos in (0..total).rev() {
             let bit = (d.bits >> pos) & 1;
             let (fill, field) = if pos == total - 1 {
-                (SIGN, "sign")
+                (SIGN, tr("sign"))
             } else if pos >= m {
-                (EXPONENT, "exponent")
+                (EXPONENT, tr("exponent"))
             } else {
-                (MANTISSA, "mantissa")
+                (MANTISSA, tr("mantissa"))
             };
             let fill = if bit == 1 { fill } else { fill.gamma_multiply(0.35) };
             let cell = egui::Button::new(RichText::new(bit.to_string()).monospace().color(Color32::WHITE))
                 .fill(fill)
                 .min_size(egui::vec2(if total > 16 { 15.0 } else { 22.0 }, 24.0));
             let r = ui.add(cell);
-            let label = format!("{} bit {pos} ({field})", f.name());
+            let label = trf("{} bit {} ({})", &[&f.name(), &pos, &field]);
             r.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
-            if r.on_hover_text(format!("{label}: click to flip")).clicked() {
+            if r.on_hover_text(trf("{}: click to flip", &[&label])).clicked() {
                 clicked = Some(pos);
             }
             if pos == total - 1 || pos == m {
@@ -194,41 +295,44 @@ fn format_row(ui: &mut egui::Ui, d: &Decoded, stored: f64) -> Option<u32> {
         }
     });
     egui::Grid::new(("bits-grid", f.key())).num_columns(2).show(ui, |ui| {
-        ui.label("sign").on_hover_text("0 = positive, 1 = negative");
+        ui.label(tr("sign")).on_hover_text(tr("0 = positive, 1 = negative"));
         ui.monospace(d.sign.to_string());
         ui.end_row();
-        ui.label("exponent")
-            .on_hover_text("Stored (biased) field, and the power of two it means after subtracting the bias");
-        ui.monospace(format!(
+        ui.label(tr("exponent"))
+            .on_hover_text(tr("Stored (biased) field, and the power of two it means after subtracting the bias"));
+        ui.monospace(trf(
             "{} = {} (biased), 2^{} (bias {})",
-            d.exponent_bits_string(),
-            d.exponent_field,
-            d.exponent,
-            f.bias()
+            &[&d.exponent_bits_string(), &d.exponent_field, &d.exponent, &f.bias()],
         ));
         ui.end_row();
-        ui.label("mantissa")
-            .on_hover_text("Fraction bits after the binary point; normal numbers have an implicit leading 1");
-        let implicit = d.implicit_bit().map(|b| format!("implicit {b}.")).unwrap_or_default();
+        ui.label(tr("mantissa"))
+            .on_hover_text(tr("Fraction bits after the binary point; normal numbers have an implicit leading 1"));
+        let implicit = d.implicit_bit().map(|b| trf("implicit {}.", &[&b])).unwrap_or_default();
         ui.monospace(format!("{implicit}{} = {}/2^{}", d.mantissa_bits_string(), d.mantissa_field, f.mantissa_bits()));
         ui.end_row();
-        ui.label("formula");
-        ui.monospace(d.formula());
+        ui.label(tr("formula"))
+            .on_hover_text(tr("(−1)^sign × 2^(exponent − bias) × 1.mantissa, with this value's bits"));
+        ui.monospace(formula(d));
         ui.end_row();
-        ui.label("value");
+        ui.label(tr("value"));
         ui.monospace(fmt_value(d.value));
         ui.end_row();
         if d.class != Class::Nan && stored.is_finite() {
             let err = d.value - stored;
-            let rel = if stored != 0.0 { format!(" ({:+.3e} relative)", err / stored.abs()) } else { String::new() };
-            ui.label("rounding").on_hover_text("This format's value minus the stored value");
-            ui.monospace(if err == 0.0 { "exact".to_string() } else { format!("{err:+.3e}{rel}") });
+            ui.label(tr("rounding")).on_hover_text(tr("This format's value minus the stored value"));
+            ui.monospace(if err == 0.0 {
+                tr("exact").to_string()
+            } else if stored != 0.0 {
+                trf("{} ({} relative)", &[&format!("{err:+.3e}"), &format!("{:+.3e}", err / stored.abs())])
+            } else {
+                format!("{err:+.3e}")
+            });
             ui.end_row();
         }
         let (down, up) = floatbits::neighbours(d);
-        ui.label("neighbours").on_hover_text(
+        ui.label(tr("neighbours")).on_hover_text(tr(
             "The representable values just below and just above: nothing in between exists in this format",
-        );
+        ));
         ui.monospace(format!(
             "{}  <  · <  {}",
             down.map(|x| fmt_value(x.value)).unwrap_or_else(|| "—".into()),
@@ -251,18 +355,28 @@ fn fmt_value(v: f64) -> String {
 
 /// Whole-tensor cast what-if for the selected tensor.
 pub fn cast_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    let Selection::Tensor(_) = &app.selection else { return };
+    let Selection::Tensor(tensor) = app.selection.clone() else { return };
+    help::note(
+        ui,
+        "cast",
+        tr("Casting a whole tensor rounds every value to the nearest number the target format can hold. The relative \
+            error |cast − stored| / |stored| measures that rounding: with m mantissa bits it is at most 2^−(m+1) for \
+            normal numbers (about 0.4% for BF16, 0.05% for FP16). Values above the largest finite value overflow (to ±∞, \
+            or clamped to ±448 in FP8 E4M3); values below the smallest normal value become subnormal and lose precision, \
+            and the tiniest underflow to zero. The exponent histogram shows why: BF16 covers every exponent an FP32 \
+            weight can have, while FP16's 5-bit exponent only reaches about 2^−24 … 2^15."),
+    );
     ui.horizontal(|ui| {
-        ui.label("cast to");
+        ui.label(tr("cast to"));
         for f in Format::TARGETS {
-            ui.selectable_value(&mut app.cast_target, f, f.name()).on_hover_text(f.explanation());
+            ui.selectable_value(&mut app.cast_target, f, f.name()).on_hover_text(explanation(f));
         }
     });
     app.request_cast();
     if let Some(p) = app.cast_progress() {
         ui.horizontal(|ui| {
             ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
-            if ui.button("Cancel").clicked() {
+            if ui.button(tr("Cancel")).clicked() {
                 app.casts.cancel();
             }
         });
@@ -275,25 +389,29 @@ pub fn cast_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         }
         Some(Ok(r)) => {
             let r = r.clone();
-            cast_report_view(ui, &r);
+            cast_report_view(ui, &r, &tensor);
         }
     }
 }
 
-fn cast_report_view(ui: &mut egui::Ui, r: &CastReport) {
+fn cast_report_view(ui: &mut egui::Ui, r: &CastReport, tensor: &str) {
     let f = r.to;
     let pct = |n: u64| if r.count == 0 { 0.0 } else { 100.0 * n as f64 / r.count as f64 };
     egui::Grid::new("cast-grid").striped(true).num_columns(3).show(ui, |ui| {
         let overflow_tip = if f.has_inf() {
-            "finite values that became ±∞"
+            tr("finite values that became ±∞")
         } else {
-            "values beyond ±448, clamped (saturated) to ±448"
+            tr("values beyond ±448, clamped (saturated) to ±448")
         };
         let rows: [(&str, u64, &str); 4] = [
-            ("exact", r.exact, "values that survive the cast unchanged"),
-            ("overflow", r.overflow, overflow_tip),
-            ("underflow", r.underflow, "non-zero values that became 0 (too small for the format)"),
-            ("subnormal", r.subnormal, "values that land in the format's subnormal range, with fewer significant bits"),
+            (tr("exact"), r.exact, tr("values that survive the cast unchanged")),
+            (tr("overflow"), r.overflow, overflow_tip),
+            (tr("underflow"), r.underflow, tr("non-zero values that became 0 (too small for the format)")),
+            (
+                tr("subnormal"),
+                r.subnormal,
+                tr("values that land in the format's subnormal range, with fewer significant bits"),
+            ),
         ];
         for (k, n, tip) in rows {
             ui.label(k).on_hover_text(tip);
@@ -301,16 +419,21 @@ fn cast_report_view(ui: &mut egui::Ui, r: &CastReport) {
             ui.monospace(format!("{:.2}%", pct(n)));
             ui.end_row();
         }
-        ui.label("abs error").on_hover_text("|cast − stored|, max and mean over the values that stayed in range");
-        ui.monospace(format!("max {}", format::num(r.max_abs_error)));
-        ui.monospace(format!("mean {}", format::num(r.mean_abs_error)));
+        ui.label(tr("abs error"))
+            .on_hover_text(tr("|cast − stored|, max and mean over the values that stayed in range"));
+        ui.monospace(trf("max {}", &[&format::num(r.max_abs_error)]));
+        ui.monospace(trf("mean {}", &[&format::num(r.mean_abs_error)]));
         ui.end_row();
-        ui.label("rel error").on_hover_text("|cast − stored| / |stored|");
-        ui.monospace(format!("max {}", format::num(r.max_rel_error)));
-        ui.monospace(format!("mean {}", format::num(r.mean_rel_error)));
+        ui.label(tr("rel error"))
+            .on_hover_text(tr("|cast − stored| / |stored|: the error as a share of the value itself"));
+        ui.monospace(trf("max {}", &[&format::num(r.max_rel_error)]));
+        ui.monospace(trf("mean {}", &[&format::num(r.mean_rel_error)]));
         ui.end_row();
     });
-    ui.label(RichText::new("relative error (log₁₀)").strong());
+    let report_json = || serde_json::to_string_pretty(r).unwrap_or_default();
+    export::menu(ui, &format!("{tensor}-{}-cast-report", f.key()), None, None, Some(&report_json));
+    ui.label(RichText::new(tr("relative error (log₁₀)")).strong())
+        .on_hover_text(tr("How many values changed by each relative error, on a log scale: −3 means 0.1%"));
     let edges = &r.rel_error_log10_edges;
     let bars: Vec<Bar> = r
         .rel_error_log10_counts
@@ -318,34 +441,56 @@ fn cast_report_view(ui: &mut egui::Ui, r: &CastReport) {
         .enumerate()
         .map(|(i, &c)| Bar::new((edges[i] + edges[i + 1]) / 2.0, c as f64).width(edges[i + 1] - edges[i]))
         .collect();
-    Plot::new("rel-error-plot")
-        .height(180.0)
-        .allow_scroll(false)
-        .x_axis_label("log₁₀ |relative error|")
-        .show(ui, |p| p.bar_chart(BarChart::new("relative error", bars).color(Color32::from_rgb(150, 90, 190))));
+    let (_, plot_rect) = export::framed(ui, |ui| {
+        Plot::new("rel-error-plot")
+            .height(180.0)
+            .allow_scroll(false)
+            .x_axis_label(tr("log₁₀ |relative error|"))
+            .y_axis_label(tr("number of values"))
+            .show(ui, |p| p.bar_chart(BarChart::new("relative error", bars).color(Color32::from_rgb(150, 90, 190))))
+    });
+    let rel_csv = || {
+        let mut csv = String::from("log10_rel_error_start,log10_rel_error_end,count\n");
+        for (i, c) in r.rel_error_log10_counts.iter().enumerate() {
+            csv.push_str(&format!("{},{},{c}\n", edges[i], edges[i + 1]));
+        }
+        csv
+    };
+    export::menu(ui, &format!("{tensor}-{}-relative-error", f.key()), Some(plot_rect), Some(&rel_csv), None);
 
-    ui.label(RichText::new("exponents used (FP32 view)").strong()).on_hover_text(
+    ui.label(RichText::new(tr("exponents used (FP32 view)")).strong()).on_hover_text(tr(
         "How many values have each power of two. Blue: normal range of the target format; orange: its subnormal range; red: outside (overflow above, flush to zero below).",
-    );
+    ));
     let normal = (f.emin(), f.bias().max(if f.has_inf() { f.bias() } else { (1 << f.exponent_bits()) - 1 - f.bias() }));
     let sub_low = f.emin() - f.mantissa_bits() as i32;
-    let bars: Vec<Bar> = r
-        .exponent_counts
-        .iter()
-        .map(|&(e, c)| {
-            let color = if e >= normal.0 && e <= normal.1 {
-                EXPONENT
-            } else if e >= sub_low && e < normal.0 {
-                MANTISSA
-            } else {
-                SIGN
-            };
-            Bar::new(e as f64, c as f64).width(0.9).fill(color)
-        })
-        .collect();
-    Plot::new("exponent-plot")
-        .height(180.0)
-        .allow_scroll(false)
-        .x_axis_label("exponent e (value ≈ 2^e)")
-        .show(ui, |p| p.bar_chart(BarChart::new("exponents", bars)));
+    // Where an exponent lands in the target format: its colour, and its CSV name.
+    let range = |e: i32| {
+        if e >= normal.0 && e <= normal.1 {
+            (EXPONENT, "normal")
+        } else if e >= sub_low && e < normal.0 {
+            (MANTISSA, "subnormal")
+        } else if e > normal.1 {
+            (SIGN, "overflow")
+        } else {
+            (SIGN, "underflow")
+        }
+    };
+    let bars: Vec<Bar> =
+        r.exponent_counts.iter().map(|&(e, c)| Bar::new(e as f64, c as f64).width(0.9).fill(range(e).0)).collect();
+    let (_, plot_rect) = export::framed(ui, |ui| {
+        Plot::new("exponent-plot")
+            .height(180.0)
+            .allow_scroll(false)
+            .x_axis_label(tr("exponent e (value ≈ 2^e)"))
+            .y_axis_label(tr("number of values"))
+            .show(ui, |p| p.bar_chart(BarChart::new("exponents", bars)))
+    });
+    let exp_csv = || {
+        let mut csv = String::from("exponent,count,range\n");
+        for &(e, c) in &r.exponent_counts {
+            csv.push_str(&format!("{e},{c},{}\n", range(e).1));
+        }
+        csv
+    };
+    export::menu(ui, &format!("{tensor}-{}-exponents", f.key()), Some(plot_rect), Some(&exp_csv), None);
 }

@@ -91,6 +91,13 @@ pub fn menu(
     .on_hover_text(tr("Save this plot as a picture, or its numbers as CSV / JSON"));
 }
 
+/// Draws a plot (or anything) and returns its whole on-screen rect, axes and their labels
+/// included: the rect in a plot's own response is only the frame inside its axes.
+pub fn framed<R>(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui) -> R) -> (R, Rect) {
+    let scope = ui.scope(add);
+    (scope.inner, scope.response.rect)
+}
+
 /// Asks the renderer for the pixels of plots whose menu has closed. Call once per frame,
 /// after everything is drawn.
 pub fn end_frame(ctx: &Context) {
@@ -159,7 +166,8 @@ fn save(ctx: &Context, stem: &str, ext: &str, bytes: Vec<u8>) {
     let (ctx, ext) = (ctx.clone(), ext.to_string());
     let title = tr("Save as");
     std::thread::spawn(move || {
-        let mut dialog = rfd::FileDialog::new().set_title(title).set_file_name(&file_name).add_filter(ext.to_uppercase(), &[&ext]);
+        let mut dialog =
+            rfd::FileDialog::new().set_title(title).set_file_name(&file_name).add_filter(ext.to_uppercase(), &[&ext]);
         if let Some(dir) = start {
             dialog = dialog.set_directory(dir);
         }
@@ -176,7 +184,9 @@ fn save(ctx: &Context, stem: &str, ext: &str, bytes: Vec<u8>) {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<PathBuf, String> {
-    std::fs::write(path, bytes).map(|()| path.to_path_buf()).map_err(|e| trf("Could not save {}: {}", &[&path.display(), &e]))
+    std::fs::write(path, bytes)
+        .map(|()| path.to_path_buf())
+        .map_err(|e| trf("Could not save {}: {}", &[&path.display(), &e]))
 }
 
 /// A file name from a tensor name or title: dots and letters kept, path separators not.

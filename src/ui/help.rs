@@ -6,7 +6,7 @@ use egui::RichText;
 
 use super::i18n::tr;
 
-/// `note` comes translated (`tr("…")` at the call site, so the i18n test sees it).
+/// `note` comes translated: the call site wraps it in `tr`, so the i18n test sees the key.
 pub fn note(ui: &mut egui::Ui, panel: &str, note: &str) {
     egui::CollapsingHeader::new(RichText::new(tr("What am I looking at?")).italics())
         .id_salt(("what-am-i-looking-at", panel))

@@ -5,7 +5,8 @@ use egui::RichText;
 use egui_plot::{Bar, BarChart, Plot};
 
 use super::app::{AnatomyApp, Selection};
-use super::format;
+use super::i18n::{tr, trf};
+use super::{export, format, help};
 use crate::analysis::stats::TensorStats;
 use crate::arch::ROOT;
 
@@ -19,7 +20,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
             ui.separator();
             let numel =
                 app.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(&name)).map(|t| t.numel()).unwrap_or(0);
-            egui::CollapsingHeader::new(RichText::new("Bits: FP32 / BF16 / FP16 / FP8 of one weight").strong())
+            egui::CollapsingHeader::new(RichText::new(tr("Bits: FP32 / BF16 / FP16 / FP8 of one weight")).strong())
                 .id_salt("bits-section")
                 .default_open(true)
                 .show(ui, |ui| {
@@ -31,7 +32,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
                     }
                     super::bits_panel::bits_view(ui, app);
                 });
-            egui::CollapsingHeader::new(RichText::new("Cast the whole tensor: what changes?").strong())
+            egui::CollapsingHeader::new(RichText::new(tr("Cast the whole tensor: what changes?")).strong())
                 .id_salt("cast-section")
                 .show(ui, |ui| super::bits_panel::cast_section(ui, app));
         }
@@ -62,32 +63,44 @@ fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         ui.separator();
     }
     let Some(model) = &app.model else { return };
+    help::note(
+        ui,
+        "overview",
+        tr(
+            "A checkpoint folder holds config.json (the hyperparameters below, which fix every tensor's shape) and one or more .safetensors files (the weights, stored by their state_dict names). From the config alone the app rebuilds the module tree that PyTorch's print(model) would show. Hover a name for what it controls.",
+        ),
+    );
     ui.heading(model.tree.nodes[ROOT].class_name.clone());
-    ui.label("Select a module or a tensor in the tree to see its numbers.");
+    ui.label(tr("Select a module or a tensor in the tree to see its numbers."));
     ui.add_space(8.0);
     if let Some(cfg) = &model.folder.config {
         egui::Grid::new("config").striped(true).show(ui, |ui| {
+            // Config keys are code words and stay as they are; the explanations are translated.
             let rows: Vec<(&str, String, &str)> = vec![
-                ("family", cfg.family.model_type().to_string(), "config.json model_type"),
-                ("hidden_size", cfg.hidden_size.to_string(), "width of every token's vector between layers"),
-                ("num_hidden_layers", cfg.num_layers.to_string(), "decoder layers stacked one after another"),
-                ("num_attention_heads", cfg.num_heads.to_string(), "query heads per attention layer"),
+                (tr("family"), cfg.family.model_type().to_string(), tr("config.json model_type")),
+                ("hidden_size", cfg.hidden_size.to_string(), tr("width of every token's vector between layers")),
+                ("num_hidden_layers", cfg.num_layers.to_string(), tr("decoder layers stacked one after another")),
+                ("num_attention_heads", cfg.num_heads.to_string(), tr("query heads per attention layer")),
                 (
                     "num_key_value_heads",
                     cfg.num_kv_heads.to_string(),
-                    "key/value heads; fewer than query heads = grouped-query attention (GQA)",
+                    tr("key/value heads; fewer than query heads = grouped-query attention (GQA)"),
                 ),
-                ("head_dim", cfg.head_dim.to_string(), "size of each head's query/key/value vectors"),
-                ("intermediate_size", cfg.intermediate_size.to_string(), "hidden width inside each MLP (SwiGLU)"),
-                ("vocab_size", cfg.vocab_size.to_string(), "rows of the embedding table = token ids"),
+                ("head_dim", cfg.head_dim.to_string(), tr("size of each head's query/key/value vectors")),
+                ("intermediate_size", cfg.intermediate_size.to_string(), tr("hidden width inside each MLP (SwiGLU)")),
+                ("vocab_size", cfg.vocab_size.to_string(), tr("rows of the embedding table = token ids")),
                 (
                     "rms_norm_eps",
                     format!("{:e}", cfg.rms_norm_eps),
-                    "added inside the RMSNorm square root for stability",
+                    tr("added inside the RMSNorm square root for stability"),
                 ),
-                ("rope_theta", format!("{}", cfg.rope_theta), "base of the rotary position embedding's frequencies"),
-                ("tie_word_embeddings", cfg.tie_word_embeddings.to_string(), "lm_head reuses the embedding matrix"),
-                ("dtype", cfg.dtype.clone().unwrap_or_else(|| "—".into()), "the dtype config.json declares"),
+                (
+                    "rope_theta",
+                    format!("{}", cfg.rope_theta),
+                    tr("base of the rotary position embedding's frequencies"),
+                ),
+                ("tie_word_embeddings", cfg.tie_word_embeddings.to_string(), tr("lm_head reuses the embedding matrix")),
+                ("dtype", cfg.dtype.clone().unwrap_or_else(|| "—".into()), tr("the dtype config.json declares")),
             ];
             for (k, v, tip) in rows {
                 ui.label(k).on_hover_text(tip);
@@ -95,7 +108,7 @@ fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
                 ui.end_row();
             }
             if let Some(moe) = &cfg.moe {
-                ui.label("experts").on_hover_text("routed experts per MoE layer, and how many each token uses");
+                ui.label(tr("experts")).on_hover_text(tr("routed experts per MoE layer, and how many each token uses"));
                 ui.monospace(format!("{} (top-{})", moe.num_experts, moe.top_k));
                 ui.end_row();
             }
@@ -104,7 +117,7 @@ fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     ui.add_space(8.0);
     ui.collapsing("print(model)", |ui| {
         ui.add(egui::Label::new(RichText::new(&model.repr).monospace()).wrap_mode(egui::TextWrapMode::Extend));
-        if ui.button("Copy text").clicked() {
+        if ui.button(tr("Copy text")).on_hover_text(tr("Copy the print(model) text to the clipboard")).clicked() {
             ui.ctx().copy_text(model.repr.clone());
         }
     });
@@ -114,24 +127,25 @@ fn tensor_header(ui: &mut egui::Ui, app: &AnatomyApp, name: &str) {
     let Some(model) = &app.model else { return };
     let ckpt = &model.folder.checkpoint;
     let Some(t) = ckpt.tensor(name) else {
-        ui.label(format!("No tensor named {name}"));
+        ui.label(trf("No tensor named {}", &[&name]));
         return;
     };
     ui.heading(RichText::new(name).monospace());
     egui::Grid::new("tensor-info").show(ui, |ui| {
-        ui.label("dtype");
+        ui.label(tr("dtype"))
+            .on_hover_text(tr("The number format each element is stored in, and so how many bytes it takes"));
         ui.monospace(t.dtype.as_str());
         ui.end_row();
-        ui.label("shape").on_hover_text("A Linear weight is [out_features, in_features]");
+        ui.label(tr("shape")).on_hover_text(tr("A Linear weight is [out_features, in_features]"));
         ui.monospace(format::shape(&t.shape));
         ui.end_row();
-        ui.label("elements");
+        ui.label(tr("elements")).on_hover_text(tr("The product of the shape: how many numbers the tensor holds"));
         ui.monospace(t.numel().to_string());
         ui.end_row();
-        ui.label("bytes");
+        ui.label(tr("bytes")).on_hover_text(tr("elements × bytes per element of the dtype (BF16: 2, FP32: 4)"));
         ui.monospace(format!("{} ({})", t.byte_len(), format::bytes(t.byte_len() as u64)));
         ui.end_row();
-        ui.label("file").on_hover_text("The shard that stores it, and the byte range after the header");
+        ui.label(tr("file")).on_hover_text(tr("The shard that stores it, and the byte range after the header"));
         ui.monospace(format!("{}  [{}, {})", ckpt.shard_name(t), t.data_offsets.0, t.data_offsets.1));
         ui.end_row();
     });
@@ -147,37 +161,47 @@ fn module_header(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     if let Some((_, text)) = note.split_once('\n') {
         ui.label(RichText::new(text).italics());
     }
-    ui.label(format!(
+    ui.label(trf(
         "{} parameters · {} stored",
-        format::count(model.param_counts[id]),
-        format::bytes(model.folder.stored_bytes(id))
+        &[&format::count(model.param_counts[id]), &format::bytes(model.folder.stored_bytes(id))],
+    ))
+    .on_hover_text(tr(
+        "Parameters: how many numbers this module's tensors hold (a tied tensor counts in each module that uses it). Stored: the bytes those tensors take in the safetensors files, a tied tensor only once.",
     ));
 }
 
 fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
+    help::note(
+        ui,
+        "weights",
+        tr(
+            "These statistics are computed over every stored value of the selection, read straight from the safetensors bytes: mean and std (population, ddof = 0) tell the typical size of the weights, and abs max (the largest |x|) decides whether a cast to a narrower dtype overflows: FP16 tops out at 65504 and FP8 E4M3 at 448, while BF16 keeps FP32's range but has fewer mantissa bits. The histogram splits [min, max] into equal-width bins exactly as numpy.histogram does, so its counts match numpy's to the element; log counts makes the rare values in the tails visible. For a tensor, click a bar to list the first values in that bin and open their bits.",
+        ),
+    );
     ui.horizontal(|ui| {
-        ui.add(egui::Slider::new(&mut app.histogram.bins, 1..=512).logarithmic(true).text("bins"))
-            .on_hover_text("Number of equal-width bins between min and max (numpy's rule)");
-        ui.checkbox(&mut app.histogram.log_y, "log counts")
-            .on_hover_text("Show log₁₀(1 + count): makes the rare values in the tails visible");
+        ui.add(egui::Slider::new(&mut app.histogram.bins, 1..=512).logarithmic(true).text(tr("bins")))
+            .on_hover_text(tr("Number of equal-width bins between min and max (numpy's rule)"));
+        ui.checkbox(&mut app.histogram.log_y, tr("log counts"))
+            .on_hover_text(tr("Show log₁₀(1 + count): makes the rare values in the tails visible"));
     });
     if let Some(p) = app.stats_progress() {
         ui.horizontal(|ui| {
             ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
-            if ui.button("Cancel").clicked() {
+            if ui.button(tr("Cancel")).clicked() {
                 app.cancel_stats();
             }
         });
-        ui.label(RichText::new("reading the memory-mapped file on worker threads…").weak());
+        ui.label(RichText::new(tr("reading the memory-mapped file on worker threads…")).weak());
         return;
     }
     let log_y = app.histogram.log_y;
+    let stem = format!("{}-histogram", selection_name(app));
     let mut retry = false;
     match app.current_stats() {
         None => {}
         Some(Err(e)) => {
             ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            retry = ui.button("Compute again").clicked();
+            retry = ui.button(tr("Compute again")).clicked();
         }
         Some(Ok(stats)) => {
             let stats = stats.clone();
@@ -186,7 +210,7 @@ fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
                 .horizontal_top(|ui| {
                     ui.vertical(|ui| stats_grid(ui, &stats));
                     ui.add_space(8.0);
-                    ui.vertical(|ui| histogram(ui, &stats, log_y)).inner
+                    ui.vertical(|ui| histogram(ui, &stats, log_y, &stem)).inner
                 })
                 .inner;
             if let Some(bin) = clicked
@@ -203,24 +227,45 @@ fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     }
 }
 
+/// The selected tensor's name, or the selected module's dotted path (its class for the root):
+/// the start of export file names.
+fn selection_name(app: &AnatomyApp) -> String {
+    match &app.selection {
+        Selection::Tensor(name) => name.clone(),
+        Selection::Module(id) => app.model.as_ref().map(|m| module_name(m, *id)).unwrap_or_default(),
+        Selection::None => String::new(),
+    }
+}
+
+fn module_name(model: &super::app::OpenModel, id: usize) -> String {
+    let node = &model.tree.nodes[id];
+    if node.path.is_empty() { node.class_name.clone() } else { node.path.clone() }
+}
+
 fn stats_grid(ui: &mut egui::Ui, s: &TensorStats) {
     egui::Grid::new("stats").striped(true).num_columns(2).show(ui, |ui| {
-        let rows: [(&str, String, &str); 10] = [
-            ("count", s.count.to_string(), "number of elements"),
-            ("mean", format::num(s.mean), "average of the finite values"),
-            ("std", format::num(s.std), "population standard deviation (ddof = 0)"),
-            ("min", format::num(s.min), "smallest finite value"),
-            ("max", format::num(s.max), "largest finite value"),
-            ("abs max", format::num(s.abs_max), "largest |x|: what decides whether a cast to FP16/FP8 overflows"),
-            ("zeros", s.zeros.to_string(), "elements exactly 0"),
-            ("NaN", s.nan.to_string(), "not-a-number values: a broken checkpoint if not 0"),
-            ("Inf", s.inf.to_string(), "±infinity values: a broken checkpoint if not 0"),
-            ("sparsity", format!("{:.3}%", 100.0 * s.sparsity()), "share of exact zeros"),
+        // (label, value, tooltip, shown in red when the checkpoint has NaN or Inf)
+        let rows: [(&str, String, &str, bool); 10] = [
+            (tr("count"), s.count.to_string(), tr("number of elements"), false),
+            (tr("mean"), format::num(s.mean), tr("average of the finite values"), false),
+            (tr("std"), format::num(s.std), tr("population standard deviation (ddof = 0)"), false),
+            (tr("min"), format::num(s.min), tr("smallest finite value"), false),
+            (tr("max"), format::num(s.max), tr("largest finite value"), false),
+            (
+                tr("abs max"),
+                format::num(s.abs_max),
+                tr("largest |x|: what decides whether a cast to FP16/FP8 overflows"),
+                false,
+            ),
+            (tr("zeros"), s.zeros.to_string(), tr("elements exactly 0"), false),
+            ("NaN", s.nan.to_string(), tr("not-a-number values: a broken checkpoint if not 0"), true),
+            ("Inf", s.inf.to_string(), tr("±infinity values: a broken checkpoint if not 0"), true),
+            (tr("sparsity"), format!("{:.3}%", 100.0 * s.sparsity()), tr("share of exact zeros"), false),
         ];
-        for (k, v, tip) in rows {
+        for (k, v, tip, alarm) in rows {
             ui.label(k).on_hover_text(tip);
             let mut text = RichText::new(v).monospace();
-            if (k == "NaN" || k == "Inf") && (s.nan + s.inf) > 0 {
+            if alarm && (s.nan + s.inf) > 0 {
                 text = text.color(ui.visuals().error_fg_color);
             }
             ui.label(text);
@@ -229,8 +274,8 @@ fn stats_grid(ui: &mut egui::Ui, s: &TensorStats) {
     });
 }
 
-/// Draws the histogram; returns the bin the user clicked, if any.
-fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
+/// Draws the histogram and its export menu; returns the bin the user clicked, if any.
+fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool, stem: &str) -> Option<usize> {
     let edges = s.histogram.edges.clone();
     let counts = s.histogram.counts.clone();
     let bars: Vec<Bar> = counts
@@ -246,48 +291,42 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool) -> Option<usize> {
         Box::new(move |bar, _| {
             let i = fmt_edges.partition_point(|&e| e <= bar.argument).saturating_sub(1).min(fmt_counts.len() - 1);
             let close = if i + 1 == fmt_counts.len() { "]" } else { ")" };
-            format!("[{}, {}{close}\ncount {}", format::num(fmt_edges[i]), format::num(fmt_edges[i + 1]), fmt_counts[i])
+            let range = format!("[{}, {}{close}", format::num(fmt_edges[i]), format::num(fmt_edges[i + 1]));
+            format!("{range}\n{}", trf("count {}", &[&fmt_counts[i]]))
         }),
     );
-    ui.label(RichText::new(format!("histogram: {} bins", counts.len())).strong());
-    let clicked_bin = Plot::new("histogram-plot")
-        .height(280.0)
-        // Base-5 ticks (…, 0.04, 0.2, 1, …): base 10 puts them too close for their labels.
-        .x_grid_spacer(egui_plot::log_grid_spacer(5))
-        .allow_scroll(false)
-        .allow_drag(false)
-        .y_axis_label(if log_y { "log₁₀(1 + count)" } else { "count" })
-        .x_axis_label("value")
-        .show(ui, |plot| {
-            plot.bar_chart(chart);
-            let x = plot.pointer_coordinate().map(|p| p.x);
-            if plot.response().clicked() { x } else { None }
-        })
-        .inner
-        .and_then(|x| {
-            (x >= edges[0] && x <= edges[edges.len() - 1])
-                .then(|| edges.partition_point(|&e| e <= x).saturating_sub(1).min(counts.len() - 1))
-        });
+    ui.label(RichText::new(trf("histogram: {} bins", &[&counts.len()])).strong());
+    let (plot, plot_rect) = export::framed(ui, |ui| {
+        Plot::new("histogram-plot")
+            .height(280.0)
+            // Base-5 ticks (…, 0.04, 0.2, 1, …): base 10 puts them too close for their labels.
+            .x_grid_spacer(egui_plot::log_grid_spacer(5))
+            .allow_scroll(false)
+            .allow_drag(false)
+            .y_axis_label(if log_y { tr("log₁₀(1 + count)") } else { tr("count") })
+            .x_axis_label(tr("value"))
+            .show(ui, |plot| {
+                plot.bar_chart(chart);
+                let x = plot.pointer_coordinate().map(|p| p.x);
+                if plot.response().clicked() { x } else { None }
+            })
+    });
+    let clicked_bin = plot.inner.and_then(|x| {
+        (x >= edges[0] && x <= edges[edges.len() - 1])
+            .then(|| edges.partition_point(|&e| e <= x).saturating_sub(1).min(counts.len() - 1))
+    });
     ui.horizontal(|ui| {
-        if ui
-            .button("Copy histogram as CSV")
-            .on_hover_text("bin_start,bin_end,count — paste into a spreadsheet")
-            .clicked()
-        {
+        let csv = || {
             let mut csv = String::from("bin_start,bin_end,count\n");
             for (i, c) in counts.iter().enumerate() {
                 csv.push_str(&format!("{},{},{}\n", edges[i], edges[i + 1], c));
             }
-            ui.ctx().copy_text(csv);
-        }
-        if ui
-            .button("Copy statistics as JSON")
-            .on_hover_text("The same numbers as `llm-anatomy stats --json`")
-            .clicked()
-        {
-            ui.ctx().copy_text(serde_json::to_string_pretty(s).unwrap_or_default());
-        }
-        ui.label(RichText::new("click a bar to list the values in it").weak());
+            csv
+        };
+        // The same numbers as `llm-anatomy stats --json`.
+        let json = || serde_json::to_string_pretty(s).unwrap_or_default();
+        export::menu(ui, stem, Some(plot_rect), Some(&csv), Some(&json));
+        ui.label(RichText::new(tr("click a bar to list the values in it")).weak());
     });
     clicked_bin
 }
@@ -305,7 +344,7 @@ fn bin_values_list(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str) {
         }
         Ok(found) => {
             let (lo, hi) = (f64::from_bits(key.1), f64::from_bits(key.2));
-            ui.label(format!("values in [{}, {}]:", format::num(lo), format::num(hi)));
+            ui.label(trf("values in [{}, {}]:", &[&format::num(lo), &format::num(hi)]));
             ui.horizontal_wrapped(|ui| {
                 for (index, value) in found {
                     if ui.small_button(format!("#{index} = {}", format::num(value))).clicked() {
@@ -324,20 +363,36 @@ fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     if children.is_empty() {
         return;
     }
-    ui.label(RichText::new("parameters per child").strong()).on_hover_text("Where this module's parameters live");
+    help::note(
+        ui,
+        "children",
+        tr(
+            "Each bar is one direct child of this module and the number of parameters inside it. In a decoder layer the MLP usually holds several times as many as attention, and with grouped-query attention (GQA) k_proj and v_proj are smaller than q_proj and o_proj. In a mixture-of-experts layer the experts hold almost everything, although each token only runs top-k of them.",
+        ),
+    );
+    ui.label(RichText::new(tr("parameters per child")).strong())
+        .on_hover_text(tr("Where this module's parameters live"));
     let names: Vec<String> = children.iter().map(|&c| tree.nodes[c].key.clone()).collect();
-    let bars: Vec<Bar> = children
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| Bar::new(i as f64, model.param_counts[c] as f64).name(&names[i]).width(0.7))
-        .collect();
+    let counts: Vec<u64> = children.iter().map(|&c| model.param_counts[c]).collect();
+    let bars: Vec<Bar> =
+        counts.iter().enumerate().map(|(i, &n)| Bar::new(i as f64, n as f64).name(&names[i]).width(0.7)).collect();
     let label_names = names.clone();
     let chart = BarChart::new("parameters", bars)
         .color(egui::Color32::from_rgb(200, 140, 60))
-        .element_formatter(Box::new(|bar, _| format!("{}\n{} parameters", bar.name, bar.value)));
-    Plot::new("children-plot")
-        .height(220.0)
-        .allow_scroll(false)
-        .x_axis_formatter(format::category_axis(label_names))
-        .show(ui, |plot| plot.bar_chart(chart));
+        .element_formatter(Box::new(|bar, _| trf("{}\n{} parameters", &[&bar.name, &bar.value])));
+    let (_, plot_rect) = export::framed(ui, |ui| {
+        Plot::new("children-plot")
+            .height(220.0)
+            .allow_scroll(false)
+            .x_axis_formatter(format::category_axis(label_names))
+            .show(ui, |plot| plot.bar_chart(chart))
+    });
+    let csv = || {
+        let mut csv = String::from("child,parameters\n");
+        for (name, n) in names.iter().zip(&counts) {
+            csv.push_str(&format!("{name},{n}\n"));
+        }
+        csv
+    };
+    export::menu(ui, &format!("{}-children", module_name(model, id)), Some(plot_rect), Some(&csv), None);
 }

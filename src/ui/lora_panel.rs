@@ -7,7 +7,8 @@ use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions};
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
 use super::app::AnatomyApp;
-use super::format;
+use super::i18n::{tr, trf};
+use super::{export, format, help};
 use crate::analysis::Control;
 use crate::analysis::lowrank::{self, DeltaSummary};
 use crate::analysis::stats::{DataView, TensorStats, compute_stats};
@@ -92,22 +93,42 @@ fn heatmap(values: &[f32], rows: usize, cols: usize, scale: f32) -> ColorImage {
 pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
     let Some(view) = app.lora_view(module) else { return };
     let Some((adapter, strength)) = app.adapter.clone() else { return };
-    ui.label(RichText::new(format!("LoRA on {module}")).strong().size(18.0)).on_hover_text(
+    ui.label(RichText::new(trf("LoRA on {}", &[&module])).strong().size(18.0)).on_hover_text(tr(
         "LoRA freezes W and learns two thin matrices: A (r × in) and B (out × r). The layer computes W·x + (α/r)·B·A·x, so the update ΔW = (α/r)·B·A has rank at most r.",
+    ));
+    help::note(
+        ui,
+        "lora",
+        tr(
+            "LoRA keeps the pretrained weight W frozen and trains two small matrices instead: A with shape [r, in_features] \
+            and B with shape [out_features, r]. The layer uses W + ΔW with ΔW = (α/r)·B·A; B starts at zero, so ΔW starts at \
+            0 and training begins exactly from the original model. Because ΔW passes through only r dimensions its rank is at \
+            most r: it can change W in at most r directions, which is why the singular value plot shows at most r non-zero \
+            values. The factor α/r sets how strongly ΔW is applied; dividing by r keeps the update's size comparable when you \
+            try another rank.",
+        ),
     );
     let s = &view.summary;
     egui::Grid::new("lora-grid").num_columns(2).striped(true).show(ui, |ui| {
         let rows = [
-            ("rank r", format!("{}", view.rank), "Inner size of A and B: ΔW has at most r non-zero singular values"),
             (
-                "α, scaling",
-                format!("{} , {}", adapter.alpha, adapter.scaling),
-                "ΔW = scaling · B·A with scaling = α / r (α / √r with rsLoRA)",
+                tr("rank r"),
+                format!("{}", view.rank),
+                tr("Inner size of A and B: ΔW has at most r non-zero singular values"),
             ),
-            ("‖W‖_F", format::num(s.w_norm), "Frobenius norm of the frozen weight"),
-            ("‖ΔW‖_F", format::num(s.delta_norm), "Frobenius norm of the update"),
-            ("ratio", format!("{:.4}", s.ratio), "‖ΔW‖ / ‖W‖: how large the change is relative to the weight"),
-            ("strength", format!("{strength:.2}"), "What the engine multiplies ΔW by (Token probabilities tab)"),
+            (
+                tr("α, scaling"),
+                format!("{} , {}", adapter.alpha, adapter.scaling),
+                tr("ΔW = scaling · B·A with scaling = α / r (α / √r with rsLoRA)"),
+            ),
+            ("‖W‖_F", format::num(s.w_norm), tr("Frobenius norm of the frozen weight")),
+            ("‖ΔW‖_F", format::num(s.delta_norm), tr("Frobenius norm of the update")),
+            (tr("ratio"), format!("{:.4}", s.ratio), tr("‖ΔW‖ / ‖W‖: how large the change is relative to the weight")),
+            (
+                tr("strength"),
+                format!("{strength:.2}"),
+                tr("What the engine multiplies ΔW by (Token probabilities tab)"),
+            ),
         ];
         for (k, v, tip) in rows {
             ui.label(k).on_hover_text(tip);
@@ -123,41 +144,84 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
         })
     });
     ui.label(
-        RichText::new(format!("heatmaps on one colour scale (±{}): red > 0, blue < 0", format::num(view.scale as f64)))
+        RichText::new(trf("heatmaps on one colour scale (±{}): red > 0, blue < 0", &[&format::num(view.scale as f64)]))
             .weak(),
-    );
+    )
+    .on_hover_text(tr("Each cell is the mean of a block of weights: rows are output features, columns input features"));
     ui.horizontal(|ui| {
-        let own = format!("ΔW, own scale ±{}", format::num(view.delta_scale as f64));
-        for (tex, title) in textures.iter().zip(["W", "ΔW = (α/r)·B·A", "W + ΔW", own.as_str()]) {
+        let own = trf("ΔW, own scale ±{}", &[&format::num(view.delta_scale as f64)]);
+        let titles = ["W", "ΔW = (α/r)·B·A", "W + ΔW", own.as_str()];
+        let stems = ["W", "dW", "W+dW", "dW-own-scale"];
+        for ((tex, title), stem) in textures.iter().zip(titles).zip(stems) {
             ui.vertical(|ui| {
                 ui.label(title);
-                ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(180.0, 180.0)));
+                let image = ui.add(egui::Image::new(tex).fit_to_exact_size(egui::vec2(180.0, 180.0)));
+                export::menu(ui, &format!("{module}-{stem}"), Some(image.rect), None, None);
             });
         }
     });
     ui.horizontal(|ui| {
         ui.vertical(|ui| {
-            ui.label(RichText::new("W and W + ΔW").strong());
-            overlay(ui, &view.w_stats, &view.merged_stats);
+            ui.label(RichText::new(tr("W and W + ΔW")).strong())
+                .on_hover_text(tr("Histograms of the weight before and after adding the update"));
+            let rect = overlay(ui, &view.w_stats, &view.merged_stats);
+            let csv = || {
+                let mut csv = String::from("series,bin_start,bin_end,count\n");
+                for (name, stats) in [("W", &view.w_stats), ("W+dW", &view.merged_stats)] {
+                    push_bins(&mut csv, Some(name), stats);
+                }
+                csv
+            };
+            export::menu(ui, &format!("{module}-W-and-W+dW-histogram"), Some(rect), Some(&csv), None);
         });
         ui.vertical(|ui| {
-            ui.label(RichText::new("ΔW").strong());
-            bars(ui, "delta-hist", &view.delta_stats, Color32::from_rgb(200, 120, 40));
+            ui.label(RichText::new("ΔW").strong()).on_hover_text(tr("Histogram of the update's values"));
+            let rect = bars(ui, "delta-hist", &view.delta_stats, Color32::from_rgb(200, 120, 40));
+            let csv = || {
+                let mut csv = String::from("bin_start,bin_end,count\n");
+                push_bins(&mut csv, None, &view.delta_stats);
+                csv
+            };
+            export::menu(ui, &format!("{module}-dW-histogram"), Some(rect), Some(&csv), None);
         });
     });
-    ui.label(RichText::new("singular values of ΔW").strong()).on_hover_text(
+    ui.label(RichText::new(tr("singular values of ΔW")).strong()).on_hover_text(tr(
         "A full-rank update would have min(out, in) of them; LoRA's has at most r: the low-rank idea made visible",
-    );
+    ));
     let sv: Vec<Bar> =
         s.singular_values.iter().enumerate().map(|(i, &v)| Bar::new(i as f64 + 1.0, v).width(0.7)).collect();
-    Plot::new("sv-plot")
-        .height(150.0)
-        .allow_scroll(false)
-        .x_axis_label("index")
-        .show(ui, |p| p.bar_chart(BarChart::new("σ", sv).color(Color32::from_rgb(120, 90, 190))));
+    let (_, plot_rect) = export::framed(ui, |ui| {
+        Plot::new("sv-plot")
+            .height(150.0)
+            .allow_scroll(false)
+            .x_axis_label(tr("index (largest first)"))
+            .y_axis_label("σ")
+            .show(ui, |p| p.bar_chart(BarChart::new("σ", sv).color(Color32::from_rgb(120, 90, 190))))
+    });
+    let csv = || {
+        let mut csv = String::from("index,singular_value\n");
+        for (i, v) in s.singular_values.iter().enumerate() {
+            csv.push_str(&format!("{},{v}\n", i + 1));
+        }
+        csv
+    };
+    export::menu(ui, &format!("{module}-singular-values"), Some(plot_rect), Some(&csv), None);
 }
 
-fn bars(ui: &mut egui::Ui, id: &str, s: &TensorStats, color: Color32) {
+/// One CSV row per histogram bin, at full precision (optionally prefixed by a series name).
+fn push_bins(csv: &mut String, series: Option<&str>, s: &TensorStats) {
+    let e = &s.histogram.edges;
+    for (i, c) in s.histogram.counts.iter().enumerate() {
+        if let Some(name) = series {
+            csv.push_str(name);
+            csv.push(',');
+        }
+        csv.push_str(&format!("{},{},{c}\n", e[i], e[i + 1]));
+    }
+}
+
+/// Returns the plot's rect on screen.
+fn bars(ui: &mut egui::Ui, id: &str, s: &TensorStats, color: Color32) -> egui::Rect {
     let e = &s.histogram.edges;
     let b: Vec<Bar> = s
         .histogram
@@ -166,14 +230,18 @@ fn bars(ui: &mut egui::Ui, id: &str, s: &TensorStats, color: Color32) {
         .enumerate()
         .map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i]))
         .collect();
-    Plot::new(id)
-        .height(160.0)
-        .width(320.0)
-        .allow_scroll(false)
-        .show(ui, |p| p.bar_chart(BarChart::new(id, b).color(color)));
+    export::framed(ui, |ui| {
+        Plot::new(id)
+            .height(160.0)
+            .width(320.0)
+            .allow_scroll(false)
+            .show(ui, |p| p.bar_chart(BarChart::new(id, b).color(color)))
+    })
+    .1
 }
 
-fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) {
+/// Returns the plot's rect on screen.
+fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) -> egui::Rect {
     let to_bars = |s: &TensorStats| -> Vec<Bar> {
         let e = &s.histogram.edges;
         s.histogram
@@ -183,10 +251,18 @@ fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) {
             .map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i]))
             .collect()
     };
-    Plot::new("overlay-hist").height(160.0).width(320.0).allow_scroll(false).legend(Legend::default()).show(ui, |p| {
-        p.bar_chart(BarChart::new("W", to_bars(w)).color(Color32::from_rgba_unmultiplied(70, 130, 200, 140)));
-        p.bar_chart(BarChart::new("W + ΔW", to_bars(merged)).color(Color32::from_rgba_unmultiplied(220, 120, 40, 140)));
-    });
+    export::framed(ui, |ui| {
+        Plot::new("overlay-hist").height(160.0).width(320.0).allow_scroll(false).legend(Legend::default()).show(
+            ui,
+            |p| {
+                p.bar_chart(BarChart::new("W", to_bars(w)).color(Color32::from_rgba_unmultiplied(70, 130, 200, 140)));
+                p.bar_chart(
+                    BarChart::new("W + ΔW", to_bars(merged)).color(Color32::from_rgba_unmultiplied(220, 120, 40, 140)),
+                );
+            },
+        )
+    })
+    .1
 }
 
 /// ‖ΔW‖/‖W‖ for every adapted module, one bar each.
@@ -195,22 +271,44 @@ pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     let names: Vec<String> = adapter.modules.iter().map(|m| m.module.clone()).collect();
     let views: Vec<(String, Arc<LoraView>)> =
         names.iter().filter_map(|n| app.lora_view(n).map(|v| (n.clone(), v))).collect();
-    ui.label(RichText::new("‖ΔW‖ / ‖W‖ per adapted module").strong())
-        .on_hover_text("Where the adapter changes the model most");
+    help::note(
+        ui,
+        "lora-model-wide",
+        tr(
+            "Each bar is one module the adapter changes: ‖ΔW‖_F / ‖W‖_F, the Frobenius norm of its LoRA update divided by \
+            that of the frozen weight (the square root of the sum of all squared entries). It shows where fine-tuning \
+            changed the model most; a ratio of 0.01 means the update is about 1% the size of the weight.",
+        ),
+    );
+    ui.label(RichText::new(tr("‖ΔW‖ / ‖W‖ per adapted module")).strong())
+        .on_hover_text(tr("Where the adapter changes the model most"));
     let short: Vec<String> = views
         .iter()
         .map(|(n, _)| n.trim_start_matches("model.layers.").replace(".self_attn", "").replace(".mlp", ""))
         .collect();
     let bars: Vec<Bar> =
         views.iter().enumerate().map(|(i, (n, v))| Bar::new(i as f64, v.summary.ratio).name(n).width(0.7)).collect();
-    Plot::new("lora-model-wide").height(180.0).allow_scroll(false).x_axis_formatter(format::category_axis(short)).show(
-        ui,
-        |p| {
-            p.bar_chart(
-                BarChart::new("ratio", bars)
-                    .color(Color32::from_rgb(200, 120, 40))
-                    .element_formatter(Box::new(|b, _| format!("{}\n{:.4}", b.name, b.value))),
-            )
-        },
-    );
+    let (_, plot_rect) = export::framed(ui, |ui| {
+        Plot::new("lora-model-wide")
+            .height(180.0)
+            .allow_scroll(false)
+            .x_axis_formatter(format::category_axis(short))
+            .y_axis_label("‖ΔW‖ / ‖W‖")
+            .show(ui, |p| {
+                p.bar_chart(
+                    BarChart::new("ratio", bars)
+                        .color(Color32::from_rgb(200, 120, 40))
+                        .element_formatter(Box::new(|b, _| format!("{}\n{:.4}", b.name, b.value))),
+                )
+            })
+    });
+    let csv = || {
+        let mut csv = String::from("module,delta_norm,weight_norm,ratio\n");
+        for (n, v) in &views {
+            let s = &v.summary;
+            csv.push_str(&format!("{n},{},{},{}\n", s.delta_norm, s.w_norm, s.ratio));
+        }
+        csv
+    };
+    export::menu(ui, "lora-model-wide", Some(plot_rect), Some(&csv), None);
 }

@@ -31,6 +31,10 @@ pub struct StartOptions {
     pub adapter: Option<PathBuf>,
     /// "weights", "tokens" or "routing".
     pub view: Option<String>,
+    /// The interface language (otherwise the remembered one, or the desktop's).
+    pub lang: Option<i18n::Lang>,
+    /// Save exports straight into this folder, no dialog.
+    pub export_dir: Option<PathBuf>,
 }
 
 /// Opens the window.

@@ -8,9 +8,10 @@ use egui::{Color32, RichText};
 
 use crate::arch::ModelFolder;
 use crate::engine::{Command, EngineHandle, Event, Snapshot, TextCodec};
-use crate::sampling::{self, Distribution, SamplingParams};
+use crate::sampling::{self, Distribution, Removed, SamplingParams};
 
-use super::format;
+use super::i18n::{tr, trf};
+use super::{export, format, help};
 
 pub struct TokensState {
     engine: Option<EngineHandle>,
@@ -201,6 +202,46 @@ impl TokensState {
     }
 }
 
+/// Status and error messages the engine and this panel keep in English, in the UI's language.
+fn status(s: &str) -> &str {
+    match s {
+        "loading weights…" => tr("loading weights…"),
+        "reading the prompt…" => tr("reading the prompt…"),
+        "the engine hit an internal error; load the model again to continue" => {
+            tr("the engine hit an internal error; load the model again to continue")
+        }
+        "Inference is not available for this architecture: only its tensors can be inspected." => {
+            tr("Inference is not available for this architecture: only its tensors can be inspected.")
+        }
+        other => other,
+    }
+}
+
+/// Why a candidate is greyed out, in the UI's language.
+fn removed_label(r: Removed) -> &'static str {
+    match r {
+        Removed::TopK => tr("removed by top-k"),
+        Removed::TopP => tr("removed by top-p"),
+        Removed::MinP => tr("removed by min-p"),
+        Removed::Greedy => tr("greedy keeps only the top token"),
+    }
+}
+
+fn note(ui: &mut egui::Ui) {
+    help::note(
+        ui,
+        "tokens",
+        tr("The last layer (lm_head) gives one score, a logit, per vocabulary entry; softmax turns the logits into \
+            probabilities that add up to 1 (the raw column). Before the draw they are reshaped in this order: \
+            repetition penalty, then temperature (divides the logits: T < 1 sharpens the distribution, T > 1 flattens \
+            it, T = 0 is greedy, always the top token), top-k (keeps the k most likely tokens), top-p (keeps the \
+            smallest set of top tokens whose cumulative probability reaches p), min-p, and softmax again. The draw \
+            takes a random number made from the seed and the step, so the same seed and settings replay the same \
+            text. Thanks to the KV cache each step runs the model only on the new token, and moving a slider only \
+            re-samples the cached logits: the model is not run again."),
+    );
+}
+
 pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
     if st.poll() {
         ui.ctx().request_repaint();
@@ -211,21 +252,23 @@ pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
     let Some((arch, _, codec)) = st.loaded.clone() else {
         match (&st.error, &st.busy) {
             (Some(e), _) => {
-                ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+                ui.label(RichText::new(status(e)).color(ui.visuals().error_fg_color));
             }
             (None, Some(b)) => {
                 ui.horizontal(|ui| {
                     ui.spinner();
-                    ui.label(b);
+                    ui.label(status(b));
                 });
             }
             _ => {
-                ui.label("Open a model folder to see its next-token probabilities.");
+                ui.label(tr("Open a model folder to see its next-token probabilities."));
             }
         }
+        note(ui);
         return;
     };
-    ui.heading(format!("Next-token probabilities · {arch}"));
+    ui.heading(trf("Next-token probabilities · {}", &[&arch]));
+    note(ui);
     // Keyboard: Space = step, Backspace = step back (when no text field has focus).
     let typing = ui.ctx().egui_wants_keyboard_input();
     if !typing && st.snapshot.is_some() {
@@ -237,53 +280,54 @@ pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
         }
     }
     ui.horizontal(|ui| {
-        let label = ui.label("Prompt");
+        let label = ui.label(tr("Prompt"));
         ui.add(egui::TextEdit::singleline(&mut st.prompt).desired_width(420.0)).labelled_by(label.id);
-        ui.add_enabled(codec.chat_template.is_some(), egui::Checkbox::new(&mut st.chat, "chat template"))
-            .on_hover_text(
+        ui.add_enabled(codec.chat_template.is_some(), egui::Checkbox::new(&mut st.chat, tr("chat template")))
+            .on_hover_text(tr(
                 "Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)",
-            );
-        if ui.button("Run prompt").on_hover_text("Tokenize the prompt and run the model over it").clicked() {
+            ));
+        if ui.button(tr("Run prompt")).on_hover_text(tr("Tokenize the prompt and run the model over it")).clicked() {
             st.run_prompt();
         }
         if let Some(b) = &st.busy {
             ui.spinner();
-            ui.label(b);
+            ui.label(status(b));
         }
     });
     if let Some(e) = &st.error {
-        ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+        ui.label(RichText::new(status(e)).color(ui.visuals().error_fg_color));
     }
     let Some(snap) = st.snapshot.clone() else {
-        ui.label("Type a prompt and press Run prompt.");
+        ui.label(tr("Type a prompt and press Run prompt."));
         return;
     };
     adapter_controls(ui, st);
     token_chips(ui, &snap);
     ui.horizontal(|ui| {
-        if ui.button("Step ▶").on_hover_text("Draw one token with the settings below (Space)").clicked() {
+        if ui.button(tr("Step ▶")).on_hover_text(tr("Draw one token with the settings below (Space)")).clicked() {
             st.step();
         }
-        if ui.button("Generate").clicked() {
+        if ui.button(tr("Generate")).on_hover_text(tr("Draw this many tokens, one step after another")).clicked() {
             let n = st.generate_n;
             st.generate(n);
         }
-        let label = ui.label("tokens:");
+        let label = ui.label(tr("tokens:"));
         ui.add(egui::DragValue::new(&mut st.generate_n).range(1..=256)).labelled_by(label.id);
-        if ui.button("Stop").clicked() {
+        if ui.button(tr("Stop")).on_hover_text(tr("Stop generating after the current step")).clicked() {
             st.stop();
         }
         if ui
-            .add_enabled(snap.tokens.len() > snap.prompt_len, egui::Button::new("◀ Step back"))
-            .on_hover_text("Forget the last token (Backspace)")
+            .add_enabled(snap.tokens.len() > snap.prompt_len, egui::Button::new(tr("◀ Step back")))
+            .on_hover_text(tr("Forget the last token (Backspace)"))
             .clicked()
         {
             st.step_back();
         }
-        if ui.button("Reset").on_hover_text("Back to the prompt alone").clicked() {
+        if ui.button(tr("Reset")).on_hover_text(tr("Back to the prompt alone")).clicked() {
             st.run_prompt();
         }
-        ui.label(RichText::new(format!("forward passes: {}", snap.forwards)).weak());
+        ui.label(RichText::new(trf("forward passes: {}", &[&snap.forwards])).weak())
+            .on_hover_text(tr("How many times the model has run: once for the prompt, then once per new token"));
     });
     ui.separator();
     sliders(ui, st);
@@ -309,12 +353,12 @@ fn adapter_controls(ui: &mut egui::Ui, st: &mut TokensState) {
     let Some((adapter, strength)) = st.adapter.clone() else { return };
     ui.horizontal(|ui| {
         let mut s = strength as f32;
-        let label = ui.label(RichText::new("LoRA strength").strong()).on_hover_text(
+        let label = ui.label(RichText::new(tr("LoRA strength")).strong()).on_hover_text(tr(
             "The engine adds strength × ΔW to every adapted weight: 0 = base model, 1 = as trained, 2 = exaggerated",
-        );
+        ));
         let changed = ui.add(egui::Slider::new(&mut s, 0.0..=2.0).step_by(0.05)).labelled_by(label.id).drag_stopped();
-        let off = ui.button(if strength == 0.0 { "adapter off" } else { "switch off" }).clicked();
-        let on = ui.button("1.0").on_hover_text("As trained").clicked();
+        let off = ui.button(if strength == 0.0 { tr("adapter off") } else { tr("switch off") }).clicked();
+        let on = ui.button("1.0").on_hover_text(tr("As trained")).clicked();
         let new = if off {
             Some(0.0)
         } else if on {
@@ -343,13 +387,13 @@ fn compare(
     adapted: &Distribution,
 ) {
     let b = sampling::distribution(base, &snap.tokens, &st.params);
-    ui.label(RichText::new("with the adapter vs without").strong())
-        .on_hover_text("The same prompt and step, run once with ΔW added and once without");
+    ui.label(RichText::new(tr("with the adapter vs without")).strong())
+        .on_hover_text(tr("The same prompt and step, run once with ΔW added and once without"));
     let mut moved: Vec<(u32, f32)> =
         (0..adapted.probs.len()).map(|i| (i as u32, adapted.probs[i] - b.probs[i])).collect();
     moved.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
     egui::Grid::new("compare").striped(true).num_columns(4).show(ui, |ui| {
-        for h in ["token", "base", "adapted", "change"] {
+        for h in [tr("token"), tr("base"), tr("adapted"), tr("change")] {
             ui.label(RichText::new(h).weak());
         }
         ui.end_row();
@@ -367,11 +411,9 @@ fn compare(
 
 fn token_chips(ui: &mut egui::Ui, snap: &Snapshot) {
     ui.label(
-        RichText::new(format!(
+        RichText::new(trf(
             "{} tokens ({} prompt + {} generated)",
-            snap.tokens.len(),
-            snap.prompt_len,
-            snap.tokens.len() - snap.prompt_len
+            &[&snap.tokens.len(), &snap.prompt_len, &(snap.tokens.len() - snap.prompt_len)],
         ))
         .weak(),
     );
@@ -388,6 +430,18 @@ fn token_chips(ui: &mut egui::Ui, snap: &Snapshot) {
             };
             let text = if p.special { p.token.clone() } else { visible(&p.text) };
             let chip = egui::Frame::new().fill(fill).corner_radius(4.0).inner_margin(egui::Margin::symmetric(4, 2));
+            let mut tip = trf(
+                "id {}\nvocabulary entry {}\nbytes {}",
+                &[
+                    &p.id,
+                    &format!("{:?}", p.token),
+                    &p.text.bytes().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
+                ],
+            );
+            if p.special {
+                tip.push('\n');
+                tip.push_str(tr("special token"));
+            }
             chip.show(ui, |ui| {
                 ui.vertical(|ui| {
                     ui.label(RichText::new(text).color(Color32::WHITE).monospace());
@@ -395,13 +449,7 @@ fn token_chips(ui: &mut egui::Ui, snap: &Snapshot) {
                 });
             })
             .response
-            .on_hover_text(format!(
-                "id {}\nvocabulary entry {:?}\nbytes {}{}",
-                p.id,
-                p.token,
-                p.text.bytes().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" "),
-                if p.special { "\nspecial token" } else { "" }
-            ));
+            .on_hover_text(tip);
         }
     });
 }
@@ -422,29 +470,62 @@ fn sliders(ui: &mut egui::Ui, st: &mut TokensState) {
     egui::Grid::new("sampling-sliders").num_columns(2).show(ui, |ui| {
         row(
             ui,
-            "temperature",
-            "Divides the logits: < 1 sharpens the distribution, > 1 flattens it, 0 = always the top token (greedy)",
+            tr("temperature"),
+            tr("Divides the logits: < 1 sharpens the distribution, > 1 flattens it, 0 = always the top token (greedy)"),
             |ui| ui.add(egui::Slider::new(&mut p.temperature, 0.0..=3.0).step_by(0.05)),
         );
-        row(ui, "top-k", "Keep only the k most likely tokens (0 = off)", |ui| {
+        row(ui, "top-k", tr("Keep only the k most likely tokens (0 = off)"), |ui| {
             ui.add(egui::Slider::new(&mut p.top_k, 0..=200))
         });
-        row(ui, "top-p", "Keep the smallest set of top tokens whose probabilities add up to p (1 = off)", |ui| {
+        row(ui, "top-p", tr("Keep the smallest set of top tokens whose probabilities add up to p (1 = off)"), |ui| {
             ui.add(egui::Slider::new(&mut p.top_p, 0.0..=1.0).step_by(0.01))
         });
-        row(ui, "min-p", "Drop tokens less likely than min-p × the top token's probability (0 = off)", |ui| {
+        row(ui, "min-p", tr("Drop tokens less likely than min-p × the top token's probability (0 = off)"), |ui| {
             ui.add(egui::Slider::new(&mut p.min_p, 0.0..=1.0).step_by(0.01))
         });
-        row(ui, "repetition penalty", "Makes tokens already in the text less likely (1 = off)", |ui| {
+        row(ui, tr("repetition penalty"), tr("Makes tokens already in the text less likely (1 = off)"), |ui| {
             ui.add(egui::Slider::new(&mut p.repetition_penalty, 1.0..=2.0).step_by(0.05))
         });
-        row(ui, "seed", "The random draws replay exactly for the same seed", |ui| {
+        row(ui, tr("seed"), tr("The random draws replay exactly for the same seed"), |ui| {
             ui.add(egui::DragValue::new(&mut p.seed))
         });
-        row(ui, "candidates shown", "How many of the most likely tokens to list", |ui| {
+        row(ui, tr("candidates shown"), tr("How many of the most likely tokens to list"), |ui| {
             ui.add(egui::Slider::new(&mut st.top_n, 3..=50))
         });
     });
+}
+
+/// A quoted CSV field.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The candidates on screen as CSV: rank, id, text, raw and warped probability, running
+/// total, and the warper that removed it (empty if kept).
+fn candidates_csv(codec: &TextCodec, d: &Distribution, n: usize) -> String {
+    let mut csv = String::from("rank,token_id,token,probability_raw,probability,cumulative,removed_by\n");
+    let mut cumulative = 0f32;
+    for (rank, &id) in d.order.iter().take(n).enumerate() {
+        let i = id as usize;
+        cumulative += d.probs[i];
+        let piece = codec.piece(id);
+        let text = if piece.special { piece.token.clone() } else { piece.text.clone() };
+        let removed = match d.removed[i] {
+            Some(Removed::TopK) => "top-k",
+            Some(Removed::TopP) => "top-p",
+            Some(Removed::MinP) => "min-p",
+            Some(Removed::Greedy) => "greedy",
+            None => "",
+        };
+        csv.push_str(&format!(
+            "{},{id},{},{},{},{cumulative},{removed}\n",
+            rank + 1,
+            quote(&text),
+            d.raw_probs[i],
+            d.probs[i]
+        ));
+    }
+    csv
 }
 
 /// The candidate bars; returns a token the user clicked to force.
@@ -458,25 +539,28 @@ fn candidates(
 ) -> Option<u32> {
     let mut forced = None;
     ui.horizontal(|ui| {
-        ui.label(RichText::new("next token").strong());
+        ui.label(RichText::new(tr("next token")).strong());
         let drawn_piece = codec.piece(drawn);
-        ui.label(format!(
-            "entropy {:.2} bits · {} tokens kept · draw u = {u:.3} → {} ({drawn})",
-            d.entropy_bits,
-            d.kept,
-            visible(&drawn_piece.text)
+        ui.label(trf(
+            "entropy {} bits · {} tokens kept · draw u = {} → {} ({})",
+            &[&format!("{:.2}", d.entropy_bits), &d.kept, &format!("{u:.3}"), &visible(&drawn_piece.text), &drawn],
         ))
-            .on_hover_text("Entropy: how uncertain the model is (0 = certain). The draw picks the token where the cumulative probability passes u.");
+        .on_hover_text(tr(
+            "Entropy: how uncertain the model is (0 = certain). The draw picks the token where the cumulative \
+             probability passes u.",
+        ));
     });
     let bar_width = 320.0;
     let mut cumulative = 0f32;
     let mut threshold_marked = false;
-    egui::Grid::new("candidates").striped(true).num_columns(6).show(ui, |ui| {
-        ui.label(RichText::new("token").weak());
-        ui.label(RichText::new("id").weak());
-        ui.label(RichText::new("probability").weak());
-        ui.label(RichText::new("raw").weak()).on_hover_text("softmax of the logits with no temperature or filtering");
-        ui.label(RichText::new("cumulative").weak());
+    let grid = egui::Grid::new("candidates").striped(true).num_columns(6).show(ui, |ui| {
+        ui.label(RichText::new(tr("token")).weak());
+        ui.label(RichText::new(tr("id")).weak());
+        ui.label(RichText::new(tr("probability")).weak())
+            .on_hover_text(tr("After the penalty and the warpers: what the draw uses (grey bar: the raw probability)"));
+        ui.label(RichText::new(tr("raw")).weak())
+            .on_hover_text(tr("softmax of the logits with no temperature or filtering"));
+        ui.label(RichText::new(tr("cumulative")).weak());
         ui.label("");
         ui.end_row();
         for &id in d.order.iter().take(st.top_n) {
@@ -491,10 +575,10 @@ fn candidates(
                 rt = rt.color(ui.visuals().weak_text_color()).strikethrough();
             }
             let b = ui.add(egui::Button::new(rt)).on_hover_text(match removed {
-                Some(r) => format!("{} — click to force it anyway", r.label()),
-                None => "click to make this the next token".into(),
+                Some(r) => trf("{} — click to force it anyway", &[&removed_label(r)]),
+                None => tr("click to make this the next token").into(),
             });
-            let b_label = format!("candidate {id}");
+            let b_label = trf("candidate {}", &[&id]);
             b.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &b_label));
             if b.clicked() {
                 forced = Some(id);
@@ -524,18 +608,20 @@ fn candidates(
                 cum = cum.color(Color32::from_rgb(230, 160, 40));
                 threshold_marked = true;
             }
-            ui.label(cum).on_hover_text(format!(
-                "top-p = {:.2}: the kept set ends where the cumulative probability reaches it",
-                st.params.top_p
+            ui.label(cum).on_hover_text(trf(
+                "top-p = {}: the kept set ends where the cumulative probability reaches it",
+                &[&format!("{:.2}", st.params.top_p)],
             ));
             ui.label(match (id == drawn, removed) {
-                (true, _) => RichText::new("◀ the draw").color(Color32::from_rgb(230, 160, 40)),
-                (false, Some(r)) => RichText::new(r.label()).weak(),
+                (true, _) => RichText::new(tr("◀ the draw")).color(Color32::from_rgb(230, 160, 40)),
+                (false, Some(r)) => RichText::new(removed_label(r)).weak(),
                 _ => RichText::new(""),
             });
             ui.end_row();
         }
     });
+    let csv = || candidates_csv(codec, d, st.top_n);
+    export::menu(ui, "next-token", Some(grid.response.rect), Some(&csv), None);
     forced
 }
 
@@ -576,7 +662,6 @@ fn rows<'a>(snap: &'a Snapshot, probs: &'a [f32]) -> impl Iterator<Item = Row<'a
 }
 
 fn csv_of(snap: &Snapshot, probs: &[f32]) -> String {
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut csv = String::from("step,input_ids,text_so_far,next_token,next_id,probability\n");
     for r in rows(snap, probs) {
         let ids: Vec<String> = r.ids.iter().map(|i| i.to_string()).collect();
@@ -604,14 +689,15 @@ fn generation_table(ui: &mut egui::Ui, st: &mut TokensState, snap: &Snapshot) {
     }
     let probs = st.generation_probs(snap);
     ui.horizontal(|ui| {
-        ui.label(RichText::new("generation").strong());
-        if ui.button("Copy as CSV").on_hover_text("step,input_ids,text_so_far,next_token,next_id,probability").clicked()
-        {
-            ui.ctx().copy_text(csv_of(snap, &probs));
-        }
+        ui.label(RichText::new(tr("generation")).strong()).on_hover_text(tr(
+            "One row per generated token: the ids the model read, the text so far, and the token it chose with its \
+             probability under the current sliders",
+        ));
+        let csv = || csv_of(snap, &probs);
+        export::menu(ui, "generation", None, Some(&csv), None);
     });
     egui::Grid::new("generation-table").striped(true).num_columns(4).show(ui, |ui| {
-        for h in ["step", "input ids", "text so far", "next token (p)"] {
+        for h in [tr("step"), tr("input ids"), tr("text so far"), tr("next token (p)")] {
             ui.label(RichText::new(h).weak());
         }
         ui.end_row();

@@ -9,6 +9,8 @@ use egui::{Id, RichText};
 
 use super::app::{OpenModel, Selection};
 use super::format;
+use super::help;
+use super::i18n::{tr, trf};
 use crate::arch::{ModuleTree, Node, ROOT};
 
 #[derive(Default)]
@@ -35,22 +37,29 @@ fn load_state(ui: &egui::Ui, state: &mut TreeState, salt: Id, default_open: bool
 /// Draws the panel; returns a new selection when the user clicks something.
 pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selection: &Selection) -> Option<Selection> {
     let mut picked = None;
+    help::note(
+        ui,
+        "tree",
+        tr(
+            "This is the module tree as PyTorch's print(model) prints it: each line is a submodule with its class and settings, and the grey number is how many parameters it holds (a tied weight counts in each module that uses it). Identical consecutive layers are folded into one line like (0-29): 30 x …. Under each module are its tensors: a Linear weight has shape [out_features, in_features], and with grouped-query attention (GQA) k_proj and v_proj have fewer output rows than q_proj, because several query heads share one key/value head. Tick state_dict for the flat list of dotted names (model.layers.0.self_attn.q_proj.weight) exactly as the safetensors files store them; stored bytes = elements × bytes per element of the dtype (2 for BF16, 4 for FP32).",
+        ),
+    );
     ui.horizontal(|ui| {
-        let label = ui.label("Filter");
+        let label = ui.label(tr("Filter"));
         ui.add(
             egui::TextEdit::singleline(&mut state.filter)
-                .hint_text("filter, e.g. layers.1.mlp")
+                .hint_text(tr("filter, e.g. layers.1.mlp"))
                 .desired_width(220.0)
                 .id(Id::unique("tree-filter")),
         )
         .labelled_by(label.id)
-        .on_hover_text("Shows only modules and tensors whose dotted name contains this text");
-        if !state.filter.is_empty() && ui.small_button("✖").on_hover_text("Clear the filter").clicked() {
+        .on_hover_text(tr("Shows only modules and tensors whose dotted name contains this text"));
+        if !state.filter.is_empty() && ui.small_button("✖").on_hover_text(tr("Clear the filter")).clicked() {
             state.filter.clear();
         }
-        ui.checkbox(&mut state.flat, "state_dict").on_hover_text(
+        ui.checkbox(&mut state.flat, "state_dict").on_hover_text(tr(
             "The flat list of stored tensor names (state_dict() keys), as the safetensors files hold them",
-        );
+        ));
     });
     for notice in &model.folder.notices {
         ui.label(RichText::new(notice).small().color(ui.visuals().warn_fg_color));
@@ -82,7 +91,7 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
                     ctx.filtered(ui, c, visible);
                 }
                 if visible.len() <= 1 {
-                    ui.label(RichText::new(format!("nothing matches “{filter}”")).italics());
+                    ui.label(RichText::new(trf("nothing matches “{}”", &[&filter])).italics());
                 }
             }
         });
@@ -149,7 +158,7 @@ impl Ctx<'_> {
     /// "8 experts, top-2" beside a sparse MoE block.
     fn moe_note(&self, node: &Node) -> Option<String> {
         let moe = self.model.folder.config.as_ref()?.moe.as_ref()?;
-        node.class_name.ends_with("SparseMoeBlock").then(|| format!("{} experts, top-{}", moe.num_experts, moe.top_k))
+        node.class_name.ends_with("SparseMoeBlock").then(|| trf("{} experts, top-{}", &[&moe.num_experts, &moe.top_k]))
     }
 
     fn list_children(&mut self, ui: &mut egui::Ui, list: usize, salt: Id, state: &mut TreeState) {
@@ -172,8 +181,9 @@ impl Ctx<'_> {
             load_state(ui, state, group_salt, false)
                 .show_header(ui, |ui| {
                     let r = row(ui, self.selection == &Selection::Module(child), &text, each * n as u64)
-                        .on_hover_text(format!(
-                            "{n} modules whose print(model) text is identical are folded into one, as PyTorch prints them. Click to inspect instance {chosen}; expand to pick another."
+                        .on_hover_text(trf(
+                            "{} modules whose print(model) text is identical are folded into one, as PyTorch prints them. Click to inspect instance {}; expand to pick another.",
+                            &[&n, &chosen],
                         ));
                     if r.clicked() {
                         *self.picked = Some(Selection::Module(child));
@@ -183,11 +193,11 @@ impl Ctx<'_> {
                 .body(|ui| {
                     let mut pick = chosen;
                     ui.horizontal(|ui| {
-                        let label = ui.label(RichText::new("showing").weak());
+                        let label = ui.label(RichText::new(tr("showing")).weak());
                         ui.add(egui::DragValue::new(&mut pick).range(start..=end).prefix("#"))
                             .labelled_by(label.id)
-                            .on_hover_text("The tensors below belong to this instance of the repeated module");
-                        ui.label(RichText::new(format!("({} each)", format::count(each))).weak());
+                            .on_hover_text(tr("The tensors below belong to this instance of the repeated module"));
+                        ui.label(RichText::new(trf("({} each)", &[&format::count(each)])).weak());
                     });
                     state.instance.insert((list, start), pick);
                     let child = node.children[pick];
@@ -213,7 +223,7 @@ impl Ctx<'_> {
             // only a different tensor than the module's own is a tie.
             let own = node.path.strip_prefix("base_model.model.").unwrap_or(&node.path).trim_end_matches(".base_layer");
             let tied = if p.tensor != format!("{own}.{}", p.local) {
-                format!("  → tied to {}", p.tensor)
+                trf("  → tied to {}", &[&p.tensor])
             } else {
                 String::new()
             };
@@ -228,7 +238,7 @@ impl Ctx<'_> {
             let selected = self.selection == &Selection::Tensor(p.tensor.clone());
             let r = ui
                 .selectable_label(selected, RichText::new(text).color(ui.visuals().hyperlink_color))
-                .on_hover_text(format!("{}\nClick for statistics and the histogram of its values.", p.tensor));
+                .on_hover_text(trf("{}\nClick for statistics and the histogram of its values.", &[&p.tensor]));
             if r.clicked() {
                 *self.picked = Some(Selection::Tensor(p.tensor.clone()));
             }
@@ -314,7 +324,7 @@ fn flat_list(
 ) {
     let ckpt = &model.folder.checkpoint;
     let rows: Vec<_> = ckpt.tensors.iter().filter(|t| t.name.contains(filter)).collect();
-    ui.label(RichText::new(format!("{} of {} tensors", rows.len(), ckpt.tensors.len())).weak());
+    ui.label(RichText::new(trf("{} of {} tensors", &[&rows.len(), &ckpt.tensors.len()])).weak());
     let height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
     egui::ScrollArea::both().auto_shrink([false, false]).show_rows(ui, height, rows.len(), |ui, range| {
         ui.style_mut().override_text_style = Some(egui::TextStyle::Monospace);
@@ -338,25 +348,35 @@ fn flat_list(
 pub fn teaching_note(node: &Node) -> String {
     let c = node.class_name.as_str();
     let note = if c == "Linear" {
-        "Linear: y = x·Wᵀ (+ b). The weight is stored as [out_features, in_features]: one row per output."
+        tr("Linear: y = x·Wᵀ (+ b). The weight is stored as [out_features, in_features]: one row per output.")
     } else if c == "Embedding" {
-        "Embedding: a lookup table, one row of hidden_size numbers per token id. padding_idx is the pad token's row."
+        tr(
+            "Embedding: a lookup table, one row of hidden_size numbers per token id. padding_idx is the pad token's row.",
+        )
     } else if c.ends_with("RMSNorm") {
-        "RMSNorm: x / sqrt(mean(x²) + eps) · weight. No mean subtraction and no bias, unlike LayerNorm."
+        tr("RMSNorm: x / sqrt(mean(x²) + eps) · weight. No mean subtraction and no bias, unlike LayerNorm.")
     } else if c.ends_with("RotaryEmbedding") {
-        "Rotary position embedding (RoPE): rotates query/key pairs by an angle that grows with position. No weights."
+        tr(
+            "Rotary position embedding (RoPE): rotates each pair of dimensions of the query and key vectors by an angle proportional to the token's position, a different frequency per pair, so q·k depends on the distance between tokens. No weights.",
+        )
     } else if c.contains("Attention") {
-        "Self-attention: q/k/v projections, softmax(q·kᵀ/√d)·v per head, then o_proj. Fewer k/v heads than q heads = grouped-query attention (GQA)."
+        tr(
+            "Self-attention: q/k/v projections, softmax(q·kᵀ/√d)·v per head, then o_proj. Fewer k/v heads than q heads = grouped-query attention (GQA).",
+        )
     } else if c.contains("SparseMoeBlock") {
-        "Mixture of experts: the gate scores every expert for each token, the top-k experts run, their outputs are mixed by the gate weights."
+        tr(
+            "Mixture of experts: the router (the gate Linear) scores every expert for each token, only the top-k experts run, and their outputs are added up weighted by the gate's probabilities.",
+        )
     } else if c.ends_with("MLP") {
-        "SwiGLU MLP: down_proj(act(gate_proj(x)) · up_proj(x))."
+        tr(
+            "SwiGLU MLP: down_proj(act(gate_proj(x)) ⊙ up_proj(x)), where act is SiLU and ⊙ is the element-wise product. Mixtral's experts call them w1 (gate), w3 (up), w2 (down).",
+        )
     } else if c == "ModuleList" {
-        "A list of modules; identical consecutive entries are printed once as `(a-b): n x …`."
+        tr("A list of modules; identical consecutive entries are printed once as `(a-b): n x …`.")
     } else if c.ends_with("Activation") {
-        "The activation function inside the MLP (SiLU = x·sigmoid(x)). No weights."
+        tr("The activation function inside the MLP (SiLU = x·sigmoid(x)). No weights.")
     } else if c.ends_with("DecoderLayer") {
-        "One transformer block: norm → attention → residual add, then norm → MLP → residual add."
+        tr("One transformer block: norm → attention → residual add, then norm → MLP → residual add.")
     } else {
         ""
     };

@@ -30,7 +30,8 @@ pub enum Lang {
 impl Lang {
     /// The desktop's language on a first run (nothing remembered yet): Chinese for zh_* locales.
     pub fn from_env() -> Self {
-        let locale = ["LC_ALL", "LC_MESSAGES", "LANG"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        let locale =
+            ["LC_ALL", "LC_MESSAGES", "LANG"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
         match locale {
             Some(l) if l.starts_with("zh") => Lang::Zh,
             _ => Lang::En,
@@ -65,8 +66,16 @@ static ZH: LazyLock<HashMap<&'static str, &'static str>> = LazyLock::new(|| zh_e
 
 /// Every (English, 中文) pair, in table order (tests check them for duplicates and use).
 pub fn zh_entries() -> Vec<(&'static str, &'static str)> {
-    [zh_app::ENTRIES, zh_tree::ENTRIES, zh_inspector::ENTRIES, zh_bits::ENTRIES, zh_lora::ENTRIES, zh_routing::ENTRIES, zh_tokens::ENTRIES]
-        .concat()
+    [
+        zh_app::ENTRIES,
+        zh_tree::ENTRIES,
+        zh_inspector::ENTRIES,
+        zh_bits::ENTRIES,
+        zh_lora::ENTRIES,
+        zh_routing::ENTRIES,
+        zh_tokens::ENTRIES,
+    ]
+    .concat()
 }
 
 /// The UI text in the current language.

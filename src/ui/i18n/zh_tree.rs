@@ -1,4 +1,68 @@
 //! 中文 for the strings of `src/ui/tree*.rs` (see `super` for how keys work).
 
 pub(super) const ENTRIES: &[(&str, &str)] = &[
+    (
+        "This is the module tree as PyTorch's print(model) prints it: each line is a submodule with its class and settings, and the grey number is how many parameters it holds (a tied weight counts in each module that uses it). Identical consecutive layers are folded into one line like (0-29): 30 x …. Under each module are its tensors: a Linear weight has shape [out_features, in_features], and with grouped-query attention (GQA) k_proj and v_proj have fewer output rows than q_proj, because several query heads share one key/value head. Tick state_dict for the flat list of dotted names (model.layers.0.self_attn.q_proj.weight) exactly as the safetensors files store them; stored bytes = elements × bytes per element of the dtype (2 for BF16, 4 for FP32).",
+        "这是模型的模块树，与 PyTorch 的 print(model) 打印的一样：每行是一个子模块及其类名和设置，灰色数字是它包含的参数数量（绑定的权重在每个使用它的模块中都计一次）。连续相同的层折叠成一行，如 (0-29): 30 x …。每个模块下面列出它自己的张量：Linear 的权重形状为 [out_features, in_features]；使用分组查询注意力（GQA）时，k_proj 和 v_proj 的输出行数比 q_proj 少，因为多个查询头共享一个键/值头。勾选 state_dict 可查看按点分名称（如 model.layers.0.self_attn.q_proj.weight）排列的扁平列表，与 safetensors 文件中存储的完全一致；存储字节数 = 元素个数 × 该数据类型每个元素的字节数（BF16 为 2，FP32 为 4）。",
+    ),
+    ("Filter", "筛选"),
+    ("filter, e.g. layers.1.mlp", "筛选，例如 layers.1.mlp"),
+    ("Shows only modules and tensors whose dotted name contains this text", "只显示点分名称中包含此文本的模块和张量"),
+    ("Clear the filter", "清除筛选"),
+    (
+        "The flat list of stored tensor names (state_dict() keys), as the safetensors files hold them",
+        "存储的张量名称（state_dict() 的键）的扁平列表，与 safetensors 文件中保存的一致",
+    ),
+    ("nothing matches “{}”", "没有与“{}”匹配的内容"),
+    ("{} experts, top-{}", "{} 个专家，top-{}"),
+    (
+        "{} modules whose print(model) text is identical are folded into one, as PyTorch prints them. Click to inspect instance {}; expand to pick another.",
+        "{} 个 print(model) 文本完全相同的模块折叠成一行，与 PyTorch 的打印方式一致。点击查看实例 {}；展开可选择其他实例。",
+    ),
+    ("showing", "显示"),
+    ("The tensors below belong to this instance of the repeated module", "下面的张量属于重复模块的这个实例"),
+    ("({} each)", "（每个 {}）"),
+    ("  → tied to {}", "  → 绑定到 {}"),
+    ("{}\nClick for statistics and the histogram of its values.", "{}\n点击查看它的统计量和数值直方图。"),
+    ("{} of {} tensors", "{} / {} 个张量"),
+    (
+        "Linear: y = x·Wᵀ (+ b). The weight is stored as [out_features, in_features]: one row per output.",
+        "Linear：y = x·Wᵀ (+ b)。权重按 [out_features, in_features] 存储：每个输出对应一行。",
+    ),
+    (
+        "Embedding: a lookup table, one row of hidden_size numbers per token id. padding_idx is the pad token's row.",
+        "Embedding：一张查找表，每个 token id 对应一行 hidden_size 个数。padding_idx 是填充 token 所在的行。",
+    ),
+    (
+        "RMSNorm: x / sqrt(mean(x²) + eps) · weight. No mean subtraction and no bias, unlike LayerNorm.",
+        "RMSNorm：x / sqrt(mean(x²) + eps) · weight。与 LayerNorm 不同，它不减去均值，也没有偏置。",
+    ),
+    (
+        "Rotary position embedding (RoPE): rotates each pair of dimensions of the query and key vectors by an angle proportional to the token's position, a different frequency per pair, so q·k depends on the distance between tokens. No weights.",
+        "旋转位置编码（RoPE）：把查询向量和键向量的每一对维度旋转一个与 token 位置成正比的角度，每对维度的频率不同，因此 q·k 只取决于两个 token 之间的距离。没有权重。",
+    ),
+    (
+        "Self-attention: q/k/v projections, softmax(q·kᵀ/√d)·v per head, then o_proj. Fewer k/v heads than q heads = grouped-query attention (GQA).",
+        "自注意力：先做 q/k/v 投影，每个头计算 softmax(q·kᵀ/√d)·v，再经过 o_proj。k/v 头少于 q 头即为分组查询注意力（GQA）。",
+    ),
+    (
+        "Mixture of experts: the router (the gate Linear) scores every expert for each token, only the top-k experts run, and their outputs are added up weighted by the gate's probabilities.",
+        "混合专家（MoE）：路由器（门控 Linear）为每个 token 给所有专家打分，只运行得分最高的 top-k 个专家，它们的输出按门控概率加权求和。",
+    ),
+    (
+        "SwiGLU MLP: down_proj(act(gate_proj(x)) ⊙ up_proj(x)), where act is SiLU and ⊙ is the element-wise product. Mixtral's experts call them w1 (gate), w3 (up), w2 (down).",
+        "SwiGLU MLP：down_proj(act(gate_proj(x)) ⊙ up_proj(x))，其中 act 为 SiLU，⊙ 为逐元素乘积。Mixtral 的专家把它们叫作 w1（gate）、w3（up）、w2（down）。",
+    ),
+    (
+        "A list of modules; identical consecutive entries are printed once as `(a-b): n x …`.",
+        "模块列表；连续相同的条目只打印一次，形如 `(a-b): n x …`。",
+    ),
+    (
+        "The activation function inside the MLP (SiLU = x·sigmoid(x)). No weights.",
+        "MLP 内部的激活函数（SiLU = x·sigmoid(x)）。没有权重。",
+    ),
+    (
+        "One transformer block: norm → attention → residual add, then norm → MLP → residual add.",
+        "一个 Transformer 块：归一化 → 注意力 → 残差相加，然后归一化 → MLP → 残差相加。",
+    ),
 ];
