@@ -148,26 +148,6 @@ impl Format {
     fn exp_all_ones(self) -> u32 {
         (1 << self.exponent_bits()) - 1
     }
-
-    pub fn explanation(self) -> &'static str {
-        match self {
-            Format::F32 => {
-                "IEEE single precision: 1 sign, 8 exponent, 23 fraction bits. About 7 decimal digits; the format weights are usually trained and stored in."
-            }
-            Format::BF16 => {
-                "bfloat16: the top 16 bits of FP32. Same 8-bit exponent, so the same range as FP32 (no overflow when casting weights), but only 7 fraction bits (~2–3 digits). The usual training format on modern accelerators."
-            }
-            Format::F16 => {
-                "IEEE half precision: 5 exponent, 10 fraction bits. More precision than BF16 but the largest finite value is 65504, so big activations overflow to ∞; tiny values (< 6e-8) flush to 0."
-            }
-            Format::F8E4M3 => {
-                "FP8 E4M3 (\"fn\": finite, NaN only): 4 exponent, 3 fraction bits, largest value 448. Used for inference weights and activations; casts saturate at ±448."
-            }
-            Format::F8E5M2 => {
-                "FP8 E5M2: 5 exponent, 2 fraction bits, FP16's range with far less precision. Used for gradients in FP8 training."
-            }
-        }
-    }
 }
 
 /// A value in a format, taken apart.
