@@ -1,6 +1,7 @@
 //! Families without a shared fixture (Mistral, Qwen3, Qwen3-MoE with a dense layer,
-//! OLMoE with clip_qkv), against transformers 4.57.1 on tiny random-weight folders made by
-//! tools/make_family_fixtures.py: tree text, next-token logits, greedy tokens, router.
+//! OLMoE with clip_qkv) and RoPE scaling (llama3, linear, yarn), against transformers 4.57.1
+//! on tiny random-weight folders made by tools/make_family_fixtures.py: tree text,
+//! next-token logits, greedy tokens, router.
 
 mod common;
 
@@ -11,7 +12,15 @@ use llm_anatomy::sampling::{SamplingParams, softmax};
 
 #[test]
 fn extra_families_match_transformers() {
-    for name in ["tiny-mistral", "tiny-qwen3", "tiny-qwen3moe", "tiny-olmoe"] {
+    for name in [
+        "tiny-mistral",
+        "tiny-qwen3",
+        "tiny-qwen3moe",
+        "tiny-olmoe",
+        "tiny-llama-rope-llama3",
+        "tiny-llama-rope-linear",
+        "tiny-qwen2-yarn",
+    ] {
         let dir = fixture("families").join(name);
         let r: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(fixture("families").join(format!("{name}.reference.json"))).unwrap(),
@@ -48,4 +57,31 @@ fn extra_families_match_transformers() {
         let ours = s.generate(greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
         assert_eq!(ours, greedy, "{name}: greedy continuation");
     }
+}
+
+#[test]
+fn rope_scaling_changes_the_frequencies_and_unknown_types_refuse_to_run() {
+    use llm_anatomy::arch::config::RopeScaling;
+    for name in ["tiny-llama-rope-llama3", "tiny-llama-rope-linear", "tiny-qwen2-yarn"] {
+        let folder = ModelFolder::open(&fixture("families").join(name)).unwrap();
+        let mut cfg = folder.config.clone().unwrap();
+        assert_ne!(cfg.rope_scaling, RopeScaling::Default, "{name}");
+        let scaled = llm_anatomy::engine::model::inv_freq(&cfg).unwrap();
+        cfg.rope_scaling = RopeScaling::Default;
+        // The fixtures are only a test of the scaling if it changes what the model computes.
+        assert_ne!(scaled, llm_anatomy::engine::model::inv_freq(&cfg).unwrap(), "{name}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("families").join("tiny-llama-rope-linear");
+    for f in std::fs::read_dir(&src).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let cfg_path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["rope_scaling"] = serde_json::json!({"rope_type": "longrope", "short_factor": [1.0], "long_factor": [1.0]});
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let folder = ModelFolder::open(dir.path()).expect("the tree still opens");
+    let err = Session::load(&folder).err().expect("longrope cannot run");
+    assert!(err.contains("longrope"), "{err}");
 }

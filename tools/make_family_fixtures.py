@@ -1,12 +1,14 @@
 """Tiny random-weight model folders for the families without a shared fixture
-(Mistral, Qwen3, Qwen3-MoE, OLMoE), with reference outputs from transformers 4.57.1
+(Mistral, Qwen3, Qwen3-MoE, OLMoE) and for RoPE scaling (Llama 3's "llama3", "linear",
+Qwen's "yarn"), with reference outputs from transformers 4.57.1
 (eager attention, float32, CPU): next-token logits after a prompt, 8 greedy tokens,
 and per-layer router probabilities for the MoE ones.
 
-Usage: python tools/make_family_fixtures.py  (needs torch and transformers==4.57.1)
+Usage: python tools/make_family_fixtures.py [NAME ...]  (needs torch and transformers==4.57.1;
+no names: all of them; each case has its own seed, so one can be remade alone)
 Writes tests/fixtures/families/<name>/ and <name>.reference.json.
 """
-import json, os, shutil, warnings
+import json, os, shutil, sys, warnings
 warnings.filterwarnings("ignore")
 import torch, transformers
 from transformers import AutoConfig, AutoModelForCausalLM
@@ -24,10 +26,19 @@ cases = {
     "tiny-qwen3": ("qwen3", dict(tiny, attention_bias=True)),
     "tiny-qwen3moe": ("qwen3_moe", dict(tiny, **moe, norm_topk_prob=True, num_hidden_layers=3, mlp_only_layers=[1])),
     "tiny-olmoe": ("olmoe", dict(tiny, num_experts=4, num_experts_per_tok=2, clip_qkv=3.0)),
+    # Small original contexts, so the scaling reshapes most frequencies even for a short prompt.
+    "tiny-llama-rope-llama3": ("llama", dict(tiny, max_position_embeddings=512, rope_scaling=dict(
+        rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=64))),
+    "tiny-llama-rope-linear": ("llama", dict(tiny, rope_scaling=dict(type="linear", factor=2.0))),
+    "tiny-qwen2-yarn": ("qwen2", dict(tiny, max_position_embeddings=128, rope_scaling=dict(
+        type="yarn", factor=4.0, original_max_position_embeddings=32))),
 }
 prompt = [54, 529, 290, 81, 358, 78, 995, 945, 75, 401, 85]
 os.makedirs(OUT, exist_ok=True)
+only = set(sys.argv[1:])
 for seed, (name, (model_type, kwargs)) in enumerate(cases.items()):
+    if only and name not in only:
+        continue
     torch.manual_seed(5000 + seed)
     cfg = AutoConfig.for_model(model_type, **kwargs)
     cfg._attn_implementation = "eager"

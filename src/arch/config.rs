@@ -99,6 +99,8 @@ pub struct ArchConfig {
     pub head_dim: usize,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    /// How the rotation frequencies are stretched for long contexts (`rope_scaling`).
+    pub rope_scaling: RopeScaling,
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
     pub attention_bias: bool,
@@ -198,6 +200,7 @@ impl ArchConfig {
                 _ => 32768,
             },
         )?;
+        let rope_scaling = RopeScaling::read(&r, max_position_embeddings)?;
         let tie_word_embeddings = r.bool_or("tie_word_embeddings", false)?;
         let (attention_bias, o_proj_bias) = match family {
             Llama | Qwen3 | Qwen3Moe | Olmoe => {
@@ -279,6 +282,7 @@ impl ArchConfig {
             head_dim,
             rms_norm_eps,
             rope_theta,
+            rope_scaling,
             max_position_embeddings,
             tie_word_embeddings,
             attention_bias,
@@ -339,6 +343,79 @@ impl std::error::Error for ConfigError {}
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.unsupported { write!(f, "{}", self.what) } else { write!(f, "key `{}`: {}", self.key, self.what) }
+    }
+}
+
+/// RoPE frequency scaling, as transformers' `modeling_rope_utils` computes it (4.57).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RopeScaling {
+    /// Plain RoPE. Also "dynamic" NTK scaling, which equals it until the sequence grows past
+    /// `max_position_embeddings` (thousands of tokens).
+    Default,
+    /// Every frequency divided by `factor`.
+    Linear { factor: f64 },
+    /// Llama 3.1/3.2: long wavelengths divided by `factor`, short ones kept, a smooth blend
+    /// between.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max: f64 },
+    /// YaRN (Qwen's long-context configs): a ramp from kept to divided frequencies across
+    /// the dimensions, and cos/sin scaled by `attention_factor`.
+    Yarn { factor: f64, attention_factor: f64, beta_fast: f64, beta_slow: f64, original_max: f64, truncate: bool },
+    /// A type this program does not compute (e.g. "longrope"): the model opens, but does not run.
+    Unsupported(String),
+}
+
+impl RopeScaling {
+    /// Reads transformers-4 `rope_scaling` or transformers-5 `rope_parameters` (whose
+    /// `rope_type` is "default" for plain RoPE). The type key was "type" in older configs.
+    fn read(r: &Reader<'_>, max_position_embeddings: usize) -> Result<Self, ConfigError> {
+        let (key, params) = match (r.get("rope_scaling"), r.get("rope_parameters")) {
+            (Some(p), _) => ("rope_scaling", p),
+            (None, Some(p)) => ("rope_parameters", p),
+            (None, None) => return Ok(RopeScaling::Default),
+        };
+        let p = Reader(params);
+        let kind = match (p.get("rope_type"), p.get("type")) {
+            (Some(t), _) | (None, Some(t)) => {
+                t.as_str().ok_or_else(|| ConfigError::new(&format!("{key}.rope_type"), "expected a string"))?
+            }
+            (None, None) => "default",
+        };
+        let number = |name: &str| -> Result<f64, ConfigError> {
+            p.opt_f64(name)?.ok_or_else(|| ConfigError::new(&format!("{key}.{name}"), "missing"))
+        };
+        Ok(match kind {
+            "default" | "dynamic" => RopeScaling::Default,
+            "linear" => RopeScaling::Linear { factor: number("factor")? },
+            "llama3" => RopeScaling::Llama3 {
+                factor: number("factor")?,
+                low_freq_factor: number("low_freq_factor")?,
+                high_freq_factor: number("high_freq_factor")?,
+                original_max: number("original_max_position_embeddings")?,
+            },
+            "yarn" => {
+                let factor = number("factor")?;
+                let mscale = |scale: f64, m: f64| if scale <= 1.0 { 1.0 } else { 0.1 * m * scale.ln() + 1.0 };
+                let attention_factor =
+                    match (p.opt_f64("attention_factor")?, p.opt_f64("mscale")?, p.opt_f64("mscale_all_dim")?) {
+                        (Some(a), _, _) => a,
+                        (None, Some(m), Some(all)) if m != 0.0 && all != 0.0 => mscale(factor, m) / mscale(factor, all),
+                        _ => mscale(factor, 1.0),
+                    };
+                RopeScaling::Yarn {
+                    factor,
+                    attention_factor,
+                    // `or`, as transformers does: a 0 or null means the default.
+                    beta_fast: p.opt_f64("beta_fast")?.filter(|&b| b != 0.0).unwrap_or(32.0),
+                    beta_slow: p.opt_f64("beta_slow")?.filter(|&b| b != 0.0).unwrap_or(1.0),
+                    original_max: p
+                        .opt_f64("original_max_position_embeddings")?
+                        .filter(|&m| m != 0.0)
+                        .unwrap_or(max_position_embeddings as f64),
+                    truncate: p.bool_or("truncate", true)?,
+                }
+            }
+            other => RopeScaling::Unsupported(other.to_string()),
+        })
     }
 }
 

@@ -103,7 +103,8 @@ impl Session {
         }
         self.model.set_adapter(None, 0.0).map_err(|e| e.to_string())?;
         let mut cache = self.model.new_cache();
-        let result = self.model.next_token_logits(&self.tokens, &mut cache, None).map_err(|e| e.to_string());
+        let (model, tokens) = (&self.model, &self.tokens);
+        let result = on_pool(|| model.next_token_logits(tokens, &mut cache, None)).map_err(|e| e.to_string());
         self.forwards += 1;
         self.model.set_adapter(Some(&adapter), strength).map_err(|e| e.to_string())?;
         result.map(Some)
@@ -140,9 +141,8 @@ impl Session {
     fn run(&mut self, ids: &[u32]) -> Result<(), String> {
         let mut probes = Probes::default();
         let moe = self.is_moe();
-        let logits = self
-            .model
-            .next_token_logits(ids, &mut self.cache, moe.then_some(&mut probes))
+        let (model, cache) = (&self.model, &mut self.cache);
+        let logits = on_pool(|| model.next_token_logits(ids, cache, moe.then_some(&mut probes)))
             .map_err(|e| format!("forward pass: {e}"))?;
         self.forwards += 1;
         self.logits.push(Arc::new(logits));
@@ -282,6 +282,14 @@ impl EngineHandle {
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Runs a forward pass on a rayon worker rather than on the calling thread. A decode step
+/// makes ~200 matvec calls; from outside the pool each one parks the caller and wakes it
+/// again (tens of µs in a VM), while from inside, the worker keeps half the rows and the
+/// other worker steals the rest. Measured: about 20% off the matvec time of a token.
+pub fn on_pool<R: Send>(forward: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| forward())
 }
 
 fn engine_loop(commands: Receiver<Command>, events: Sender<Event>, stop: Arc<AtomicBool>) {

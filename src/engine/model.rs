@@ -38,16 +38,83 @@ struct Rotary {
     sin: Tensor,
 }
 
+/// RoPE's inverse frequencies and the factor on cos/sin, per transformers 4.57's
+/// `modeling_rope_utils` for each `rope_type`.
+pub fn inv_freq(cfg: &ArchConfig) -> std::result::Result<(Vec<f32>, f64), String> {
+    use crate::arch::config::RopeScaling;
+    let dim = cfg.head_dim;
+    let base = cfg.rope_theta as f32;
+    // inv_freq = 1 / θ^(2i/d): the default, which the others reshape.
+    let plain: Vec<f32> = (0..dim / 2).map(|i| 1.0 / base.powf(2.0 * i as f32 / dim as f32)).collect();
+    Ok(match cfg.rope_scaling {
+        RopeScaling::Default => (plain, 1.0),
+        RopeScaling::Linear { factor } => (plain.iter().map(|f| f / factor as f32).collect(), 1.0),
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max } => {
+            let (factor, low, high, old) =
+                (factor as f32, low_freq_factor as f32, high_freq_factor as f32, original_max as f32);
+            let (low_wavelen, high_wavelen) = (old / low, old / high);
+            let scaled = plain
+                .iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f32::consts::PI / f;
+                    if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old / wavelen - low) / (high - low);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    }
+                })
+                .collect();
+            (scaled, 1.0)
+        }
+        RopeScaling::Yarn { factor, attention_factor, beta_fast, beta_slow, original_max, truncate } => {
+            let correction_dim = |rotations: f64| {
+                (dim as f64 * (original_max / (rotations * 2.0 * std::f64::consts::PI)).ln())
+                    / (2.0 * (cfg.rope_theta).ln())
+            };
+            let (mut low, mut high) = (correction_dim(beta_fast), correction_dim(beta_slow));
+            if truncate {
+                (low, high) = (low.floor(), high.ceil());
+            }
+            let (low, mut high) = (low.max(0.0), high.min(dim as f64 - 1.0));
+            if low == high {
+                high += 0.001;
+            }
+            let scaled = (0..dim / 2)
+                .map(|i| {
+                    let pos_freq = base.powf(2.0 * i as f32 / dim as f32);
+                    let (extrapolation, interpolation) = (1.0 / pos_freq, 1.0 / (factor as f32 * pos_freq));
+                    let ramp = ((i as f32 - low as f32) / (high as f32 - low as f32)).clamp(0.0, 1.0);
+                    let keep = 1.0 - ramp;
+                    interpolation * (1.0 - keep) + extrapolation * keep
+                })
+                .collect();
+            (scaled, attention_factor)
+        }
+        RopeScaling::Unsupported(ref kind) => {
+            return Err(format!(
+                "rope_scaling type \"{kind}\" is not supported: the model's tree and weights can be inspected, but it cannot run"
+            ));
+        }
+    })
+}
+
 impl Rotary {
-    /// The default RoPE of transformers: inv_freq = 1 / θ^(2i/d), angles = position × inv_freq.
+    /// cos and sin of position × inv_freq for every position, with inv_freq as transformers
+    /// computes it for the config's `rope_scaling` (in f32, as torch does).
     fn new(cfg: &ArchConfig, max_len: usize, dev: &Device) -> Result<Self> {
-        let d = cfg.head_dim;
-        let inv_freq: Vec<f32> =
-            (0..d / 2).map(|i| 1.0 / (cfg.rope_theta as f32).powf(2.0 * i as f32 / d as f32)).collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, d / 2), dev)?;
+        let (inv_freq, attention_factor) = inv_freq(cfg).map_err(candle_core::Error::Msg)?;
+        let d = inv_freq.len();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, d), dev)?;
         let positions = Tensor::arange(0u32, max_len as u32, dev)?.to_dtype(DType::F32)?.reshape((max_len, 1))?;
         let angles = positions.matmul(&inv_freq)?;
-        Ok(Self { cos: angles.cos()?, sin: angles.sin()? })
+        let (cos, sin) = (angles.cos()?, angles.sin()?);
+        if attention_factor == 1.0 {
+            return Ok(Self { cos, sin });
+        }
+        Ok(Self { cos: (cos * attention_factor)?, sin: (sin * attention_factor)? })
     }
 
     fn apply(&self, x: &Tensor, offset: usize, training: bool) -> Result<Tensor> {
