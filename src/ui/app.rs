@@ -811,6 +811,8 @@ impl AnatomyApp {
                 if ui.button(label).on_hover_text(tip).clicked() {
                     self.toggle_lang();
                 }
+                ui.toggle_value(&mut self.settings.presenter, tr("Presenter"))
+                    .on_hover_text(tr("Everything 1.6× larger for a projector (F11)"));
             });
         });
     }

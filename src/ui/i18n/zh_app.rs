@@ -84,4 +84,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Save as", "另存为"),
     ("Could not save {}: {}", "无法保存 {}：{}"),
     ("What am I looking at?", "我在看什么？"),
+    ("Presenter", "演示模式"),
+    ("Everything 1.6× larger for a projector (F11)", "所有内容放大 1.6 倍，适合投影（F11）"),
 ];
