@@ -62,19 +62,7 @@ impl BitsState {
 
 /// Element picker for the selected tensor: by index, the largest |x|, or a random one.
 pub fn element_picker(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str, numel: usize) {
-    help::note(
-        ui,
-        "bits",
-        tr(
-            "A floating-point number is stored as three bit fields: a sign s, an exponent field e and a mantissa (fraction) m. \
-            For a normal number value = (−1)^s · 2^(e − bias) · 1.m, where the leading 1 is implicit; when the exponent field \
-            is all zeros the number is subnormal, 0.m · 2^(1 − bias), which fills the gap down to zero with fewer significant \
-            bits. FP32 and BF16 share the same 8-bit exponent, so BF16 has FP32's range but only 7 mantissa bits (about 2–3 \
-            significant decimal digits); FP16 has a 5-bit exponent (largest value 65504, anything larger overflows to ∞) but \
-            10 mantissa bits, so it is more precise inside its smaller range. A cast rounds to the nearest value the format \
-            can hold, and a tie goes to the one whose last mantissa bit is 0 (round-to-nearest-even).",
-        ),
-    );
+    help::note(ui, "bits");
     if numel == 0 {
         return;
     }
@@ -356,16 +344,7 @@ fn fmt_value(v: f64) -> String {
 /// Whole-tensor cast what-if for the selected tensor.
 pub fn cast_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     let Selection::Tensor(tensor) = app.selection.clone() else { return };
-    help::note(
-        ui,
-        "cast",
-        tr("Casting a whole tensor rounds every value to the nearest number the target format can hold. The relative \
-            error |cast − stored| / |stored| measures that rounding: with m mantissa bits it is at most 2^−(m+1) for \
-            normal numbers (about 0.4% for BF16, 0.05% for FP16). Values above the largest finite value overflow (to ±∞, \
-            or clamped to ±448 in FP8 E4M3); values below the smallest normal value become subnormal and lose precision, \
-            and the tiniest underflow to zero. The exponent histogram shows why: BF16 covers every exponent an FP32 \
-            weight can have, while FP16's 5-bit exponent only reaches about 2^−24 … 2^15."),
-    );
+    help::note(ui, "cast");
     ui.horizontal(|ui| {
         ui.label(tr("cast to"));
         for f in Format::TARGETS {

@@ -63,13 +63,7 @@ fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
         ui.separator();
     }
     let Some(model) = &app.model else { return };
-    help::note(
-        ui,
-        "overview",
-        tr(
-            "A checkpoint folder holds config.json (the hyperparameters below, which fix every tensor's shape) and one or more .safetensors files (the weights, stored by their state_dict names). From the config alone the app rebuilds the module tree that PyTorch's print(model) would show. Hover a name for what it controls.",
-        ),
-    );
+    help::note(ui, "overview");
     ui.heading(model.tree.nodes[ROOT].class_name.clone());
     ui.label(tr("Select a module or a tensor in the tree to see its numbers."));
     ui.add_space(8.0);
@@ -171,13 +165,7 @@ fn module_header(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
 }
 
 fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    help::note(
-        ui,
-        "weights",
-        tr(
-            "These statistics are computed over every stored value of the selection, read straight from the safetensors bytes: mean and std (population, ddof = 0) tell the typical size of the weights, and abs max (the largest |x|) decides whether a cast to a narrower dtype overflows: FP16 tops out at 65504 and FP8 E4M3 at 448, while BF16 keeps FP32's range but has fewer mantissa bits. The histogram splits [min, max] into equal-width bins exactly as numpy.histogram does, so its counts match numpy's to the element; log counts makes the rare values in the tails visible. For a tensor, click a bar to list the first values in that bin and open their bits.",
-        ),
-    );
+    help::note(ui, "weights");
     ui.horizontal(|ui| {
         ui.add(egui::Slider::new(&mut app.histogram.bins, 1..=512).logarithmic(true).text(tr("bins")))
             .on_hover_text(tr("Number of equal-width bins between min and max (numpy's rule)"));
@@ -363,13 +351,7 @@ fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     if children.is_empty() {
         return;
     }
-    help::note(
-        ui,
-        "children",
-        tr(
-            "Each bar is one direct child of this module and the number of parameters inside it. In a decoder layer the MLP usually holds several times as many as attention, and with grouped-query attention (GQA) k_proj and v_proj are smaller than q_proj and o_proj. In a mixture-of-experts layer the experts hold almost everything, although each token only runs top-k of them.",
-        ),
-    );
+    help::note(ui, "children");
     ui.label(RichText::new(tr("parameters per child")).strong())
         .on_hover_text(tr("Where this module's parameters live"));
     let names: Vec<String> = children.iter().map(|&c| tree.nodes[c].key.clone()).collect();

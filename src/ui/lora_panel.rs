@@ -96,18 +96,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
     ui.label(RichText::new(trf("LoRA on {}", &[&module])).strong().size(18.0)).on_hover_text(tr(
         "LoRA freezes W and learns two thin matrices: A (r × in) and B (out × r). The layer computes W·x + (α/r)·B·A·x, so the update ΔW = (α/r)·B·A has rank at most r.",
     ));
-    help::note(
-        ui,
-        "lora",
-        tr(
-            "LoRA keeps the pretrained weight W frozen and trains two small matrices instead: A with shape [r, in_features] \
-            and B with shape [out_features, r]. The layer uses W + ΔW with ΔW = (α/r)·B·A; B starts at zero, so ΔW starts at \
-            0 and training begins exactly from the original model. Because ΔW passes through only r dimensions its rank is at \
-            most r: it can change W in at most r directions, which is why the singular value plot shows at most r non-zero \
-            values. The factor α/r sets how strongly ΔW is applied; dividing by r keeps the update's size comparable when you \
-            try another rank.",
-        ),
-    );
+    help::note(ui, "lora");
     let s = &view.summary;
     egui::Grid::new("lora-grid").num_columns(2).striped(true).show(ui, |ui| {
         let rows = [
@@ -271,15 +260,7 @@ pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     let names: Vec<String> = adapter.modules.iter().map(|m| m.module.clone()).collect();
     let views: Vec<(String, Arc<LoraView>)> =
         names.iter().filter_map(|n| app.lora_view(n).map(|v| (n.clone(), v))).collect();
-    help::note(
-        ui,
-        "lora-model-wide",
-        tr(
-            "Each bar is one module the adapter changes: ‖ΔW‖_F / ‖W‖_F, the Frobenius norm of its LoRA update divided by \
-            that of the frozen weight (the square root of the sum of all squared entries). It shows where fine-tuning \
-            changed the model most; a ratio of 0.01 means the update is about 1% the size of the weight.",
-        ),
-    );
+    help::note(ui, "lora-model-wide");
     ui.label(RichText::new(tr("‖ΔW‖ / ‖W‖ per adapted module")).strong())
         .on_hover_text(tr("Where the adapter changes the model most"));
     let short: Vec<String> = views

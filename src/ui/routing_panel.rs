@@ -48,18 +48,7 @@ fn color(p: f32) -> Color32 {
 }
 
 fn note(ui: &mut egui::Ui) {
-    help::note(
-        ui,
-        "routing",
-        tr("In a mixture-of-experts (MoE) layer the MLP is replaced by several experts and a gate (router): a Linear \
-            whose weight has shape [num_experts, hidden], so each token gets one score per expert, and softmax turns \
-            the scores into the probabilities of the heatmap. Only the top-k experts run for a token, and their \
-            outputs are added, weighted by their gate probabilities (renormalised to sum to 1 when norm_topk_prob is \
-            set; Mixtral always does). Training adds a load-balancing loss so that every expert gets its share of \
-            tokens: a dormant expert that receives none still costs memory but does no work, and since no gradient \
-            reaches it, it stops learning. Qwen2-MoE also has a shared expert that every token goes through, scaled \
-            by its own sigmoid gate."),
-    );
+    help::note(ui, "routing");
 }
 
 pub fn show(ui: &mut egui::Ui, st: &mut RoutingState, tokens: &mut TokensState, cfg: Option<&ArchConfig>) {

@@ -228,18 +228,7 @@ fn removed_label(r: Removed) -> &'static str {
 }
 
 fn note(ui: &mut egui::Ui) {
-    help::note(
-        ui,
-        "tokens",
-        tr("The last layer (lm_head) gives one score, a logit, per vocabulary entry; softmax turns the logits into \
-            probabilities that add up to 1 (the raw column). Before the draw they are reshaped in this order: \
-            repetition penalty, then temperature (divides the logits: T < 1 sharpens the distribution, T > 1 flattens \
-            it, T = 0 is greedy, always the top token), top-k (keeps the k most likely tokens), top-p (keeps the \
-            smallest set of top tokens whose cumulative probability reaches p), min-p, and softmax again. The draw \
-            takes a random number made from the seed and the step, so the same seed and settings replay the same \
-            text. Thanks to the KV cache each step runs the model only on the new token, and moving a slider only \
-            re-samples the cached logits: the model is not run again."),
-    );
+    help::note(ui, "tokens");
 }
 
 pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {

@@ -37,13 +37,7 @@ fn load_state(ui: &egui::Ui, state: &mut TreeState, salt: Id, default_open: bool
 /// Draws the panel; returns a new selection when the user clicks something.
 pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selection: &Selection) -> Option<Selection> {
     let mut picked = None;
-    help::note(
-        ui,
-        "tree",
-        tr(
-            "This is the module tree as PyTorch's print(model) prints it: each line is a submodule with its class and settings, and the grey number is how many parameters it holds (a tied weight counts in each module that uses it). Identical consecutive layers are folded into one line like (0-29): 30 x …. Under each module are its tensors: a Linear weight has shape [out_features, in_features], and with grouped-query attention (GQA) k_proj and v_proj have fewer output rows than q_proj, because several query heads share one key/value head. Tick state_dict for the flat list of dotted names (model.layers.0.self_attn.q_proj.weight) exactly as the safetensors files store them; stored bytes = elements × bytes per element of the dtype (2 for BF16, 4 for FP32).",
-        ),
-    );
+    help::note(ui, "tree");
     ui.horizontal(|ui| {
         let label = ui.label(tr("Filter"));
         ui.add(

@@ -1,10 +1,6 @@
 //! 中文 for the strings of `src/ui/bits*.rs` (see `super` for how keys work).
 
 pub(super) const ENTRIES: &[(&str, &str)] = &[
-    (
-        "A floating-point number is stored as three bit fields: a sign s, an exponent field e and a mantissa (fraction) m. For a normal number value = (−1)^s · 2^(e − bias) · 1.m, where the leading 1 is implicit; when the exponent field is all zeros the number is subnormal, 0.m · 2^(1 − bias), which fills the gap down to zero with fewer significant bits. FP32 and BF16 share the same 8-bit exponent, so BF16 has FP32's range but only 7 mantissa bits (about 2–3 significant decimal digits); FP16 has a 5-bit exponent (largest value 65504, anything larger overflows to ∞) but 10 mantissa bits, so it is more precise inside its smaller range. A cast rounds to the nearest value the format can hold, and a tie goes to the one whose last mantissa bit is 0 (round-to-nearest-even).",
-        "浮点数以三个比特字段存储：符号位 s、指数字段 e 和尾数（小数部分）m。规格化数的值为 value = (−1)^s · 2^(e − bias) · 1.m，其中开头的 1 是隐含的、不占存储位；指数字段全为 0 时该数是非规格化数（subnormal），值为 0.m · 2^(1 − bias)，它以更少的有效位填补了最小规格化数到 0 之间的空隙。FP32 与 BF16 使用相同的 8 位指数，所以 BF16 的表示范围与 FP32 相同，但只有 7 位尾数（约 2–3 位有效十进制数字）；FP16 只有 5 位指数（最大值 65504，更大的数会溢出为 ∞），但有 10 位尾数，因此在它较小的范围内精度更高。类型转换会舍入到该格式能表示的最近的值；恰好位于两者正中间时，取最后一位尾数为 0 的那个（向最近偶数舍入，round-to-nearest-even）。",
-    ),
     ("element", "元素"),
     ("Flat (row-major) index: row × columns + column", "展平后的（行优先）下标：行号 × 列数 + 列号"),
     ("Show bits", "显示比特"),
@@ -91,10 +87,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     (
         "The representable values just below and just above: nothing in between exists in this format",
         "紧挨着的下一个和上一个可表示值：在这个格式里，两者之间没有别的数",
-    ),
-    (
-        "Casting a whole tensor rounds every value to the nearest number the target format can hold. The relative error |cast − stored| / |stored| measures that rounding: with m mantissa bits it is at most 2^−(m+1) for normal numbers (about 0.4% for BF16, 0.05% for FP16). Values above the largest finite value overflow (to ±∞, or clamped to ±448 in FP8 E4M3); values below the smallest normal value become subnormal and lose precision, and the tiniest underflow to zero. The exponent histogram shows why: BF16 covers every exponent an FP32 weight can have, while FP16's 5-bit exponent only reaches about 2^−24 … 2^15.",
-        "把整个张量转换成另一种格式时，每个值都会舍入到目标格式能表示的最近的数。相对误差 |cast − stored| / |stored| 衡量这种舍入：对于规格化数，若尾数有 m 位，它最多为 2^−(m+1)（BF16 约 0.4%，FP16 约 0.05%）。大于最大有限值的值会上溢（变成 ±∞，在 FP8 E4M3 中则被截断到 ±448）；小于最小规格化数的值会变成非规格化数并损失精度，最小的那些则下溢为 0。指数直方图说明了原因：BF16 覆盖 FP32 权重可能出现的所有指数，而 FP16 的 5 位指数只能覆盖约 2^−24 … 2^15。",
     ),
     ("cast to", "转换为"),
     ("finite values that became ±∞", "变成了 ±∞ 的有限值"),

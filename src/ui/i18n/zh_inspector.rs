@@ -3,10 +3,6 @@
 pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("Bits: FP32 / BF16 / FP16 / FP8 of one weight", "比特：一个权重的 FP32 / BF16 / FP16 / FP8 表示"),
     ("Cast the whole tensor: what changes?", "转换整个张量的数据类型：会有什么变化？"),
-    (
-        "A checkpoint folder holds config.json (the hyperparameters below, which fix every tensor's shape) and one or more .safetensors files (the weights, stored by their state_dict names). From the config alone the app rebuilds the module tree that PyTorch's print(model) would show. Hover a name for what it controls.",
-        "一个模型检查点文件夹包含 config.json（下面这些超参数，它们决定了每个张量的形状）和一个或多个 .safetensors 文件（权重，按 state_dict 名称存储）。仅凭配置，本程序就能重建 PyTorch 的 print(model) 会显示的模块树。把鼠标悬停在名称上，可查看它控制什么。",
-    ),
     ("Select a module or a tensor in the tree to see its numbers.", "在模块树中选择一个模块或张量，查看它的数值。"),
     ("family", "模型家族"),
     ("config.json model_type", "config.json 中的 model_type"),
@@ -53,10 +49,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "Parameters: how many numbers this module's tensors hold (a tied tensor counts in each module that uses it). Stored: the bytes those tensors take in the safetensors files, a tied tensor only once.",
         "参数：该模块的张量共包含多少个数（绑定的张量在每个使用它的模块中都计一次）。存储：这些张量在 safetensors 文件中占用的字节数，绑定的张量只计一次。",
     ),
-    (
-        "These statistics are computed over every stored value of the selection, read straight from the safetensors bytes: mean and std (population, ddof = 0) tell the typical size of the weights, and abs max (the largest |x|) decides whether a cast to a narrower dtype overflows: FP16 tops out at 65504 and FP8 E4M3 at 448, while BF16 keeps FP32's range but has fewer mantissa bits. The histogram splits [min, max] into equal-width bins exactly as numpy.histogram does, so its counts match numpy's to the element; log counts makes the rare values in the tails visible. For a tensor, click a bar to list the first values in that bin and open their bits.",
-        "这些统计量基于所选内容的全部存储值计算，直接读取 safetensors 文件中的字节：均值和标准差（总体标准差，ddof = 0）反映权重的典型大小；绝对值最大（最大的 |x|）决定转换到更窄的数据类型时是否溢出：FP16 最大只能表示 65504，FP8 E4M3 最大为 448，而 BF16 保留了 FP32 的数值范围，只是尾数位更少。直方图把 [min, max] 分成等宽的区间，与 numpy.histogram 的做法完全相同，因此每个区间的计数与 numpy 分毫不差；“对数计数”能让尾部少见的数值显现出来。对于单个张量，点击某个柱子可列出该区间中的前若干个值，并查看它们的比特。",
-    ),
     ("bins", "区间数"),
     ("Number of equal-width bins between min and max (numpy's rule)", "min 与 max 之间等宽区间的个数（numpy 的规则）"),
     ("log counts", "对数计数"),
@@ -91,10 +83,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("value", "数值"),
     ("click a bar to list the values in it", "点击柱子可列出其中的数值"),
     ("values in [{}, {}]:", "位于 [{}, {}] 的数值："),
-    (
-        "Each bar is one direct child of this module and the number of parameters inside it. In a decoder layer the MLP usually holds several times as many as attention, and with grouped-query attention (GQA) k_proj and v_proj are smaller than q_proj and o_proj. In a mixture-of-experts layer the experts hold almost everything, although each token only runs top-k of them.",
-        "每个柱子是该模块的一个直接子模块，高度是其中的参数数量。在解码器层中，MLP 的参数通常是注意力的好几倍；使用分组查询注意力（GQA）时，k_proj 和 v_proj 比 q_proj 和 o_proj 小。在混合专家层中，几乎所有参数都在专家里，尽管每个 token 只运行其中 top-k 个。",
-    ),
     ("parameters per child", "各子模块的参数量"),
     ("Where this module's parameters live", "该模块的参数分布在哪些子模块里"),
     ("{}\n{} parameters", "{}\n{} 个参数"),

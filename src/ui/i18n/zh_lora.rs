@@ -6,10 +6,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "LoRA freezes W and learns two thin matrices: A (r × in) and B (out × r). The layer computes W·x + (α/r)·B·A·x, so the update ΔW = (α/r)·B·A has rank at most r.",
         "LoRA 冻结 W，只学习两个细长的矩阵：A（r × in）和 B（out × r）。该层计算 W·x + (α/r)·B·A·x，所以更新量 ΔW = (α/r)·B·A 的秩至多为 r。",
     ),
-    (
-        "LoRA keeps the pretrained weight W frozen and trains two small matrices instead: A with shape [r, in_features] and B with shape [out_features, r]. The layer uses W + ΔW with ΔW = (α/r)·B·A; B starts at zero, so ΔW starts at 0 and training begins exactly from the original model. Because ΔW passes through only r dimensions its rank is at most r: it can change W in at most r directions, which is why the singular value plot shows at most r non-zero values. The factor α/r sets how strongly ΔW is applied; dividing by r keeps the update's size comparable when you try another rank.",
-        "LoRA 保持预训练权重 W 冻结不变，转而训练两个小矩阵：形状为 [r, in_features] 的 A 和形状为 [out_features, r] 的 B。该层使用 W + ΔW，其中 ΔW = (α/r)·B·A；B 初始化为零，所以 ΔW 一开始为 0，训练恰好从原模型出发。由于 ΔW 只经过 r 个维度，它的秩至多为 r：它最多只能在 r 个方向上改变 W，所以奇异值图中至多只有 r 个非零值。缩放系数 α/r 决定 ΔW 作用的强弱；除以 r 使得换用其他秩时，更新量的大小仍然可以相互比较。",
-    ),
     ("rank r", "秩 r"),
     ("Inner size of A and B: ΔW has at most r non-zero singular values", "A 和 B 的内部维度：ΔW 至多有 r 个非零奇异值"),
     ("α, scaling", "α，缩放系数"),
@@ -41,10 +37,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "满秩的更新会有 min(out, in) 个非零奇异值；LoRA 的更新至多只有 r 个：低秩思想一目了然",
     ),
     ("index (largest first)", "序号（从大到小）"),
-    (
-        "Each bar is one module the adapter changes: ‖ΔW‖_F / ‖W‖_F, the Frobenius norm of its LoRA update divided by that of the frozen weight (the square root of the sum of all squared entries). It shows where fine-tuning changed the model most; a ratio of 0.01 means the update is about 1% the size of the weight.",
-        "每个柱子对应适配器修改的一个模块：‖ΔW‖_F / ‖W‖_F，即该模块 LoRA 更新量的 Frobenius 范数（所有元素平方和的平方根）除以冻结权重的 Frobenius 范数。它显示微调在哪些地方对模型改动最大；比值 0.01 表示更新量大约是权重大小的 1%。",
-    ),
     ("‖ΔW‖ / ‖W‖ per adapted module", "各适配模块的 ‖ΔW‖ / ‖W‖"),
     ("Where the adapter changes the model most", "适配器对模型改动最大的地方"),
 ];

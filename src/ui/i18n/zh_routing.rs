@@ -1,22 +1,6 @@
 //! 中文 for the strings of `src/ui/routing*.rs` (see `super` for how keys work).
 
 pub(super) const ENTRIES: &[(&str, &str)] = &[
-    (
-        "In a mixture-of-experts (MoE) layer the MLP is replaced by several experts and a gate (router): a Linear \
-         whose weight has shape [num_experts, hidden], so each token gets one score per expert, and softmax turns \
-         the scores into the probabilities of the heatmap. Only the top-k experts run for a token, and their \
-         outputs are added, weighted by their gate probabilities (renormalised to sum to 1 when norm_topk_prob is \
-         set; Mixtral always does). Training adds a load-balancing loss so that every expert gets its share of \
-         tokens: a dormant expert that receives none still costs memory but does no work, and since no gradient \
-         reaches it, it stops learning. Qwen2-MoE also has a shared expert that every token goes through, scaled \
-         by its own sigmoid gate.",
-        "在混合专家（MoE）层中，MLP 被若干个专家和一个门控（路由器）取代：门控是一个 Linear，权重形状为 \
-         [num_experts, hidden]，因此每个 token 对每个专家都得到一个分数，softmax 再把这些分数变成热力图中的概率。\
-         每个 token 只运行 top-k 个专家，它们的输出按门控概率加权相加（设置了 norm_topk_prob 时先重新归一化，\
-         使权重之和为 1；Mixtral 总是这样做）。训练时会加上负载均衡损失，让每个专家都分到一部分 token：\
-         一个分不到任何 token 的休眠专家仍然占用内存却不干活，而且没有梯度流到它，它也就不再学习。\
-         Qwen2-MoE 还有一个共享专家，每个 token 都会经过它，其输出由它自己的 sigmoid 门控缩放。",
-    ),
     ("Routing needs a supported MoE architecture.", "路由视图需要受支持的 MoE 架构。"),
     (
         "{} is a dense model: every token goes through the same MLP, so there is no routing to show. \

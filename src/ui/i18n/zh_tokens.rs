@@ -16,22 +16,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("removed by min-p", "被 min-p 移除"),
     ("greedy keeps only the top token", "贪心解码只保留概率最高的 token"),
     (
-        "The last layer (lm_head) gives one score, a logit, per vocabulary entry; softmax turns the logits into \
-         probabilities that add up to 1 (the raw column). Before the draw they are reshaped in this order: \
-         repetition penalty, then temperature (divides the logits: T < 1 sharpens the distribution, T > 1 flattens \
-         it, T = 0 is greedy, always the top token), top-k (keeps the k most likely tokens), top-p (keeps the \
-         smallest set of top tokens whose cumulative probability reaches p), min-p, and softmax again. The draw \
-         takes a random number made from the seed and the step, so the same seed and settings replay the same \
-         text. Thanks to the KV cache each step runs the model only on the new token, and moving a slider only \
-         re-samples the cached logits: the model is not run again.",
-        "最后一层（lm_head）为词表中的每个条目输出一个分数，即 logit；softmax 把 logits 变成总和为 1 的概率\
-         （“原始”一列）。抽样之前，概率按以下顺序被重新调整：先是重复惩罚，然后是温度（logits 除以 T：\
-         T < 1 让分布更尖锐，T > 1 让分布更平坦，T = 0 即贪心解码，总是选概率最高的 token）、top-k（只保留\
-         概率最高的 k 个 token）、top-p（从概率最高的 token 起，保留累积概率达到 p 的最小集合）、min-p，\
-         最后再做一次 softmax。抽样用的随机数由随机种子和步数生成，所以种子和设置相同时会重现同样的文本。\
-         有了 KV 缓存，每一步只需对新 token 运行模型；拖动滑块只是在缓存的 logits 上重新采样，不会重新运行模型。",
-    ),
-    (
         "Open a model folder to see its next-token probabilities.",
         "打开一个模型文件夹，查看它对下一个 token 的预测概率。",
     ),

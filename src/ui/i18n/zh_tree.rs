@@ -1,10 +1,6 @@
 //! 中文 for the strings of `src/ui/tree*.rs` (see `super` for how keys work).
 
 pub(super) const ENTRIES: &[(&str, &str)] = &[
-    (
-        "This is the module tree as PyTorch's print(model) prints it: each line is a submodule with its class and settings, and the grey number is how many parameters it holds (a tied weight counts in each module that uses it). Identical consecutive layers are folded into one line like (0-29): 30 x …. Under each module are its tensors: a Linear weight has shape [out_features, in_features], and with grouped-query attention (GQA) k_proj and v_proj have fewer output rows than q_proj, because several query heads share one key/value head. Tick state_dict for the flat list of dotted names (model.layers.0.self_attn.q_proj.weight) exactly as the safetensors files store them; stored bytes = elements × bytes per element of the dtype (2 for BF16, 4 for FP32).",
-        "这是模型的模块树，与 PyTorch 的 print(model) 打印的一样：每行是一个子模块及其类名和设置，灰色数字是它包含的参数数量（绑定的权重在每个使用它的模块中都计一次）。连续相同的层折叠成一行，如 (0-29): 30 x …。每个模块下面列出它自己的张量：Linear 的权重形状为 [out_features, in_features]；使用分组查询注意力（GQA）时，k_proj 和 v_proj 的输出行数比 q_proj 少，因为多个查询头共享一个键/值头。勾选 state_dict 可查看按点分名称（如 model.layers.0.self_attn.q_proj.weight）排列的扁平列表，与 safetensors 文件中存储的完全一致；存储字节数 = 元素个数 × 该数据类型每个元素的字节数（BF16 为 2，FP32 为 4）。",
-    ),
     ("Filter", "筛选"),
     ("filter, e.g. layers.1.mlp", "筛选，例如 layers.1.mlp"),
     ("Shows only modules and tensors whose dotted name contains this text", "只显示点分名称中包含此文本的模块和张量"),
