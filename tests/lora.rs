@@ -155,6 +155,31 @@ fn adapted_distributions_match_peft_and_merged_equals_unmerged() {
 }
 
 #[test]
+fn base_logits_beside_the_adapter_follow_every_step_and_step_back() {
+    let base = ModelFolder::open(&fixture("tiny-llama")).unwrap();
+    let adapter = Arc::new(LoraAdapter::open(&fixture("tiny-llama-lora"), &base, None).unwrap());
+    let mut with = Session::load(&base).unwrap();
+    with.set_adapter(Some((adapter, 1.0))).unwrap();
+    let mut plain = Session::load(&base).unwrap();
+    assert!(plain.base_logits().is_none(), "no adapter, no comparison");
+    for s in [&mut with, &mut plain] {
+        s.set_prompt("The model has weights", false).unwrap();
+        s.generate(3, &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+        s.step_back().unwrap();
+    }
+    // Same tokens in both (forced), so the base column must be the plain model's logits.
+    let tokens = with.tokens.clone();
+    plain.set_prompt_ids(tokens[..with.prompt_len].to_vec()).unwrap();
+    for &t in &tokens[with.prompt_len..] {
+        plain.append(t).unwrap();
+    }
+    let (base_side, reference) = (with.base_logits().unwrap(), plain.current_logits().unwrap());
+    let worst = base_side.iter().zip(reference.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-4, "base logits beside the adapter differ from the plain model by {worst}");
+    assert_ne!(with.current_logits().unwrap(), reference, "the adapter changes the logits");
+}
+
+#[test]
 fn probs_cli_with_adapter_and_scale() {
     let r = reference("tiny-llama-lora");
     let v = common::cli_json(&[

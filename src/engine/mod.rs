@@ -40,6 +40,10 @@ pub struct Session {
     pub forwards: u64,
     /// The attached LoRA adapter and its strength (0 = off, 1 = as trained).
     pub adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>,
+    /// With an adapter: the base model's own KV cache and logits, kept step for step beside
+    /// the adapted ones, so the with/without view costs one incremental forward per token.
+    base_cache: Option<KvCache>,
+    base_logits: Vec<Arc<Vec<f32>>>,
 }
 
 impl Session {
@@ -67,6 +71,8 @@ impl Session {
             shared_gate: Vec::new(),
             forwards: 0,
             adapter: None,
+            base_cache: None,
+            base_logits: Vec::new(),
         })
     }
 
@@ -95,19 +101,10 @@ impl Session {
     }
 
     /// Next-token logits of the current sequence with the adapter switched off, for the
-    /// side-by-side view (a separate forward with its own cache; the session is unchanged).
-    pub fn base_logits(&mut self) -> Result<Option<Vec<f32>>, String> {
-        let Some((adapter, strength)) = self.adapter.clone() else { return Ok(None) };
-        if self.tokens.is_empty() {
-            return Ok(None);
-        }
-        self.model.set_adapter(None, 0.0).map_err(|e| e.to_string())?;
-        let mut cache = self.model.new_cache();
-        let (model, tokens) = (&self.model, &self.tokens);
-        let result = on_pool(|| model.next_token_logits(tokens, &mut cache, None)).map_err(|e| e.to_string());
-        self.forwards += 1;
-        self.model.set_adapter(Some(&adapter), strength).map_err(|e| e.to_string())?;
-        result.map(Some)
+    /// side-by-side view (None without an adapter).
+    pub fn base_logits(&self) -> Option<Arc<Vec<f32>>> {
+        self.adapter.as_ref()?;
+        self.base_logits.last().cloned()
     }
 
     pub fn is_moe(&self) -> bool {
@@ -128,6 +125,8 @@ impl Session {
             return Err(format!("token id {bad} is outside the vocabulary of {}", self.model.cfg.vocab_size));
         }
         self.cache = self.model.new_cache();
+        self.base_cache = None;
+        self.base_logits.clear();
         self.tokens.clear();
         self.logits.clear();
         self.routing.clear();
@@ -146,6 +145,15 @@ impl Session {
             .map_err(|e| format!("forward pass: {e}"))?;
         self.forwards += 1;
         self.logits.push(Arc::new(logits));
+        if self.adapter.is_some() {
+            let model = &mut self.model;
+            let cache = self.base_cache.get_or_insert_with(|| model.new_cache());
+            let base = model
+                .without_lora(|m| on_pool(|| m.next_token_logits(ids, cache, None)))
+                .map_err(|e| format!("forward pass without the adapter: {e}"))?;
+            self.forwards += 1;
+            self.base_logits.push(Arc::new(base));
+        }
         if moe {
             for pos in 0..ids.len() {
                 self.routing
@@ -178,7 +186,11 @@ impl Session {
         }
         self.tokens.pop();
         self.logits.pop();
+        self.base_logits.pop();
         let len = self.tokens.len();
+        if let Some(cache) = &mut self.base_cache {
+            cache.truncate(len).map_err(|e| e.to_string())?;
+        }
         self.routing.truncate(len);
         self.shared_gate.truncate(len);
         self.cache.truncate(len).map_err(|e| e.to_string())?;
@@ -319,7 +331,7 @@ fn handle(
     stop: &AtomicBool,
 ) -> Result<(), String> {
     let snapshot = |s: &mut Session| {
-        let base_logits = s.base_logits().ok().flatten().map(Arc::new);
+        let base_logits = s.base_logits();
         let pieces = s.tokens.iter().map(|&id| s.codec.piece(id)).collect();
         Event::Snapshot(Box::new(Snapshot {
             tokens: s.tokens.clone(),

@@ -433,6 +433,21 @@ impl Model {
         Ok(())
     }
 
+    /// Runs `f` with every LoRA update set aside (the base model), then puts them back:
+    /// no copies, so the with/without comparison costs only the forward itself.
+    pub fn without_lora<R>(&mut self, f: impl FnOnce(&Self) -> R) -> R {
+        let mut saved: Vec<_> =
+            self.layers.iter_mut().flat_map(|l| l.linears_mut()).map(|lin| lin.lora.take()).collect();
+        saved.push(self.lm_head.lora.take());
+        let result = f(self);
+        let mut saved = saved.into_iter();
+        for lin in self.layers.iter_mut().flat_map(|l| l.linears_mut()) {
+            lin.lora = saved.next().flatten();
+        }
+        self.lm_head.lora = saved.next().flatten();
+        result
+    }
+
     /// Puts LoRA matrices A [r, in] and B [out, r] on one Linear. Given `Var`-backed
     /// tensors, training updates them through this same forward pass.
     pub fn attach_lora(&mut self, module: &str, a: Tensor, b: Tensor, scale: f64) -> Result<()> {
