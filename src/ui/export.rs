@@ -66,23 +66,18 @@ pub fn menu(
             ctx.request_repaint();
             ui.close();
         }
-        if let Some(csv) = csv {
-            if ui.button(tr("Save as CSV…")).on_hover_text(tr("The numbers behind it, for a spreadsheet")).clicked() {
-                save(&ctx, stem, "csv", csv().into_bytes());
+        let formats = [
+            (csv, "csv", tr("Save as CSV…"), tr("The numbers behind it, for a spreadsheet"), tr("Copy CSV")),
+            (json, "json", tr("Save as JSON…"), tr("The numbers behind it, for a script"), tr("Copy JSON")),
+        ];
+        for (make, ext, save_label, save_tip, copy_label) in formats {
+            let Some(make) = make else { continue };
+            if ui.button(save_label).on_hover_text(save_tip).clicked() {
+                save(&ctx, stem, ext, make().into_bytes());
                 ui.close();
             }
-            if ui.button(tr("Copy CSV")).clicked() {
-                ctx.copy_text(csv());
-                ui.close();
-            }
-        }
-        if let Some(json) = json {
-            if ui.button(tr("Save as JSON…")).on_hover_text(tr("The numbers behind it, for a script")).clicked() {
-                save(&ctx, stem, "json", json().into_bytes());
-                ui.close();
-            }
-            if ui.button(tr("Copy JSON")).clicked() {
-                ctx.copy_text(json());
+            if ui.button(copy_label).clicked() {
+                ctx.copy_text(make());
                 ui.close();
             }
         }
