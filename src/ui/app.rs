@@ -54,7 +54,7 @@ impl Default for Settings {
             lang: Lang::En,
             sampling: crate::sampling::SamplingParams::default(),
             view: View::Weights,
-            histogram: HistogramSettings { bins: 64, log_y: false },
+            histogram: HistogramSettings::default(),
             flat_tree: false,
         }
     }
@@ -128,6 +128,12 @@ pub struct HistogramSettings {
     pub log_y: bool,
 }
 
+impl Default for HistogramSettings {
+    fn default() -> Self {
+        Self { bins: 64, log_y: false }
+    }
+}
+
 pub struct AnatomyApp {
     pub model: Option<OpenModel>,
     pub selection: Selection,
@@ -174,7 +180,7 @@ impl Default for AnatomyApp {
             model: None,
             selection: Selection::None,
             tree: tree_panel::TreeState::default(),
-            histogram: HistogramSettings { bins: 64, log_y: false },
+            histogram: HistogramSettings::default(),
             stats: KeyedJobs::default(),
             casts: KeyedJobs::default(),
             cast_target: Format::BF16,
