@@ -106,7 +106,7 @@ fn open_8b(root: &Path) {
         .with_size(egui::vec2(1400.0, 900.0))
         .build_ui_state(|ui, app: &mut AnatomyApp| app.ui(ui), AnatomyApp::default());
     let (open_and_draw, _) = best_of(5, || {
-        harness.state_mut().open_blocking(&folder);
+        harness.state_mut().ws.open_blocking(&folder);
         harness.step();
     });
     println!(

@@ -12,5 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod jobs;
 pub mod lora;
+pub mod report;
 pub mod sampling;
 pub mod ui;
+pub mod workspace;

@@ -7,7 +7,7 @@ use llm_anatomy::arch::ModelFolder;
 use llm_anatomy::demo;
 use llm_anatomy::engine::Session;
 use llm_anatomy::sampling::SamplingParams;
-use llm_anatomy::ui::AnatomyApp;
+use llm_anatomy::workspace::Workspace;
 
 fn demo_session() -> Session {
     let folder = ModelFolder::open(&demo::demo_folder()).expect("assets/demo opens");
@@ -22,7 +22,7 @@ fn greedy(s: &mut Session, prompt: &str, chat: bool, n: usize) -> String {
 
 #[test]
 fn the_app_opens_the_demo_when_no_folder_is_given() {
-    assert_eq!(AnatomyApp::bundled_demo(), Some(demo::demo_folder()));
+    assert_eq!(Workspace::bundled_demo(), Some(demo::demo_folder()));
     let folder = ModelFolder::open(&demo::demo_folder()).unwrap();
     assert!(folder.notices.is_empty(), "{:?}", folder.notices);
     let repr = folder.repr();

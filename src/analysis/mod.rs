@@ -4,6 +4,7 @@
 pub mod cast;
 pub mod control;
 pub mod floatbits;
+pub mod lora_figures;
 pub mod lowrank;
 pub mod routing;
 pub mod stats;

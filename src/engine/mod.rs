@@ -222,8 +222,11 @@ impl Session {
 }
 
 pub enum Command {
-    /// Load the model of an opened folder (weights are read now).
-    Load(Arc<ModelFolder>),
+    /// Read the weights of an opened folder (the first prompt asks for this; opening does
+    /// not). `control` shows progress and cancels.
+    Load { folder: Arc<ModelFolder>, control: Arc<crate::analysis::Control> },
+    /// Drop the loaded model and its cache (another model was opened).
+    Unload,
     SetPrompt {
         text: String,
         chat: bool,
@@ -258,11 +261,50 @@ pub struct Snapshot {
     pub base_logits: Option<Arc<Vec<f32>>>,
 }
 
+/// What the engine is doing, with its figures; the UI words it in the user's language.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EngineStatus {
+    Idle,
+    LoadingWeights,
+    ReadingPrompt,
+    Generating { done: usize, of: usize },
+}
+
+/// Why the engine could not do what was asked. `Failed` carries the lower layers' message,
+/// which names the file, tensor or token at fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineError {
+    /// The architecture is shown from its tensor names only; no forward pass exists for it.
+    Unsupported,
+    /// A command other than Load arrived before any model was loaded.
+    NotLoaded,
+    /// The loading was cancelled (by the user, or because another model was opened).
+    Cancelled,
+    /// A panic inside the model; the session was dropped and the next prompt loads again.
+    Internal,
+    Failed(String),
+}
+
+impl std::fmt::Display for EngineError {
+    /// English, for the CLI and logs; the window translates the variants itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsupported => {
+                write!(f, "Inference is not available for this architecture: only its tensors can be inspected.")
+            }
+            Self::NotLoaded => write!(f, "no model loaded for inference"),
+            Self::Cancelled => write!(f, "loading was cancelled"),
+            Self::Internal => write!(f, "the engine hit an internal error; run the prompt again to reload the model"),
+            Self::Failed(message) => write!(f, "{message}"),
+        }
+    }
+}
+
 pub enum Event {
     Loaded { architecture: String, vocab: usize, is_moe: bool, codec: Arc<TextCodec> },
-    Busy(String),
+    Status(EngineStatus),
     Snapshot(Box<Snapshot>),
-    Error(String),
+    Error(EngineError),
 }
 
 /// The UI's handle on the engine thread.
@@ -307,21 +349,52 @@ pub fn on_pool<R: Send>(forward: impl FnOnce() -> R + Send) -> R {
 fn engine_loop(commands: Receiver<Command>, events: Sender<Event>, stop: Arc<AtomicBool>) {
     let mut session: Option<Session> = None;
     while let Ok(command) = commands.recv() {
-        // A panic inside the model becomes an error; loading again starts afresh.
+        // A panic inside the model becomes an error; the next prompt loads afresh.
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&mut session, command, &events, &stop)));
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                let _ = events.send(Event::Error(e));
-            }
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
             Err(_) => {
                 session = None;
-                let _ = events
-                    .send(Event::Error("the engine hit an internal error; load the model again to continue".into()));
+                Some(EngineError::Internal)
             }
+        };
+        if let Some(e) = error {
+            let _ = events.send(Event::Error(e));
         }
+        let _ = events.send(Event::Status(EngineStatus::Idle));
     }
+}
+
+fn snapshot_of(s: &Session) -> Event {
+    let pieces = s.tokens.iter().map(|&id| s.codec.piece(id)).collect();
+    Event::Snapshot(Box::new(Snapshot {
+        tokens: s.tokens.clone(),
+        prompt_len: s.prompt_len,
+        pieces,
+        logits: s.current_logits().unwrap_or_default(),
+        history: s.logits[..s.logits.len().saturating_sub(1)].to_vec(),
+        routing: s.routing.clone(),
+        shared_gate: s.shared_gate.clone(),
+        forwards: s.forwards,
+        text: s.codec.decode(&s.tokens[s.prompt_len..]),
+        base_logits: s.base_logits(),
+    }))
+}
+
+fn load(folder: &ModelFolder, control: &crate::analysis::Control) -> Result<Session, EngineError> {
+    if folder.config.is_none() {
+        return Err(EngineError::Unsupported);
+    }
+    if control.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    let session = Session::load(folder).map_err(EngineError::Failed)?;
+    if control.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
+    Ok(session)
 }
 
 fn handle(
@@ -329,28 +402,15 @@ fn handle(
     command: Command,
     events: &Sender<Event>,
     stop: &AtomicBool,
-) -> Result<(), String> {
-    let snapshot = |s: &mut Session| {
-        let base_logits = s.base_logits();
-        let pieces = s.tokens.iter().map(|&id| s.codec.piece(id)).collect();
-        Event::Snapshot(Box::new(Snapshot {
-            tokens: s.tokens.clone(),
-            prompt_len: s.prompt_len,
-            pieces,
-            logits: s.current_logits().unwrap_or_default(),
-            history: s.logits[..s.logits.len().saturating_sub(1)].to_vec(),
-            routing: s.routing.clone(),
-            shared_gate: s.shared_gate.clone(),
-            forwards: s.forwards,
-            text: s.codec.decode(&s.tokens[s.prompt_len..]),
-            base_logits,
-        }))
+) -> Result<(), EngineError> {
+    let status = |s: EngineStatus| {
+        let _ = events.send(Event::Status(s));
     };
     match command {
-        Command::Load(folder) => {
+        Command::Load { folder, control } => {
             *session = None;
-            let _ = events.send(Event::Busy("loading weights…".into()));
-            let s = Session::load(&folder)?;
+            status(EngineStatus::LoadingWeights);
+            let s = load(&folder, &control)?;
             let _ = events.send(Event::Loaded {
                 architecture: s.model.cfg.architecture.clone(),
                 vocab: s.model.cfg.vocab_size,
@@ -359,36 +419,38 @@ fn handle(
             });
             *session = Some(s);
         }
+        Command::Unload => *session = None,
         other => {
-            let s = session.as_mut().ok_or("no model loaded for inference")?;
+            let s = session.as_mut().ok_or(EngineError::NotLoaded)?;
             match other {
-                Command::Load(_) => unreachable!(),
+                Command::Load { .. } | Command::Unload => unreachable!("handled above"),
                 Command::SetPrompt { text, chat } => {
-                    let _ = events.send(Event::Busy("reading the prompt…".into()));
-                    s.set_prompt(&text, chat)?;
+                    status(EngineStatus::ReadingPrompt);
+                    s.set_prompt(&text, chat).map_err(EngineError::Failed)?;
                 }
-                Command::Append(id) => s.append(id)?,
+                Command::Append(id) => s.append(id).map_err(EngineError::Failed)?,
                 Command::StepBack => {
-                    s.step_back()?;
+                    s.step_back().map_err(EngineError::Failed)?;
                 }
                 Command::SetAdapter(adapter) => {
-                    s.set_adapter(adapter)?;
+                    s.set_adapter(adapter).map_err(EngineError::Failed)?;
                     if s.tokens.is_empty() {
                         return Ok(());
                     }
                 }
                 Command::Generate { n, params } => {
-                    for _ in 0..n {
+                    for done in 0..n {
                         if stop.load(Ordering::Relaxed) {
                             break;
                         }
-                        s.sample_next(&params)?;
-                        let _ = events.send(snapshot(s));
+                        status(EngineStatus::Generating { done, of: n });
+                        s.sample_next(&params).map_err(EngineError::Failed)?;
+                        let _ = events.send(snapshot_of(s));
                     }
                     return Ok(());
                 }
             }
-            let _ = events.send(snapshot(s));
+            let _ = events.send(snapshot_of(s));
         }
     }
     Ok(())

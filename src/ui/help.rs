@@ -204,6 +204,45 @@ pub fn note(ui: &mut egui::Ui, panel: &str) {
         });
 }
 
+/// A short "what am I looking at" for the common module kinds.
+pub fn teaching_note(node: &crate::arch::Node) -> String {
+    let c = node.class_name.as_str();
+    let note = if c == "Linear" {
+        tr("Linear: y = x·Wᵀ (+ b). The weight is stored as [out_features, in_features]: one row per output.")
+    } else if c == "Embedding" {
+        tr(
+            "Embedding: a lookup table, one row of hidden_size numbers per token id. padding_idx is the pad token's row.",
+        )
+    } else if c.ends_with("RMSNorm") {
+        tr("RMSNorm: x / sqrt(mean(x²) + eps) · weight. No mean subtraction and no bias, unlike LayerNorm.")
+    } else if c.ends_with("RotaryEmbedding") {
+        tr(
+            "Rotary position embedding (RoPE): rotates each pair of dimensions of the query and key vectors by an angle proportional to the token's position, a different frequency per pair, so q·k depends on the distance between tokens. No weights.",
+        )
+    } else if c.contains("Attention") {
+        tr(
+            "Self-attention: q/k/v projections, softmax(q·kᵀ/√d)·v per head, then o_proj. Fewer k/v heads than q heads = grouped-query attention (GQA).",
+        )
+    } else if c.contains("SparseMoeBlock") {
+        tr(
+            "Mixture of experts: the router (the gate Linear) scores every expert for each token, only the top-k experts run, and their outputs are added up weighted by the gate's probabilities.",
+        )
+    } else if c.ends_with("MLP") {
+        tr(
+            "SwiGLU MLP: down_proj(act(gate_proj(x)) ⊙ up_proj(x)), where act is SiLU and ⊙ is the element-wise product. Mixtral's experts call them w1 (gate), w3 (up), w2 (down).",
+        )
+    } else if c == "ModuleList" {
+        tr("A list of modules; identical consecutive entries are printed once as `(a-b): n x …`.")
+    } else if c.ends_with("Activation") {
+        tr("The activation function inside the MLP (SiLU = x·sigmoid(x)). No weights.")
+    } else if c.ends_with("DecoderLayer") {
+        tr("One transformer block: norm → attention → residual add, then norm → MLP → residual add.")
+    } else {
+        ""
+    };
+    if note.is_empty() { node.path.clone() } else { format!("{}\n{note}", node.path) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,20 +1,21 @@
-//! The desktop front end. One file per panel; a panel reads [`AnatomyApp`] state and
-//! records what the user asked for, and heavy work goes to [`crate::jobs`].
+//! The desktop front end: a shell (menu, status, dialogs, style) around `panels/`, one file
+//! per panel. Panels read the [`crate::workspace::Workspace`] and return actions; heavy work
+//! runs in the workspace's jobs and the engine thread.
 
-pub mod app;
-pub mod bits_panel;
+pub mod dialogs;
+pub mod engine_status;
 pub mod export;
 pub mod format;
 pub mod help;
 pub mod i18n;
-pub mod inspector;
-pub mod lora_panel;
-pub mod routing_panel;
-pub mod tokens_panel;
-pub mod tree_panel;
-pub mod welcome;
+pub mod menu;
+pub mod panels;
+pub mod prompt_bar;
+pub mod shell;
+pub mod style;
 
-pub use app::{AnatomyApp, Selection, View};
+pub use crate::workspace::Selection;
+pub use shell::AnatomyApp;
 
 use std::path::PathBuf;
 
@@ -29,7 +30,7 @@ pub struct StartOptions {
     pub prompt: Option<String>,
     /// A LoRA adapter to attach.
     pub adapter: Option<PathBuf>,
-    /// "weights", "tokens" or "routing".
+    /// A panel id: "weights", "tokens" or "routing".
     pub view: Option<String>,
     /// The interface language (otherwise the remembered one, or the desktop's).
     pub lang: Option<i18n::Lang>,

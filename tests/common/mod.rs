@@ -45,3 +45,94 @@ pub fn cli_json(args: &[&str]) -> serde_json::Value {
     assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// Writes an F32 safetensors file; `value(tensor index, element index)` gives each element.
+pub fn write_f32_safetensors(path: &std::path::Path, tensors: &[(&str, Vec<usize>)], value: impl Fn(usize, usize) -> f32) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape) in tensors {
+        let bytes = shape.iter().product::<usize>() * 4;
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes]}),
+        );
+        offset += bytes;
+    }
+    let header = serde_json::to_string(&header).unwrap();
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for (t, (_, shape)) in tensors.iter().enumerate() {
+        for i in 0..shape.iter().product::<usize>() {
+            out.extend_from_slice(&value(t, i).to_le_bytes());
+        }
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// A one-layer Llama whose attention projections are `hidden × hidden` (2048 gives the
+/// 2048×2048 module of the frame-time test), with a rank-8 PEFT adapter on q_proj and v_proj.
+/// Returns (model folder, adapter folder).
+pub fn wide_llama_with_lora(dir: &std::path::Path, hidden: usize) -> (PathBuf, PathBuf) {
+    let model = dir.join("wide-llama");
+    std::fs::create_dir_all(&model).unwrap();
+    let (vocab, inter, heads) = (1024usize, 64usize, hidden / 128);
+    std::fs::write(
+        model.join("config.json"),
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": hidden,
+            "intermediate_size": inter, "num_hidden_layers": 1, "num_attention_heads": heads,
+            "num_key_value_heads": heads, "vocab_size": vocab, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+            "max_position_embeddings": 512, "tie_word_embeddings": true, "torch_dtype": "float32"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(fixture("tiny-llama").join(f), model.join(f)).unwrap();
+    }
+    let p = "model.layers.0";
+    let names: Vec<(String, Vec<usize>)> = vec![
+        ("model.embed_tokens.weight".into(), vec![vocab, hidden]),
+        (format!("{p}.input_layernorm.weight"), vec![hidden]),
+        (format!("{p}.post_attention_layernorm.weight"), vec![hidden]),
+        (format!("{p}.self_attn.q_proj.weight"), vec![hidden, hidden]),
+        (format!("{p}.self_attn.k_proj.weight"), vec![hidden, hidden]),
+        (format!("{p}.self_attn.v_proj.weight"), vec![hidden, hidden]),
+        (format!("{p}.self_attn.o_proj.weight"), vec![hidden, hidden]),
+        (format!("{p}.mlp.gate_proj.weight"), vec![inter, hidden]),
+        (format!("{p}.mlp.up_proj.weight"), vec![inter, hidden]),
+        (format!("{p}.mlp.down_proj.weight"), vec![hidden, inter]),
+        ("model.norm.weight".into(), vec![hidden]),
+    ];
+    let tensors: Vec<(&str, Vec<usize>)> = names.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+    let hash = |t: usize, i: usize| {
+        let x = (i as u64 ^ ((t as u64) << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.05
+    };
+    write_f32_safetensors(&model.join("model.safetensors"), &tensors, |t, i| {
+        if tensors[t].1.len() == 1 { 1.0 } else { hash(t, i) }
+    });
+    let adapter = dir.join("wide-lora");
+    std::fs::create_dir_all(&adapter).unwrap();
+    std::fs::write(
+        adapter.join("adapter_config.json"),
+        serde_json::json!({
+            "peft_type": "LORA", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"],
+            "lora_dropout": 0.0, "bias": "none", "task_type": "CAUSAL_LM", "use_rslora": false,
+            "base_model_name_or_path": "wide-llama"
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let lora: Vec<(String, Vec<usize>)> = ["q_proj", "v_proj"]
+        .iter()
+        .flat_map(|m| {
+            let base = format!("base_model.model.{p}.self_attn.{m}");
+            [(format!("{base}.lora_A.weight"), vec![8, hidden]), (format!("{base}.lora_B.weight"), vec![hidden, 8])]
+        })
+        .collect();
+    let lora_tensors: Vec<(&str, Vec<usize>)> = lora.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+    write_f32_safetensors(&adapter.join("adapter_model.safetensors"), &lora_tensors, |t, i| hash(t + 100, i));
+    (model, adapter)
+}

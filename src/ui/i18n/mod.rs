@@ -20,32 +20,7 @@ mod zh_routing;
 mod zh_tokens;
 mod zh_tree;
 
-#[derive(serde::Serialize, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Lang {
-    #[default]
-    En,
-    Zh,
-}
-
-impl Lang {
-    /// The desktop's language on a first run (nothing remembered yet): Chinese for zh_* locales.
-    pub fn from_env() -> Self {
-        let locale =
-            ["LC_ALL", "LC_MESSAGES", "LANG"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-        match locale {
-            Some(l) if l.starts_with("zh") => Lang::Zh,
-            _ => Lang::En,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "en" | "english" => Some(Lang::En),
-            "zh" | "cn" | "zh-cn" | "zh_cn" | "chinese" | "中文" => Some(Lang::Zh),
-            _ => None,
-        }
-    }
-}
+pub use crate::workspace::Lang;
 
 // Per thread, not global: the UI runs on one thread, and UI tests on parallel threads must
 // not switch each other's language.

@@ -39,4 +39,5 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("index (largest first)", "序号（从大到小）"),
     ("‖ΔW‖ / ‖W‖ per adapted module", "各适配模块的 ‖ΔW‖ / ‖W‖"),
     ("Where the adapter changes the model most", "适配器对模型改动最大的地方"),
+    ("computing ΔW = B·A and its singular values on a worker…", "正在后台线程计算 ΔW = B·A 及其奇异值…"),
 ];

@@ -4,9 +4,12 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("loading weights…", "正在加载权重…"),
     ("reading the prompt…", "正在读取提示词…"),
     (
-        "the engine hit an internal error; load the model again to continue",
-        "推理引擎遇到内部错误；请重新加载模型后继续",
+        "the engine hit an internal error; run the prompt again to reload the model",
+        "推理引擎遇到内部错误；再运行一次提示词即可重新加载模型",
     ),
+    ("generating token {} of {}…", "正在生成第 {} 个 token（共 {} 个）…"),
+    ("loading was cancelled", "加载已取消"),
+    ("no model loaded for inference", "尚未加载用于推理的模型"),
     (
         "Inference is not available for this architecture: only its tensors can be inspected.",
         "该架构暂不支持推理：只能查看它的张量。",

@@ -61,4 +61,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "One transformer block: norm → attention → residual add, then norm → MLP → residual add.",
         "一个 Transformer 块：归一化 → 注意力 → 残差相加，然后归一化 → MLP → 残差相加。",
     ),
+    ("Modules", "模块"),
+    ("The module tree as print(model) shows it", "与 print(model) 输出一致的模块树"),
 ];

@@ -1,68 +1,103 @@
 //! The centre panel: what is selected, its statistics and its histogram.
 //! All numbers come from [`crate::analysis::stats`] via a background job; this file only draws.
 
+pub mod bits;
+pub mod lora;
+
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::app::{AnatomyApp, Selection};
-use super::i18n::{tr, trf};
-use super::{export, format, help};
+use crate::analysis::floatbits::Format;
 use crate::analysis::stats::TensorStats;
 use crate::arch::ROOT;
+use crate::ui::i18n::{tr, trf};
+use crate::ui::{export, format, help};
+use crate::workspace::{Action, Selection, Workspace};
 
-pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match app.selection.clone() {
-        Selection::None => overview(ui, app),
-        Selection::Tensor(name) => {
-            tensor_header(ui, app, &name);
-            ui.separator();
-            stats_section(ui, app);
-            ui.separator();
-            let numel =
-                app.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(&name)).map(|t| t.numel()).unwrap_or(0);
-            egui::CollapsingHeader::new(RichText::new(tr("Bits: FP32 / BF16 / FP16 / FP8 of one weight")).strong())
-                .id_salt("bits-section")
-                .default_open(true)
-                .show(ui, |ui| {
-                    super::bits_panel::element_picker(ui, app, &name, numel);
-                    bin_values_list(ui, app, &name);
-                    let showing_this = app.bits.tensor == name;
-                    if !showing_this && numel > 0 {
-                        app.inspect_element(&name, app.bits.index.min(numel - 1));
-                    }
-                    super::bits_panel::bits_view(ui, app);
-                });
-            egui::CollapsingHeader::new(RichText::new(tr("Cast the whole tensor: what changes?")).strong())
-                .id_salt("cast-section")
-                .show(ui, |ui| super::bits_panel::cast_section(ui, app));
-        }
-        Selection::Module(id) => {
-            module_header(ui, app, id);
-            ui.separator();
-            if let Some(module) = app.adapted_module(id).map(|m| m.module.clone()) {
-                super::lora_panel::show(ui, app, &module);
-                ui.separator();
-            } else if app.adapter.is_some() && id == crate::arch::ROOT {
-                super::lora_panel::model_wide(ui, app);
-                ui.separator();
-            }
-            stats_section(ui, app);
-            ui.separator();
-            children_chart(ui, app, id);
-        }
-    });
+/// The Weights tab's view state: the Bits playground, the cast target, the LoRA textures.
+pub struct WeightsPanel {
+    pub bits: bits::BitsView,
+    pub cast_target: Format,
+    pub lora: lora::LoraTextures,
 }
 
-fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    if app.adapter.is_some() {
-        super::lora_panel::model_wide(ui, app);
-        if let Some((a, _)) = &app.adapter {
-            let base = app.model.as_ref().map(|m| m.folder.tree.unique_param_count(ROOT)).unwrap_or(0);
-            ui.monospace(crate::arch::peft::trainable_line(a, base));
-        }
+impl Default for WeightsPanel {
+    fn default() -> Self {
+        Self { bits: bits::BitsView::default(), cast_target: Format::BF16, lora: lora::LoraTextures::default() }
+    }
+}
+
+impl super::Panel for WeightsPanel {
+    fn id(&self) -> &'static str {
+        "weights"
+    }
+
+    fn title(&self) -> &'static str {
+        tr("Weights")
+    }
+
+    fn tooltip(&self) -> &'static str {
+        tr("Statistics, histogram and bits of the selected tensor or module")
+    }
+
+    fn reset(&mut self) {
+        self.bits = bits::BitsView::default();
+        self.lora = lora::LoraTextures::default();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+        egui::ScrollArea::vertical().auto_shrink([false, false]).show(ui, |ui| match ws.selection.clone() {
+            Selection::None => overview(ui, self, ws, actions),
+            Selection::Tensor(name) => tensor_page(ui, self, ws, actions, &name),
+            Selection::Module(id) => {
+                module_header(ui, ws, id);
+                ui.separator();
+                if let Some(module) = ws.adapted_module(id).map(|m| m.module.clone()) {
+                    lora::show(ui, &mut self.lora, ws, actions, &module);
+                    ui.separator();
+                } else if ws.active.is_some() && id == ROOT {
+                    lora::model_wide(ui, ws, actions);
+                    ui.separator();
+                }
+                stats_section(ui, ws, actions);
+                ui.separator();
+                children_chart(ui, ws, id);
+            }
+        });
+    }
+}
+
+fn tensor_page(ui: &mut egui::Ui, p: &mut WeightsPanel, ws: &Workspace, actions: &mut Vec<Action>, name: &str) {
+    tensor_header(ui, ws, name);
+    ui.separator();
+    stats_section(ui, ws, actions);
+    ui.separator();
+    let numel = ws.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(name)).map(|t| t.numel()).unwrap_or(0);
+    egui::CollapsingHeader::new(RichText::new(tr("Bits: FP32 / BF16 / FP16 / FP8 of one weight")).strong())
+        .id_salt("bits-section")
+        .default_open(true)
+        .show(ui, |ui| {
+            bits::element_picker(ui, &mut p.bits, ws, name, numel);
+            bin_values_list(ui, &mut p.bits, ws, name);
+            if p.bits.tensor != name && numel > 0 {
+                let index = p.bits.index.min(numel - 1);
+                p.bits.inspect(ws, name, index);
+            }
+            bits::bits_view(ui, &mut p.bits);
+        });
+    egui::CollapsingHeader::new(RichText::new(tr("Cast the whole tensor: what changes?")).strong())
+        .id_salt("cast-section")
+        .show(ui, |ui| bits::cast_section(ui, &mut p.cast_target, ws, actions, name));
+}
+
+fn overview(ui: &mut egui::Ui, _p: &mut WeightsPanel, ws: &Workspace, actions: &mut Vec<Action>) {
+    if let Some(active) = &ws.active {
+        lora::model_wide(ui, ws, actions);
+        let base = ws.model.as_ref().map(|m| m.folder.tree.unique_param_count(ROOT)).unwrap_or(0);
+        ui.monospace(crate::arch::peft::trainable_line(&active.adapter, base));
         ui.separator();
     }
-    let Some(model) = &app.model else { return };
+    let Some(model) = &ws.model else { return };
     help::note(ui, "overview");
     ui.heading(model.tree.nodes[ROOT].class_name.clone());
     ui.label(tr("Select a module or a tensor in the tree to see its numbers."));
@@ -117,8 +152,8 @@ fn overview(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     });
 }
 
-fn tensor_header(ui: &mut egui::Ui, app: &AnatomyApp, name: &str) {
-    let Some(model) = &app.model else { return };
+fn tensor_header(ui: &mut egui::Ui, ws: &Workspace, name: &str) {
+    let Some(model) = &ws.model else { return };
     let ckpt = &model.folder.checkpoint;
     let Some(t) = ckpt.tensor(name) else {
         ui.label(trf("No tensor named {}", &[&name]));
@@ -145,13 +180,13 @@ fn tensor_header(ui: &mut egui::Ui, app: &AnatomyApp, name: &str) {
     });
 }
 
-fn module_header(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
-    let Some(model) = &app.model else { return };
+fn module_header(ui: &mut egui::Ui, ws: &Workspace, id: usize) {
+    let Some(model) = &ws.model else { return };
     let node = &model.tree.nodes[id];
     let title = if node.path.is_empty() { node.class_name.clone() } else { node.path.clone() };
     ui.heading(RichText::new(title).monospace());
     ui.label(RichText::new(format!("{}({})", node.class_name, node.extra_repr)).monospace());
-    let note = super::tree_panel::teaching_note(node);
+    let note = help::teaching_note(node);
     if let Some((_, text)) = note.split_once('\n') {
         ui.label(RichText::new(text).italics());
     }
@@ -164,70 +199,85 @@ fn module_header(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
     ));
 }
 
-fn stats_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
+fn stats_section(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
     help::note(ui, "weights");
+    let mut histogram = ws.settings.histogram;
     ui.horizontal(|ui| {
-        ui.add(egui::Slider::new(&mut app.histogram.bins, 1..=512).logarithmic(true).text(tr("bins")))
+        ui.add(egui::Slider::new(&mut histogram.bins, 1..=512).logarithmic(true).text(tr("bins")))
             .on_hover_text(tr("Number of equal-width bins between min and max (numpy's rule)"));
-        ui.checkbox(&mut app.histogram.log_y, tr("log counts"))
+        ui.checkbox(&mut histogram.log_y, tr("log counts"))
             .on_hover_text(tr("Show log₁₀(1 + count): makes the rare values in the tails visible"));
     });
-    if let Some(p) = app.stats_progress() {
+    if histogram != ws.settings.histogram {
+        actions.push(Action::Settings(Box::new(crate::workspace::Settings { histogram, ..ws.settings.clone() })));
+    }
+    if let Some(p) = ws.stats_progress() {
         ui.horizontal(|ui| {
             ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
             if ui.button(tr("Cancel")).clicked() {
-                app.cancel_stats();
+                actions.push(Action::CancelStats);
             }
         });
         ui.label(RichText::new(tr("reading the memory-mapped file on worker threads…")).weak());
         return;
     }
-    let log_y = app.histogram.log_y;
-    let stem = format!("{}-histogram", selection_name(app));
-    let mut retry = false;
-    match app.current_stats() {
+    let name = selection_name(ws);
+    let stem = format!("{name}-histogram");
+    match ws.current_stats() {
         None => {}
         Some(Err(e)) => {
             ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            retry = ui.button(tr("Compute again")).clicked();
+            if ui.button(tr("Compute again")).clicked() {
+                actions.push(Action::RecomputeStats);
+            }
         }
         Some(Ok(stats)) => {
-            let stats = stats.clone();
             // Numbers beside the picture: the histogram gets the width, the grid stays compact.
+            let json = || stats_json(ws, stats);
             let clicked = ui
                 .horizontal_top(|ui| {
-                    ui.vertical(|ui| stats_grid(ui, &stats));
+                    ui.vertical(|ui| stats_grid(ui, stats));
                     ui.add_space(8.0);
-                    ui.vertical(|ui| histogram(ui, &stats, log_y, &stem)).inner
+                    ui.vertical(|ui| histogram_plot(ui, stats, ws.settings.histogram.log_y, &stem, &json)).inner
                 })
                 .inner;
             if let Some(bin) = clicked
-                && let Selection::Tensor(name) = &app.selection
+                && let Selection::Tensor(tensor) = &ws.selection
             {
                 let e = &stats.histogram.edges;
-                let name = name.clone();
-                app.list_bin_values(&name, e[bin], e[bin + 1]);
+                actions.push(Action::ListBinValues { tensor: tensor.clone(), lo: e[bin], hi: e[bin + 1] });
             }
         }
     }
-    if retry {
-        app.recompute_stats();
-    }
+}
+
+/// The Export menu's JSON: `llm-anatomy stats --json`'s serialiser. A module aggregate
+/// names its dotted path, the dtype its tensors share ("mixed" otherwise) and no shape.
+fn stats_json(ws: &Workspace, stats: &TensorStats) -> String {
+    let name = selection_name(ws);
+    let ckpt = ws.model.as_ref().map(|m| &m.folder.checkpoint);
+    let infos: Vec<_> =
+        ws.tensor_names(&ws.selection).iter().filter_map(|n| ckpt.and_then(|c| c.tensor(n))).cloned().collect();
+    let (dtype, shape) = match infos.as_slice() {
+        [one] if matches!(ws.selection, Selection::Tensor(_)) => (one.dtype.as_str().to_string(), one.shape.clone()),
+        many => {
+            let first = many.first().map(|t| t.dtype);
+            let same = many.iter().all(|t| Some(t.dtype) == first);
+            let dtype = if same { first.map(|d| d.as_str().to_string()).unwrap_or_default() } else { "mixed".into() };
+            (dtype, Vec::new())
+        }
+    };
+    serde_json::to_string_pretty(&crate::report::stats_json(&name, &dtype, &shape, stats)).unwrap_or_default()
 }
 
 /// The selected tensor's name, or the selected module's dotted path (its class for the root):
 /// the start of export file names.
-fn selection_name(app: &AnatomyApp) -> String {
-    match &app.selection {
+fn selection_name(ws: &Workspace) -> String {
+    match &ws.selection {
         Selection::Tensor(name) => name.clone(),
-        Selection::Module(id) => app.model.as_ref().map(|m| module_name(m, *id)).unwrap_or_default(),
+        Selection::Module(id) => ws.model.as_ref().map(|m| m.node_name(*id)).unwrap_or_default(),
         Selection::None => String::new(),
     }
-}
-
-fn module_name(model: &super::app::OpenModel, id: usize) -> String {
-    let node = &model.tree.nodes[id];
-    if node.path.is_empty() { node.class_name.clone() } else { node.path.clone() }
 }
 
 fn stats_grid(ui: &mut egui::Ui, s: &TensorStats) {
@@ -263,7 +313,13 @@ fn stats_grid(ui: &mut egui::Ui, s: &TensorStats) {
 }
 
 /// Draws the histogram and its export menu; returns the bin the user clicked, if any.
-fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool, stem: &str) -> Option<usize> {
+fn histogram_plot(
+    ui: &mut egui::Ui,
+    s: &TensorStats,
+    log_y: bool,
+    stem: &str,
+    json: &dyn Fn() -> String,
+) -> Option<usize> {
     let edges = s.histogram.edges.clone();
     let counts = s.histogram.counts.clone();
     let bars: Vec<Bar> = counts
@@ -311,18 +367,17 @@ fn histogram(ui: &mut egui::Ui, s: &TensorStats, log_y: bool, stem: &str) -> Opt
             }
             csv
         };
-        // The same numbers as `llm-anatomy stats --json`.
-        let json = || serde_json::to_string_pretty(s).unwrap_or_default();
-        export::menu(ui, stem, Some(plot_rect), Some(&csv), Some(&json));
+        // The same serialiser as `llm-anatomy stats --json`.
+        export::menu(ui, stem, Some(plot_rect), Some(&csv), Some(json));
         ui.label(RichText::new(tr("click a bar to list the values in it")).weak());
     });
     clicked_bin
 }
 
 /// The values found in the last clicked histogram bin, as chips that open their bits.
-fn bin_values_list(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str) {
-    let Some(key) = app.bin_query.clone().filter(|k| k.0 == tensor) else { return };
-    let Some(result) = app.bin_values.get(&key).cloned() else {
+fn bin_values_list(ui: &mut egui::Ui, bits: &mut bits::BitsView, ws: &Workspace, tensor: &str) {
+    let Some(key) = ws.bin_query.clone().filter(|k| k.0 == tensor) else { return };
+    let Some(result) = ws.jobs.bin_values.get(&key).cloned() else {
         ui.spinner();
         return;
     };
@@ -336,7 +391,7 @@ fn bin_values_list(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str) {
             ui.horizontal_wrapped(|ui| {
                 for (index, value) in found {
                     if ui.small_button(format!("#{index} = {}", format::num(value))).clicked() {
-                        app.inspect_element(tensor, index);
+                        bits.inspect(ws, tensor, index);
                     }
                 }
             });
@@ -344,8 +399,8 @@ fn bin_values_list(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str) {
     }
 }
 
-fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
-    let Some(model) = &app.model else { return };
+fn children_chart(ui: &mut egui::Ui, ws: &Workspace, id: usize) {
+    let Some(model) = &ws.model else { return };
     let tree = &model.tree;
     let children = &tree.nodes[id].children;
     if children.is_empty() {
@@ -376,5 +431,5 @@ fn children_chart(ui: &mut egui::Ui, app: &AnatomyApp, id: usize) {
         }
         csv
     };
-    export::menu(ui, &format!("{}-children", module_name(model, id)), Some(plot_rect), Some(&csv), None);
+    export::menu(ui, &format!("{}-children", model.node_name(id)), Some(plot_rect), Some(&csv), None);
 }

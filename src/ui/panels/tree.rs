@@ -7,17 +7,17 @@ use std::collections::{HashMap, HashSet};
 use egui::collapsing_header::CollapsingState;
 use egui::{Id, RichText};
 
-use super::app::{OpenModel, Selection};
-use super::format;
-use super::help;
-use super::i18n::{tr, trf};
 use crate::arch::{ModuleTree, Node, ROOT};
+use crate::ui::help::{self, teaching_note};
+use crate::ui::format;
+use crate::ui::i18n::{tr, trf};
+use crate::workspace::{Action, Selection, TreeView, Workspace};
 
 #[derive(Default)]
-pub struct TreeState {
+pub struct TreePanel {
     pub filter: String,
-    /// Show the flat list of stored tensors instead of the module tree.
-    pub flat: bool,
+    /// The last reveal request of the workspace that this panel acted on.
+    revealed: Option<u64>,
     /// Which instance a folded group (`(0-29): 30 x …`) shows, by (list node, group start).
     pub instance: HashMap<(usize, usize), usize>,
     visible: Option<(String, HashSet<usize>)>,
@@ -26,7 +26,7 @@ pub struct TreeState {
 }
 
 /// Loads a line's open/closed state, opening it if it was clicked last frame.
-fn load_state(ui: &egui::Ui, state: &mut TreeState, salt: Id, default_open: bool) -> CollapsingState {
+fn load_state(ui: &egui::Ui, state: &mut TreePanel, salt: Id, default_open: bool) -> CollapsingState {
     let mut s = CollapsingState::load_with_default_open(ui.ctx(), salt, default_open);
     if state.to_open.remove(&salt) {
         s.set_open(true);
@@ -35,7 +35,51 @@ fn load_state(ui: &egui::Ui, state: &mut TreeState, salt: Id, default_open: bool
 }
 
 /// Draws the panel; returns a new selection when the user clicks something.
-pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selection: &Selection) -> Option<Selection> {
+impl super::Panel for TreePanel {
+    fn id(&self) -> &'static str {
+        "tree"
+    }
+
+    fn title(&self) -> &'static str {
+        tr("Modules")
+    }
+
+    fn tooltip(&self) -> &'static str {
+        tr("The module tree as print(model) shows it")
+    }
+
+    /// A new tree: nothing open or filtered (the flat/tree choice is a setting and stays).
+    fn reset(&mut self) {
+        *self = Self { revealed: self.revealed, ..Self::default() };
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+        let Some(model) = &ws.model else { return };
+        // Filtering by a revealed name is what shows it, folded repeats unfolded.
+        if let Some((n, name)) = &ws.reveal
+            && self.revealed != Some(*n)
+        {
+            self.revealed = Some(*n);
+            self.filter = name.clone();
+        }
+        let mut flat = ws.settings.flat_tree;
+        if let Some(selection) = show(ui, model, self, &ws.selection, &mut flat) {
+            actions.push(Action::Select(selection));
+        }
+        if flat != ws.settings.flat_tree {
+            let settings = crate::workspace::Settings { flat_tree: flat, ..ws.settings.clone() };
+            actions.push(Action::Settings(Box::new(settings)));
+        }
+    }
+}
+
+fn show(
+    ui: &mut egui::Ui,
+    model: &TreeView,
+    state: &mut TreePanel,
+    selection: &Selection,
+    flat: &mut bool,
+) -> Option<Selection> {
     let mut picked = None;
     help::note(ui, "tree");
     ui.horizontal(|ui| {
@@ -51,7 +95,7 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
         if !state.filter.is_empty() && ui.small_button("✖").on_hover_text(tr("Clear the filter")).clicked() {
             state.filter.clear();
         }
-        ui.checkbox(&mut state.flat, "state_dict").on_hover_text(tr(
+        ui.checkbox(flat, "state_dict").on_hover_text(tr(
             "The flat list of stored tensor names (state_dict() keys), as the safetensors files hold them",
         ));
     });
@@ -60,7 +104,7 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
     }
     ui.separator();
     let filter = state.filter.trim().to_string();
-    if state.flat {
+    if *flat {
         flat_list(ui, model, &filter, selection, &mut picked);
         return picked;
     }
@@ -95,7 +139,7 @@ pub fn show(ui: &mut egui::Ui, model: &OpenModel, state: &mut TreeState, selecti
 }
 
 struct Ctx<'a> {
-    model: &'a OpenModel,
+    model: &'a TreeView,
     tree: &'a ModuleTree,
     selection: &'a Selection,
     picked: &'a mut Option<Selection>,
@@ -104,7 +148,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// One node in the folded, print(model)-shaped view. `key` is what the line starts with
     /// (`q_proj`, `0-29`); `salt` keeps open/closed state stable when a group switches instance.
-    fn node(&mut self, ui: &mut egui::Ui, id: usize, key: &str, salt: Id, state: &mut TreeState) {
+    fn node(&mut self, ui: &mut egui::Ui, id: usize, key: &str, salt: Id, state: &mut TreePanel) {
         let node = &self.tree.nodes[id];
         let selected = self.selection == &Selection::Module(id);
         let count = self.model.param_counts[id];
@@ -155,7 +199,7 @@ impl Ctx<'_> {
         node.class_name.ends_with("SparseMoeBlock").then(|| trf("{} experts, top-{}", &[&moe.num_experts, &moe.top_k]))
     }
 
-    fn list_children(&mut self, ui: &mut egui::Ui, list: usize, salt: Id, state: &mut TreeState) {
+    fn list_children(&mut self, ui: &mut egui::Ui, list: usize, salt: Id, state: &mut TreePanel) {
         let node = &self.tree.nodes[list];
         let groups = self.model.fold_groups.get(&list).cloned().unwrap_or_default();
         for (start, end) in groups {
@@ -286,7 +330,7 @@ fn row(ui: &mut egui::Ui, selected: bool, text: &str, params: u64) -> egui::Resp
 }
 
 /// Nodes to show for a filter: matches and their ancestors. Cached per filter text.
-fn visible_set<'a>(state: &'a mut TreeState, tree: &ModuleTree, filter: &str) -> &'a HashSet<usize> {
+fn visible_set<'a>(state: &'a mut TreePanel, tree: &ModuleTree, filter: &str) -> &'a HashSet<usize> {
     let stale = state.visible.as_ref().is_none_or(|(f, _)| f != filter);
     if stale {
         let mut set = HashSet::new();
@@ -311,7 +355,7 @@ fn visible_set<'a>(state: &'a mut TreeState, tree: &ModuleTree, filter: &str) ->
 
 fn flat_list(
     ui: &mut egui::Ui,
-    model: &OpenModel,
+    model: &TreeView,
     filter: &str,
     selection: &Selection,
     picked: &mut Option<Selection>,
@@ -336,43 +380,4 @@ fn flat_list(
             }
         }
     });
-}
-
-/// A short "what am I looking at" for the common module kinds.
-pub fn teaching_note(node: &Node) -> String {
-    let c = node.class_name.as_str();
-    let note = if c == "Linear" {
-        tr("Linear: y = x·Wᵀ (+ b). The weight is stored as [out_features, in_features]: one row per output.")
-    } else if c == "Embedding" {
-        tr(
-            "Embedding: a lookup table, one row of hidden_size numbers per token id. padding_idx is the pad token's row.",
-        )
-    } else if c.ends_with("RMSNorm") {
-        tr("RMSNorm: x / sqrt(mean(x²) + eps) · weight. No mean subtraction and no bias, unlike LayerNorm.")
-    } else if c.ends_with("RotaryEmbedding") {
-        tr(
-            "Rotary position embedding (RoPE): rotates each pair of dimensions of the query and key vectors by an angle proportional to the token's position, a different frequency per pair, so q·k depends on the distance between tokens. No weights.",
-        )
-    } else if c.contains("Attention") {
-        tr(
-            "Self-attention: q/k/v projections, softmax(q·kᵀ/√d)·v per head, then o_proj. Fewer k/v heads than q heads = grouped-query attention (GQA).",
-        )
-    } else if c.contains("SparseMoeBlock") {
-        tr(
-            "Mixture of experts: the router (the gate Linear) scores every expert for each token, only the top-k experts run, and their outputs are added up weighted by the gate's probabilities.",
-        )
-    } else if c.ends_with("MLP") {
-        tr(
-            "SwiGLU MLP: down_proj(act(gate_proj(x)) ⊙ up_proj(x)), where act is SiLU and ⊙ is the element-wise product. Mixtral's experts call them w1 (gate), w3 (up), w2 (down).",
-        )
-    } else if c == "ModuleList" {
-        tr("A list of modules; identical consecutive entries are printed once as `(a-b): n x …`.")
-    } else if c.ends_with("Activation") {
-        tr("The activation function inside the MLP (SiLU = x·sigmoid(x)). No weights.")
-    } else if c.ends_with("DecoderLayer") {
-        tr("One transformer block: norm → attention → residual add, then norm → MLP → residual add.")
-    } else {
-        ""
-    };
-    if note.is_empty() { node.path.clone() } else { format!("{}\n{note}", node.path) }
 }

@@ -2,218 +2,48 @@
 //! live by temperature / top-k / top-p / min-p (on cached logits: the model is not re-run),
 //! a seeded draw, click-a-candidate to force it, step back, and the generation table.
 
-use std::sync::Arc;
-
 use egui::{Color32, RichText};
 
-use crate::arch::ModelFolder;
-use crate::engine::{Command, EngineHandle, Event, Snapshot, TextCodec};
+use crate::engine::{Snapshot, TextCodec};
 use crate::sampling::{self, Distribution, Removed, SamplingParams};
+use crate::ui::i18n::{tr, trf};
+use crate::ui::engine_status::{self, error_text};
+use crate::ui::{export, format, help, prompt_bar};
+use crate::workspace::{Action, Workspace};
 
-use super::i18n::{tr, trf};
-use super::{export, format, help};
-
-pub struct TokensState {
-    engine: Option<EngineHandle>,
-    pub prompt: String,
-    pub chat: bool,
-    pub params: SamplingParams,
+/// The token panel's own view state; the sequence, sliders and adapter live in the workspace.
+pub struct TokensPanel {
     pub top_n: usize,
     pub generate_n: usize,
-    pub snapshot: Option<Box<Snapshot>>,
-    pub busy: Option<String>,
-    pub error: Option<String>,
-    /// Architecture, MoE or not, and the tokenizer (shared with the engine).
-    pub loaded: Option<(String, bool, Arc<TextCodec>)>,
-    /// The distribution for the current logits and sliders, recomputed only when either changes.
-    cached: Option<(StepKey, Arc<Distribution>)>,
-    /// The generation table's probabilities: one sampling pass per generated step, so
-    /// recomputed only when the sequence or the sliders change, not every frame.
-    generation: Option<(StepKey, Arc<Vec<f32>>)>,
-    /// How many distributions were computed: the slider test counts these against forwards.
-    pub recomputes: u64,
-    /// Run the prompt as soon as the weights are in (`--prompt` on the command line).
-    pub run_when_loaded: bool,
-    /// The adapter the engine runs with, and its strength (mirrors the app's).
-    pub adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>,
+    /// The strength slider's position while it is dragged (sent to the engine on release).
+    dragged_strength: Option<f64>,
 }
 
-type SamplingParamsKey = [u64; 6];
-
-/// What a cached computation over one snapshot depends on: which forward pass produced
-/// it, how long the sequence is, and the sliders.
-type StepKey = (u64, usize, SamplingParamsKey);
-
-fn step_key(snap: &Snapshot, p: &SamplingParams) -> StepKey {
-    (snap.forwards, snap.tokens.len(), key_of(p))
-}
-
-fn key_of(p: &SamplingParams) -> SamplingParamsKey {
-    [
-        p.temperature.to_bits() as u64,
-        p.top_k as u64,
-        p.top_p.to_bits() as u64,
-        p.min_p.to_bits() as u64,
-        p.repetition_penalty.to_bits() as u64,
-        p.seed,
-    ]
-}
-
-impl Default for TokensState {
+impl Default for TokensPanel {
     fn default() -> Self {
-        Self {
-            engine: None,
-            prompt: "The model has weights".into(),
-            chat: false,
-            params: SamplingParams::default(),
-            top_n: 12,
-            generate_n: 8,
-            snapshot: None,
-            busy: None,
-            error: None,
-            loaded: None,
-            cached: None,
-            generation: None,
-            recomputes: 0,
-            run_when_loaded: false,
-            adapter: None,
-        }
+        Self { top_n: 12, generate_n: 8, dragged_strength: None }
     }
 }
 
-impl TokensState {
-    /// Hands a newly opened model to the engine (weights load there, off the UI thread).
-    pub fn load(&mut self, folder: Arc<ModelFolder>) {
-        let engine = self.engine.get_or_insert_with(EngineHandle::spawn);
-        self.snapshot = None;
-        self.cached = None;
-        self.loaded = None;
-        self.error = None;
-        if folder.config.is_some() {
-            self.busy = Some("loading weights…".into());
-            engine.send(Command::Load(folder));
-        } else {
-            self.busy = None;
-            self.error =
-                Some("Inference is not available for this architecture: only its tensors can be inspected.".into());
-        }
+impl super::Panel for TokensPanel {
+    fn id(&self) -> &'static str {
+        "tokens"
     }
 
-    fn send(&mut self, c: Command) {
-        if let Some(e) = &self.engine {
-            self.error = None;
-            e.send(c);
-        }
+    fn title(&self) -> &'static str {
+        tr("Token probabilities")
     }
 
-    pub fn set_adapter(&mut self, adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>) {
-        self.adapter = adapter.clone();
-        self.cached = None;
-        self.send(Command::SetAdapter(adapter));
+    fn tooltip(&self) -> &'static str {
+        tr("Run a prompt and step through generation one token at a time")
     }
 
-    pub fn run_prompt(&mut self) {
-        self.busy = Some("reading the prompt…".into());
-        let (text, chat) = (self.prompt.clone(), self.chat);
-        self.send(Command::SetPrompt { text, chat });
+    fn reset(&mut self) {
+        self.dragged_strength = None;
     }
 
-    pub fn step(&mut self) {
-        self.generate(1);
-    }
-
-    pub fn generate(&mut self, n: usize) {
-        let params = self.params;
-        self.send(Command::Generate { n, params });
-    }
-
-    pub fn force(&mut self, id: u32) {
-        self.send(Command::Append(id));
-    }
-
-    pub fn step_back(&mut self) {
-        self.send(Command::StepBack);
-    }
-
-    pub fn stop(&self) {
-        if let Some(e) = &self.engine {
-            e.stop();
-        }
-    }
-
-    /// Takes the engine's events; returns true if anything changed.
-    pub fn poll(&mut self) -> bool {
-        let Some(engine) = &self.engine else { return false };
-        let mut changed = false;
-        while let Ok(event) = engine.rx.try_recv() {
-            changed = true;
-            match event {
-                Event::Loaded { architecture, is_moe, codec, .. } => {
-                    self.busy = None;
-                    self.loaded = Some((architecture, is_moe, codec));
-                    if std::mem::take(&mut self.run_when_loaded) {
-                        self.busy = Some("reading the prompt…".into());
-                        engine.send(Command::SetPrompt { text: self.prompt.clone(), chat: self.chat });
-                    }
-                }
-                Event::Busy(what) => self.busy = Some(what),
-                Event::Snapshot(s) => {
-                    self.busy = None;
-                    self.snapshot = Some(s);
-                }
-                Event::Error(e) => {
-                    self.busy = None;
-                    self.error = Some(e);
-                }
-            }
-        }
-        changed
-    }
-
-    /// The distribution under the current sliders; cheap to call every frame.
-    pub fn distribution(&mut self) -> Option<Arc<Distribution>> {
-        let s = self.snapshot.as_ref()?;
-        let key = step_key(s, &self.params);
-        if let Some((k, d)) = &self.cached
-            && *k == key
-        {
-            return Some(Arc::clone(d));
-        }
-        let d = Arc::new(sampling::distribution(&s.logits, &s.tokens, &self.params));
-        self.recomputes += 1;
-        self.cached = Some((key, Arc::clone(&d)));
-        Some(d)
-    }
-
-    fn generation_probs(&mut self, snap: &Snapshot) -> Arc<Vec<f32>> {
-        let key = step_key(snap, &self.params);
-        match &self.generation {
-            Some((k, p)) if *k == key => Arc::clone(p),
-            _ => {
-                let p = Arc::new(chosen_probs(snap, &self.params));
-                self.generation = Some((key, Arc::clone(&p)));
-                p
-            }
-        }
-    }
-
-    pub fn forwards(&self) -> u64 {
-        self.snapshot.as_ref().map(|s| s.forwards).unwrap_or(0)
-    }
-}
-
-/// Status and error messages the engine and this panel keep in English, in the UI's language.
-fn status(s: &str) -> &str {
-    match s {
-        "loading weights…" => tr("loading weights…"),
-        "reading the prompt…" => tr("reading the prompt…"),
-        "the engine hit an internal error; load the model again to continue" => {
-            tr("the engine hit an internal error; load the model again to continue")
-        }
-        "Inference is not available for this architecture: only its tensors can be inspected." => {
-            tr("Inference is not available for this architecture: only its tensors can be inspected.")
-        }
-        other => other,
+    fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+        show(ui, self, ws, actions);
     }
 }
 
@@ -227,169 +57,135 @@ fn removed_label(r: Removed) -> &'static str {
     }
 }
 
-fn note(ui: &mut egui::Ui) {
-    help::note(ui, "tokens");
-}
-
-pub fn show(ui: &mut egui::Ui, st: &mut TokensState) {
-    if st.poll() {
-        ui.ctx().request_repaint();
-    }
-    if st.busy.is_some() {
-        ui.ctx().request_repaint_after(std::time::Duration::from_millis(50));
-    }
-    let Some((arch, _, codec)) = st.loaded.clone() else {
-        match (&st.error, &st.busy) {
-            (Some(e), _) => {
-                ui.label(RichText::new(status(e)).color(ui.visuals().error_fg_color));
-            }
-            (None, Some(b)) => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(status(b));
-                });
-            }
-            _ => {
-                ui.label(tr("Open a model folder to see its next-token probabilities."));
-            }
-        }
-        note(ui);
+fn show(ui: &mut egui::Ui, st: &mut TokensPanel, ws: &Workspace, actions: &mut Vec<Action>) {
+    if ws.model.is_none() || !ws.engine.can_run() {
+        match &ws.engine.error {
+            Some(e) => ui.label(RichText::new(error_text(e)).color(ui.visuals().error_fg_color)),
+            None => ui.label(tr("Open a model folder to see its next-token probabilities.")),
+        };
+        help::note(ui, "tokens");
         return;
-    };
+    }
+    let arch = ws.engine.loaded.as_ref().map(|l| l.architecture.clone()).unwrap_or_else(|| {
+        ws.model.as_ref().and_then(|m| m.folder.config.as_ref()).map(|c| c.architecture.clone()).unwrap_or_default()
+    });
     ui.heading(trf("Next-token probabilities · {}", &[&arch]));
-    note(ui);
+    help::note(ui, "tokens");
     // Keyboard: Space = step, Backspace = step back (when no text field has focus).
     let typing = ui.ctx().egui_wants_keyboard_input();
-    if !typing && st.snapshot.is_some() {
+    if !typing && ws.engine.snapshot.is_some() {
         if ui.input(|i| i.key_pressed(egui::Key::Space)) {
-            st.step();
+            actions.push(Action::Generate(1));
         }
         if ui.input(|i| i.key_pressed(egui::Key::Backspace)) {
-            st.step_back();
+            actions.push(Action::StepBack);
         }
     }
-    ui.horizontal(|ui| {
-        let label = ui.label(tr("Prompt"));
-        ui.add(egui::TextEdit::singleline(&mut st.prompt).desired_width(420.0)).labelled_by(label.id);
-        ui.add_enabled(codec.chat_template.is_some(), egui::Checkbox::new(&mut st.chat, tr("chat template")))
-            .on_hover_text(tr(
-                "Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)",
-            ));
-        if ui.button(tr("Run prompt")).on_hover_text(tr("Tokenize the prompt and run the model over it")).clicked() {
-            st.run_prompt();
-        }
-        if let Some(b) = &st.busy {
-            ui.spinner();
-            ui.label(status(b));
-        }
+    ui.horizontal_wrapped(|ui| {
+        prompt_bar::show(ui, ws, actions, 420.0);
+        engine_status::show(ui, ws, actions);
     });
-    if let Some(e) = &st.error {
-        ui.label(RichText::new(status(e)).color(ui.visuals().error_fg_color));
+    if let Some(e) = &ws.engine.error {
+        ui.label(RichText::new(error_text(e)).color(ui.visuals().error_fg_color));
     }
-    let Some(snap) = st.snapshot.clone() else {
+    let (Some(snap), Some(codec)) = (ws.engine.snapshot.clone(), ws.engine.loaded.as_ref().map(|l| &l.codec)) else {
         ui.label(tr("Type a prompt and press Run prompt."));
         return;
     };
-    adapter_controls(ui, st);
+    adapter_controls(ui, st, ws, actions);
     token_chips(ui, &snap);
+    step_buttons(ui, st, &snap, actions);
+    ui.separator();
+    sliders(ui, st, ws, actions);
+    ui.separator();
+    let Some(derived) = ws.engine.derived() else { return };
+    let d = &derived.distribution;
+    let step = (snap.tokens.len() - snap.prompt_len) as u64;
+    let u = sampling::uniform(ws.settings.sampling.seed, step);
+    let drawn = sampling::draw(d, u);
+    if let Some(id) = candidates(ui, st, &ws.settings.sampling, codec, d, drawn, u) {
+        actions.push(Action::Force(id));
+    }
+    if let Some((base, moved)) = &derived.comparison {
+        ui.separator();
+        compare(ui, codec, base, d, moved);
+    }
+    ui.separator();
+    generation_table(ui, &snap, &derived.chosen_probs);
+}
+
+fn step_buttons(ui: &mut egui::Ui, st: &mut TokensPanel, snap: &Snapshot, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         if ui.button(tr("Step ▶")).on_hover_text(tr("Draw one token with the settings below (Space)")).clicked() {
-            st.step();
+            actions.push(Action::Generate(1));
         }
         if ui.button(tr("Generate")).on_hover_text(tr("Draw this many tokens, one step after another")).clicked() {
-            let n = st.generate_n;
-            st.generate(n);
+            actions.push(Action::Generate(st.generate_n));
         }
         let label = ui.label(tr("tokens:"));
         ui.add(egui::DragValue::new(&mut st.generate_n).range(1..=256)).labelled_by(label.id);
         if ui.button(tr("Stop")).on_hover_text(tr("Stop generating after the current step")).clicked() {
-            st.stop();
+            actions.push(Action::StopGenerating);
         }
         if ui
             .add_enabled(snap.tokens.len() > snap.prompt_len, egui::Button::new(tr("◀ Step back")))
             .on_hover_text(tr("Forget the last token (Backspace)"))
             .clicked()
         {
-            st.step_back();
+            actions.push(Action::StepBack);
         }
         if ui.button(tr("Reset")).on_hover_text(tr("Back to the prompt alone")).clicked() {
-            st.run_prompt();
+            actions.push(Action::RunPrompt);
         }
         ui.label(RichText::new(trf("forward passes: {}", &[&snap.forwards])).weak())
             .on_hover_text(tr("How many times the model has run: once for the prompt, then once per new token"));
     });
-    ui.separator();
-    sliders(ui, st);
-    ui.separator();
-    if let Some(d) = st.distribution() {
-        let step = (snap.tokens.len() - snap.prompt_len) as u64;
-        let u = sampling::uniform(st.params.seed, step);
-        let drawn = sampling::draw(&d, u);
-        if let Some(id) = candidates(ui, st, &codec, &d, drawn, u) {
-            st.force(id);
-        }
-    }
-    if let (Some(base), Some(d)) = (&snap.base_logits, st.distribution()) {
-        ui.separator();
-        compare(ui, st, &codec, &snap, base, &d);
-    }
-    ui.separator();
-    generation_table(ui, st, &snap);
 }
 
 /// Adapter on/off and strength: ΔW is multiplied by the strength (0 = the base model).
-fn adapter_controls(ui: &mut egui::Ui, st: &mut TokensState) {
-    let Some((adapter, strength)) = st.adapter.clone() else { return };
+fn adapter_controls(ui: &mut egui::Ui, st: &mut TokensPanel, ws: &Workspace, actions: &mut Vec<Action>) {
+    let Some(active) = &ws.active else { return };
+    let strength = active.strength;
     ui.horizontal(|ui| {
-        let mut s = strength as f32;
+        let mut s = st.dragged_strength.unwrap_or(strength) as f32;
         let label = ui.label(RichText::new(tr("LoRA strength")).strong()).on_hover_text(tr(
             "The engine adds strength × ΔW to every adapted weight: 0 = base model, 1 = as trained, 2 = exaggerated",
         ));
-        let changed = ui.add(egui::Slider::new(&mut s, 0.0..=2.0).step_by(0.05)).labelled_by(label.id).drag_stopped();
+        let slider = ui.add(egui::Slider::new(&mut s, 0.0..=2.0).step_by(0.05)).labelled_by(label.id);
         let off = ui.button(if strength == 0.0 { tr("adapter off") } else { tr("switch off") }).clicked();
         let on = ui.button("1.0").on_hover_text(tr("As trained")).clicked();
         let new = if off {
             Some(0.0)
         } else if on {
             Some(1.0)
-        } else if changed {
+        } else if slider.drag_stopped() || (slider.changed() && !slider.dragged()) {
             Some(s as f64)
         } else {
             None
         };
         if let Some(v) = new {
-            st.set_adapter(Some((Arc::clone(&adapter), v)));
-        } else if (s as f64 - strength).abs() > 1e-9 {
-            // Show the slider's position while dragging; send when released.
-            st.adapter = Some((Arc::clone(&adapter), s as f64));
+            st.dragged_strength = None;
+            actions.push(Action::SetAdapterStrength(v));
+        } else if slider.dragged() {
+            // Show the slider's position while dragging; the engine re-runs on release.
+            st.dragged_strength = Some(s as f64);
         }
     });
 }
 
 /// Base vs adapted next-token distributions under the same sliders, and who moved most.
-fn compare(
-    ui: &mut egui::Ui,
-    st: &TokensState,
-    codec: &TextCodec,
-    snap: &Snapshot,
-    base: &[f32],
-    adapted: &Distribution,
-) {
-    let b = sampling::distribution(base, &snap.tokens, &st.params);
+fn compare(ui: &mut egui::Ui, codec: &TextCodec, base: &Distribution, adapted: &Distribution, moved: &[(u32, f32)]) {
     ui.label(RichText::new(tr("with the adapter vs without")).strong())
         .on_hover_text(tr("The same prompt and step, run once with ΔW added and once without"));
-    let mut moved: Vec<(u32, f32)> =
-        (0..adapted.probs.len()).map(|i| (i as u32, adapted.probs[i] - b.probs[i])).collect();
-    moved.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
     egui::Grid::new("compare").striped(true).num_columns(4).show(ui, |ui| {
         for h in [tr("token"), tr("base"), tr("adapted"), tr("change")] {
             ui.label(RichText::new(h).weak());
         }
         ui.end_row();
-        for &(id, delta) in moved.iter().take(8) {
+        for &(id, delta) in moved {
             let p = codec.piece(id);
             ui.monospace(if p.special { p.token.clone() } else { visible(&p.text) });
-            ui.monospace(format!("{:.4}", b.probs[id as usize]));
+            ui.monospace(format!("{:.4}", base.probs[id as usize]));
             ui.monospace(format!("{:.4}", adapted.probs[id as usize]));
             let color = if delta > 0.0 { Color32::from_rgb(80, 180, 90) } else { Color32::from_rgb(220, 90, 80) };
             ui.label(RichText::new(format!("{delta:+.4}")).monospace().color(color));
@@ -448,14 +244,15 @@ fn visible(s: &str) -> String {
     s.replace(' ', "␣").replace('\n', "⏎")
 }
 
-fn sliders(ui: &mut egui::Ui, st: &mut TokensState) {
+fn sliders(ui: &mut egui::Ui, st: &mut TokensPanel, ws: &Workspace, actions: &mut Vec<Action>) {
     /// A labelled row: the label is the control's accessible name, and it teaches on hover.
     fn row(ui: &mut egui::Ui, name: &str, tip: &str, add: impl FnOnce(&mut egui::Ui) -> egui::Response) {
         let label = ui.label(name).on_hover_text(tip);
         add(ui).labelled_by(label.id);
         ui.end_row();
     }
-    let p = &mut st.params;
+    let mut params = ws.settings.sampling;
+    let p = &mut params;
     egui::Grid::new("sampling-sliders").num_columns(2).show(ui, |ui| {
         row(
             ui,
@@ -482,6 +279,10 @@ fn sliders(ui: &mut egui::Ui, st: &mut TokensState) {
             ui.add(egui::Slider::new(&mut st.top_n, 3..=50))
         });
     });
+    if params != ws.settings.sampling {
+        let settings = crate::workspace::Settings { sampling: params, ..ws.settings.clone() };
+        actions.push(Action::Settings(Box::new(settings)));
+    }
 }
 
 /// A quoted CSV field.
@@ -520,7 +321,8 @@ fn candidates_csv(codec: &TextCodec, d: &Distribution, n: usize) -> String {
 /// The candidate bars; returns a token the user clicked to force.
 fn candidates(
     ui: &mut egui::Ui,
-    st: &TokensState,
+    st: &TokensPanel,
+    params: &SamplingParams,
     codec: &TextCodec,
     d: &Distribution,
     drawn: u32,
@@ -593,13 +395,13 @@ fn candidates(
             });
             ui.monospace(format!("{:.4}", d.raw_probs[i]));
             let mut cum = RichText::new(format!("{cumulative:.3}")).monospace();
-            if st.params.top_p < 1.0 && !threshold_marked && cumulative >= st.params.top_p && removed.is_none() {
+            if params.top_p < 1.0 && !threshold_marked && cumulative >= params.top_p && removed.is_none() {
                 cum = cum.color(Color32::from_rgb(230, 160, 40));
                 threshold_marked = true;
             }
             ui.label(cum).on_hover_text(trf(
                 "top-p = {}: the kept set ends where the cumulative probability reaches it",
-                &[&format!("{:.2}", st.params.top_p)],
+                &[&format!("{:.2}", params.top_p)],
             ));
             ui.label(match (id == drawn, removed) {
                 (true, _) => RichText::new(tr("◀ the draw")).color(Color32::from_rgb(230, 160, 40)),
@@ -612,19 +414,6 @@ fn candidates(
     let csv = || candidates_csv(codec, d, st.top_n);
     export::menu(ui, "next-token", Some(grid.response.rect), Some(&csv), None);
     forced
-}
-
-/// The probability each generated token had, under the current sliders.
-fn chosen_probs(snap: &Snapshot, params: &SamplingParams) -> Vec<f32> {
-    snap.history
-        .iter()
-        .enumerate()
-        .map(|(step, logits)| {
-            let upto = snap.prompt_len + step;
-            let next = snap.tokens[upto];
-            sampling::distribution(logits, &snap.tokens[..upto], params).probs[next as usize]
-        })
-        .collect()
 }
 
 /// One line of the generation table.
@@ -667,22 +456,21 @@ fn csv_of(snap: &Snapshot, probs: &[f32]) -> String {
     csv
 }
 
-/// The generation table as CSV, with the probabilities under the current sliders.
-pub fn generation_csv(st: &TokensState, snap: &Snapshot) -> String {
-    csv_of(snap, &chosen_probs(snap, &st.params))
+/// The generation table as CSV, with the probabilities under `params`.
+pub fn generation_csv(snap: &Snapshot, params: &SamplingParams) -> String {
+    csv_of(snap, &crate::workspace::engine_client::chosen_probs(snap, params))
 }
 
-fn generation_table(ui: &mut egui::Ui, st: &mut TokensState, snap: &Snapshot) {
+fn generation_table(ui: &mut egui::Ui, snap: &Snapshot, probs: &[f32]) {
     if snap.history.is_empty() {
         return;
     }
-    let probs = st.generation_probs(snap);
     ui.horizontal(|ui| {
         ui.label(RichText::new(tr("generation")).strong()).on_hover_text(tr(
             "One row per generated token: the ids the model read, the text so far, and the token it chose with its \
              probability under the current sliders",
         ));
-        let csv = || csv_of(snap, &probs);
+        let csv = || csv_of(snap, probs);
         export::menu(ui, "generation", None, Some(&csv), None);
     });
     egui::Grid::new("generation-table").striped(true).num_columns(4).show(ui, |ui| {
@@ -690,7 +478,7 @@ fn generation_table(ui: &mut egui::Ui, st: &mut TokensState, snap: &Snapshot) {
             ui.label(RichText::new(h).weak());
         }
         ui.end_row();
-        for r in rows(snap, &probs) {
+        for r in rows(snap, probs) {
             ui.monospace(r.step.to_string());
             let shown: Vec<String> = r.ids.iter().rev().take(8).rev().map(|i| i.to_string()).collect();
             ui.monospace(format!("{}[{}]", if r.ids.len() > 8 { "… " } else { "" }, shown.join(", ")));

@@ -6,12 +6,12 @@
 use egui::{Color32, RichText};
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::app::{AnatomyApp, Selection};
-use super::i18n::{tr, trf};
-use super::{export, format, help};
 use crate::analysis::cast::CastReport;
 use crate::analysis::floatbits::{self, Class, Decoded, Format};
 use crate::checkpoint::Dtype;
+use crate::ui::i18n::{tr, trf};
+use crate::ui::{export, format, help};
+use crate::workspace::{Action, Workspace};
 
 const SIGN: Color32 = Color32::from_rgb(200, 70, 70);
 const EXPONENT: Color32 = Color32::from_rgb(60, 120, 200);
@@ -19,7 +19,7 @@ const MANTISSA: Color32 = Color32::from_rgb(220, 150, 40);
 
 /// The playground value and where it came from.
 #[derive(Default)]
-pub struct BitsState {
+pub struct BitsView {
     /// The tensor the view belongs to (kept when the user types a value of their own).
     pub tensor: String,
     /// Tensor, flat index and stored dtype of the element the value was taken from.
@@ -35,7 +35,7 @@ pub struct BitsState {
     pub draws: u64,
 }
 
-impl BitsState {
+impl BitsView {
     pub fn load(&mut self, tensor: &str, index: usize, value: f64, dtype: Option<Dtype>) {
         self.tensor = tensor.to_string();
         self.source = dtype.map(|d| (tensor.to_string(), index, d));
@@ -55,24 +55,32 @@ impl BitsState {
         f32::from_bits(self.value_bits)
     }
 
+    /// Points the view at a stored element (one read from the mmap).
+    pub fn inspect(&mut self, ws: &Workspace, tensor: &str, index: usize) {
+        if let Some(v) = ws.element(tensor, index) {
+            let dtype = ws.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(tensor)).map(|t| t.dtype);
+            self.load(tensor, index, v, dtype);
+        }
+    }
+
     pub fn is_edited(&self) -> bool {
         self.value_bits != (self.stored as f32).to_bits()
     }
 }
 
 /// Element picker for the selected tensor: by index, the largest |x|, or a random one.
-pub fn element_picker(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str, numel: usize) {
+pub fn element_picker(ui: &mut egui::Ui, bits: &mut BitsView, ws: &Workspace, tensor: &str, numel: usize) {
     help::note(ui, "bits");
     if numel == 0 {
         return;
     }
-    let abs_max_index = app.current_stats().and_then(|s| s.as_ref().ok()).map(|s| s.abs_max_index as usize);
+    let abs_max_index = ws.current_stats().and_then(|s| s.as_ref().ok()).map(|s| s.abs_max_index as usize);
     let mut pick = None;
     ui.horizontal_wrapped(|ui| {
         let label = ui.label(tr("element")).on_hover_text(tr("Flat (row-major) index: row × columns + column"));
-        let mut index = app.bits.index.min(numel - 1);
+        let mut index = bits.index.min(numel - 1);
         ui.add(egui::DragValue::new(&mut index).range(0..=numel - 1).speed(1.0)).labelled_by(label.id);
-        app.bits.index = index;
+        bits.index = index;
         if ui.button(tr("Show bits")).on_hover_text(tr("Take the element at this index apart")).clicked() {
             pick = Some(index);
         }
@@ -87,12 +95,12 @@ pub fn element_picker(ui: &mut egui::Ui, app: &mut AnatomyApp, tensor: &str, num
             pick = Some(i);
         }
         if ui.button(tr("a random one")).on_hover_text(tr("A reproducible pseudo-random element")).clicked() {
-            app.bits.draws += 1;
-            pick = Some((splitmix(app.bits.draws) % numel as u64) as usize);
+            bits.draws += 1;
+            pick = Some((splitmix(bits.draws) % numel as u64) as usize);
         }
     });
     if let Some(i) = pick {
-        app.inspect_element(tensor, i);
+        bits.inspect(ws, tensor, i);
     }
 }
 
@@ -104,8 +112,7 @@ fn splitmix(n: u64) -> u64 {
 }
 
 /// The five formats of the current value, with clickable bits.
-pub fn bits_view(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    let state = &mut app.bits;
+pub fn bits_view(ui: &mut egui::Ui, state: &mut BitsView) {
     ui.horizontal_wrapped(|ui| match &state.source {
         Some((tensor, index, dtype)) => {
             ui.label(RichText::new(format!("{tensor}[{index}]")).monospace());
@@ -171,7 +178,7 @@ pub fn bits_view(ui: &mut egui::Ui, app: &mut AnatomyApp) {
 }
 
 /// The value in every format, as the course's handout tables have it (English keys for scripts).
-fn bits_json(state: &BitsState, decoded: &[Decoded]) -> String {
+fn bits_json(state: &BitsView, decoded: &[Decoded]) -> String {
     let formats: Vec<serde_json::Value> = decoded
         .iter()
         .map(|d| {
@@ -342,34 +349,34 @@ fn fmt_value(v: f64) -> String {
 }
 
 /// Whole-tensor cast what-if for the selected tensor.
-pub fn cast_section(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    let Selection::Tensor(tensor) = app.selection.clone() else { return };
+pub fn cast_section(ui: &mut egui::Ui, target: &mut Format, ws: &Workspace, actions: &mut Vec<Action>, tensor: &str) {
     help::note(ui, "cast");
     ui.horizontal(|ui| {
         ui.label(tr("cast to"));
         for f in Format::TARGETS {
-            ui.selectable_value(&mut app.cast_target, f, f.name()).on_hover_text(explanation(f));
+            ui.selectable_value(target, f, f.name()).on_hover_text(explanation(f));
         }
     });
-    app.request_cast();
-    if let Some(p) = app.cast_progress() {
-        ui.horizontal(|ui| {
-            ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
-            if ui.button(tr("Cancel")).clicked() {
-                app.casts.cancel();
+    let key = (tensor.to_string(), *target);
+    let Some(result) = ws.jobs.casts.get(&key) else {
+        match ws.jobs.casts.progress(&key) {
+            Some(p) => {
+                ui.horizontal(|ui| {
+                    ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
+                    if ui.button(tr("Cancel")).clicked() {
+                        actions.push(Action::CancelCast);
+                    }
+                });
             }
-        });
+            None => actions.push(Action::RequestCast { tensor: tensor.to_string(), to: *target }),
+        }
         return;
-    }
-    match app.current_cast() {
-        None => {}
-        Some(Err(e)) => {
+    };
+    match result {
+        Err(e) => {
             ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
         }
-        Some(Ok(r)) => {
-            let r = r.clone();
-            cast_report_view(ui, &r, &tensor);
-        }
+        Ok(r) => cast_report_view(ui, r, tensor),
     }
 }
 

@@ -1,98 +1,96 @@
 //! The LoRA diff view: W, ΔW = (α/r)·B·A and W + ΔW as heatmaps on one colour scale, their
 //! histograms, ‖W‖, ‖ΔW‖ and the ratio, and ΔW's singular values (at most r are non-zero).
 
-use std::sync::{Arc, OnceLock};
-
 use egui::{Color32, ColorImage, RichText, TextureHandle, TextureOptions};
 use egui_plot::{Bar, BarChart, Legend, Plot};
 
-use super::app::AnatomyApp;
-use super::i18n::{tr, trf};
-use super::{export, format, help};
-use crate::analysis::Control;
-use crate::analysis::lowrank::{self, DeltaSummary};
-use crate::analysis::stats::{DataView, TensorStats, compute_stats};
-use crate::checkpoint::Dtype;
-use crate::lora::LoraModule;
+use crate::analysis::lora_figures::{LoraFigures, PooledGrid};
+use crate::analysis::stats::TensorStats;
+use crate::ui::i18n::{tr, trf};
+use crate::ui::{export, format, help};
+use crate::workspace::{Action, LoraKey, Workspace};
 
-/// Heatmaps are pooled down to at most this many cells per side.
-const MAX_CELLS: usize = 128;
-
-pub struct LoraView {
-    pub summary: DeltaSummary,
-    pub rank: usize,
-    pub w_stats: TensorStats,
-    pub delta_stats: TensorStats,
-    pub merged_stats: TensorStats,
-    /// W, ΔW, W + ΔW on the shared scale, then ΔW on its own scale.
-    images: [ColorImage; 4],
-    /// The colour scale's ±limit, shared by the first three heatmaps.
-    pub scale: f32,
-    pub delta_scale: f32,
-    textures: OnceLock<[TextureHandle; 4]>,
+/// The four heatmaps of the module on screen, uploaded once per (adapter, module).
+#[derive(Default)]
+pub struct LoraTextures {
+    uploaded: Option<(LoraKey, [TextureHandle; 4])>,
 }
 
-fn stats_of(values: &[f32]) -> TensorStats {
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    compute_stats(&[DataView { dtype: Dtype::F32, bytes: &bytes }], 48, &Control::new()).expect("not cancelled")
-}
-
-impl LoraView {
-    pub fn new(m: &LoraModule, w: &[f32], scaling: f64) -> Self {
-        let summary = lowrank::summarize(&m.module, &m.a, &m.b, m.rank, w, scaling);
-        let delta = lowrank::delta(&m.a, &m.b, m.rank, scaling);
-        let merged: Vec<f32> = w.iter().zip(&delta).map(|(a, b)| a + b).collect();
-        let (rows, cols) = (m.out_features, m.in_features);
-        let scale = w.iter().chain(&merged).fold(0f32, |a, &x| a.max(x.abs())).max(f32::MIN_POSITIVE);
-        let delta_scale = delta.iter().fold(0f32, |a, &x| a.max(x.abs())).max(f32::MIN_POSITIVE);
-        let images = [
-            heatmap(w, rows, cols, scale),
-            heatmap(&delta, rows, cols, scale),
-            heatmap(&merged, rows, cols, scale),
-            heatmap(&delta, rows, cols, delta_scale),
-        ];
-        Self {
-            summary,
-            rank: m.rank,
-            w_stats: stats_of(w),
-            delta_stats: stats_of(&delta),
-            merged_stats: stats_of(&merged),
-            images,
-            scale,
-            delta_scale,
-            textures: OnceLock::new(),
-        }
-    }
-}
-
-/// Block-mean pooling to ≤ MAX_CELLS per side, then a diverging blue–white–red scale.
-fn heatmap(values: &[f32], rows: usize, cols: usize, scale: f32) -> ColorImage {
-    let (h, w) = (rows.min(MAX_CELLS), cols.min(MAX_CELLS));
-    let mut pixels = Vec::with_capacity(h * w);
-    for y in 0..h {
-        let (r0, r1) = (y * rows / h, ((y + 1) * rows / h).max(y * rows / h + 1));
-        for x in 0..w {
-            let (c0, c1) = (x * cols / w, ((x + 1) * cols / w).max(x * cols / w + 1));
-            let mut sum = 0f32;
-            for r in r0..r1 {
-                sum += values[r * cols + c0..r * cols + c1].iter().sum::<f32>();
-            }
-            let v = (sum / ((r1 - r0) * (c1 - c0)) as f32 / scale).clamp(-1.0, 1.0);
+/// A diverging blue–white–red colouring of a pooled grid, ±`scale` at full colour.
+fn heatmap(grid: &PooledGrid, scale: f32) -> ColorImage {
+    let pixels = grid
+        .cells
+        .iter()
+        .map(|&c| {
+            let v = (c / scale).clamp(-1.0, 1.0);
             let fade = |c: u8| (255.0 - (255.0 - c as f32) * v.abs()) as u8;
-            pixels.push(if v >= 0.0 {
+            if v >= 0.0 {
                 Color32::from_rgb(fade(200), fade(40), fade(40))
             } else {
                 Color32::from_rgb(fade(40), fade(80), fade(200))
+            }
+        })
+        .collect();
+    ColorImage::new([grid.width, grid.height], pixels)
+}
+
+impl LoraTextures {
+    fn get(&mut self, ctx: &egui::Context, key: &LoraKey, view: &LoraFigures) -> &[TextureHandle; 4] {
+        if self.uploaded.as_ref().is_none_or(|(k, _)| k != key) {
+            let images = [
+                heatmap(&view.w, view.scale),
+                heatmap(&view.delta, view.scale),
+                heatmap(&view.merged, view.scale),
+                heatmap(&view.delta, view.delta_scale),
+            ];
+            let names = ["lora-w", "lora-delta", "lora-merged", "lora-delta-own"];
+            let textures = std::array::from_fn(|i| {
+                ctx.load_texture(format!("{}-{}", key.1, names[i]), images[i].clone(), TextureOptions::NEAREST)
             });
+            self.uploaded = Some((key.clone(), textures));
+        }
+        &self.uploaded.as_ref().expect("just set").1
+    }
+}
+
+/// A progress bar while a LoRA job runs (it asks for the job if nothing is there yet), or
+/// the job's error. None until the figures are in.
+fn figures_or_progress<'a, T>(
+    ui: &mut egui::Ui,
+    result: Option<&'a Result<T, String>>,
+    progress: Option<f32>,
+    request: Action,
+    actions: &mut Vec<Action>,
+) -> Option<&'a T> {
+    match result {
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            None
+        }
+        None => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                if let Some(p) = progress {
+                    ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(240.0));
+                }
+                ui.label(RichText::new(tr("computing ΔW = B·A and its singular values on a worker…")).weak());
+            });
+            if progress.is_none() {
+                actions.push(request);
+            }
+            None
         }
     }
-    ColorImage::new([w, h], pixels)
 }
 
 /// The LoRA section for an adapted module.
-pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
-    let Some(view) = app.lora_view(module) else { return };
-    let Some((adapter, strength)) = app.adapter.clone() else { return };
+pub fn show(ui: &mut egui::Ui, textures: &mut LoraTextures, ws: &Workspace, actions: &mut Vec<Action>, module: &str) {
+    let (Some(active), Some(key)) = (&ws.active, ws.lora_key(module)) else { return };
+    let progress = ws.jobs.lora.progress(&key);
+    let request = Action::RequestLoraFigures(module.to_string());
+    let Some(view) = figures_or_progress(ui, ws.lora_figures(module), progress, request, actions) else { return };
+    let (adapter, strength) = (&active.adapter, active.strength);
     ui.label(RichText::new(trf("LoRA on {}", &[&module])).strong().size(18.0)).on_hover_text(tr(
         "LoRA freezes W and learns two thin matrices: A (r × in) and B (out × r). The layer computes W·x + (α/r)·B·A·x, so the update ΔW = (α/r)·B·A has rank at most r.",
     ));
@@ -125,13 +123,7 @@ pub fn show(ui: &mut egui::Ui, app: &mut AnatomyApp, module: &str) {
             ui.end_row();
         }
     });
-    let textures = view.textures.get_or_init(|| {
-        let ctx = ui.ctx();
-        let names = ["lora-w", "lora-delta", "lora-merged", "lora-delta-own"];
-        std::array::from_fn(|i| {
-            ctx.load_texture(format!("{module}-{}", names[i]), view.images[i].clone(), TextureOptions::NEAREST)
-        })
-    });
+    let textures = textures.get(ui.ctx(), &key, view);
     ui.label(
         RichText::new(trf("heatmaps on one colour scale (±{}): red > 0, blue < 0", &[&format::num(view.scale as f64)]))
             .weak(),
@@ -255,20 +247,21 @@ fn overlay(ui: &mut egui::Ui, w: &TensorStats, merged: &TensorStats) -> egui::Re
 }
 
 /// ‖ΔW‖/‖W‖ for every adapted module, one bar each.
-pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
-    let Some((adapter, _)) = app.adapter.clone() else { return };
-    let names: Vec<String> = adapter.modules.iter().map(|m| m.module.clone()).collect();
-    let views: Vec<(String, Arc<LoraView>)> =
-        names.iter().filter_map(|n| app.lora_view(n).map(|v| (n.clone(), v))).collect();
+pub fn model_wide(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+    let Some(active) = &ws.active else { return };
+    let progress = ws.jobs.lora_table.progress(&active.epoch);
+    let Some(views) = figures_or_progress(ui, ws.lora_table(), progress, Action::RequestLoraTable, actions) else {
+        return;
+    };
     help::note(ui, "lora-model-wide");
     ui.label(RichText::new(tr("‖ΔW‖ / ‖W‖ per adapted module")).strong())
         .on_hover_text(tr("Where the adapter changes the model most"));
     let short: Vec<String> = views
         .iter()
-        .map(|(n, _)| n.trim_start_matches("model.layers.").replace(".self_attn", "").replace(".mlp", ""))
+        .map(|v| v.module.trim_start_matches("model.layers.").replace(".self_attn", "").replace(".mlp", ""))
         .collect();
     let bars: Vec<Bar> =
-        views.iter().enumerate().map(|(i, (n, v))| Bar::new(i as f64, v.summary.ratio).name(n).width(0.7)).collect();
+        views.iter().enumerate().map(|(i, v)| Bar::new(i as f64, v.ratio).name(&v.module).width(0.7)).collect();
     let (_, plot_rect) = export::framed(ui, |ui| {
         Plot::new("lora-model-wide")
             .height(180.0)
@@ -285,9 +278,8 @@ pub fn model_wide(ui: &mut egui::Ui, app: &mut AnatomyApp) {
     });
     let csv = || {
         let mut csv = String::from("module,delta_norm,weight_norm,ratio\n");
-        for (n, v) in &views {
-            let s = &v.summary;
-            csv.push_str(&format!("{n},{},{},{}\n", s.delta_norm, s.w_norm, s.ratio));
+        for s in views.iter() {
+            csv.push_str(&format!("{},{},{},{}\n", s.module, s.delta_norm, s.w_norm, s.ratio));
         }
         csv
     };

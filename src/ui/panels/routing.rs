@@ -6,39 +6,40 @@
 use egui::{Color32, RichText, Stroke};
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::i18n::{tr, trf};
-use super::tokens_panel::TokensState;
-use super::{export, help};
 use crate::analysis::routing::{self, LayerRouting};
-use crate::arch::ArchConfig;
+use crate::ui::i18n::{tr, trf};
+use crate::ui::{export, help, prompt_bar};
+use crate::workspace::{Action, Workspace};
 
+/// Which layer and token the user is looking at; the routing itself is derived by the
+/// workspace from the engine's snapshot.
 #[derive(Default)]
-pub struct RoutingState {
+pub struct RoutingPanel {
     /// Index into the MoE layers (not the layer number).
     pub layer: usize,
     pub all_layers: bool,
     pub token: Option<usize>,
-    cache: Option<CachedRouting>,
 }
 
-/// The summary and the (forward count, sequence length) it was computed for.
-type CachedRouting = ((u64, usize), std::sync::Arc<Vec<LayerRouting>>);
+impl super::Panel for RoutingPanel {
+    fn id(&self) -> &'static str {
+        "routing"
+    }
 
-impl RoutingState {
-    /// The routing summary of the token panel's current sequence, recomputed when it changes.
-    pub fn layers(&mut self, tokens: &TokensState, cfg: &ArchConfig) -> Option<std::sync::Arc<Vec<LayerRouting>>> {
-        let moe = cfg.moe.as_ref()?;
-        let snap = tokens.snapshot.as_ref()?;
-        let key = (snap.forwards, snap.tokens.len());
-        if let Some((k, l)) = &self.cache
-            && *k == key
-        {
-            return Some(l.clone());
-        }
-        let layers =
-            std::sync::Arc::new(routing::summarize(&snap.routing, &snap.shared_gate, moe.top_k, moe.norm_topk_prob));
-        self.cache = Some((key, layers.clone()));
-        Some(layers)
+    fn title(&self) -> &'static str {
+        tr("Routing")
+    }
+
+    fn tooltip(&self) -> &'static str {
+        tr("Mixture-of-experts models: which experts each token is sent to, layer by layer")
+    }
+
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+        show(ui, self, ws, actions);
     }
 }
 
@@ -51,8 +52,8 @@ fn note(ui: &mut egui::Ui) {
     help::note(ui, "routing");
 }
 
-pub fn show(ui: &mut egui::Ui, st: &mut RoutingState, tokens: &mut TokensState, cfg: Option<&ArchConfig>) {
-    let Some(cfg) = cfg else {
+fn show(ui: &mut egui::Ui, st: &mut RoutingPanel, ws: &Workspace, actions: &mut Vec<Action>) {
+    let Some(cfg) = ws.model.as_ref().and_then(|m| m.folder.config.as_ref()) else {
         ui.label(tr("Routing needs a supported MoE architecture."));
         note(ui);
         return;
@@ -69,32 +70,27 @@ pub fn show(ui: &mut egui::Ui, st: &mut RoutingState, tokens: &mut TokensState, 
         note(ui);
         return;
     };
-    tokens.poll();
     ui.heading(trf("Expert routing · {} experts, top-{}", &[&moe.num_experts, &moe.top_k])).on_hover_text(tr(
         "The gate (router) scores every expert for each token: G(x) = softmax(x·W_g). The top-k experts run, and \
          their outputs are mixed by the gate weights.",
     ));
     note(ui);
-    let Some(layers) = st.layers(tokens, cfg) else {
-        ui.horizontal(|ui| {
-            ui.label(tr("Run a prompt to see its routing:"));
-            let label = ui.label(tr("Prompt"));
-            ui.add(egui::TextEdit::singleline(&mut tokens.prompt).desired_width(360.0)).labelled_by(label.id);
-            if ui.button(tr("Run prompt")).on_hover_text(tr("Tokenize the prompt and run the model over it")).clicked()
-            {
-                tokens.run_prompt();
-            }
-            if tokens.busy.is_some() {
-                ui.spinner();
-                ui.ctx().request_repaint_after(std::time::Duration::from_millis(50));
-            }
+    let (Some(snap), Some(derived)) = (&ws.engine.snapshot, ws.engine.derived()) else {
+        ui.label(tr("Run a prompt to see its routing:"));
+        ui.horizontal_wrapped(|ui| {
+            prompt_bar::show(ui, ws, actions, 360.0);
+            crate::ui::engine_status::show(ui, ws, actions);
         });
+        if let Some(e) = &ws.engine.error {
+            let text = crate::ui::engine_status::error_text(e);
+            ui.label(RichText::new(text).color(ui.visuals().error_fg_color));
+        }
         return;
     };
+    let layers = &derived.routing;
     if layers.is_empty() {
         return;
     }
-    let snap = tokens.snapshot.as_ref().expect("layers come from a snapshot");
     let labels: Vec<String> =
         snap.pieces.iter().map(|p| if p.special { p.token.clone() } else { p.text.replace('\n', "⏎") }).collect();
     // The CSV gets the text itself, not the on-screen form.

@@ -1,0 +1,72 @@
+//! The desktop's file dialogs, each on its own thread so a frame never waits for one. With
+//! no dialog backend (no portal, no zenity) the answer is None at once and nothing changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, channel};
+
+use crate::ui::i18n::tr;
+use crate::workspace::Action;
+
+#[derive(Default)]
+pub struct Dialogs {
+    folder: Option<Receiver<Option<PathBuf>>>,
+    adapter: Option<Receiver<Option<PathBuf>>>,
+}
+
+impl Dialogs {
+    /// Asks for a model folder, starting where the last model was (classes reopen the same
+    /// few folders).
+    pub fn pick_folder(&mut self, recent: Option<&Path>) {
+        if self.folder.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let title = tr("Open model folder");
+        let start = recent.and_then(Path::parent).map(Path::to_path_buf);
+        std::thread::spawn(move || {
+            let mut dialog = rfd::FileDialog::new().set_title(title);
+            if let Some(dir) = start {
+                dialog = dialog.set_directory(dir);
+            }
+            let _ = tx.send(dialog.pick_folder());
+        });
+        self.folder = Some(rx);
+    }
+
+    /// A PEFT folder (`folder`) or a `.pth` state dict.
+    pub fn pick_adapter(&mut self, folder: bool) {
+        if self.adapter.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let title = tr("Open LoRA adapter");
+        let filter = tr("PyTorch state dict");
+        std::thread::spawn(move || {
+            let dialog = rfd::FileDialog::new().set_title(title);
+            let picked =
+                if folder { dialog.pick_folder() } else { dialog.add_filter(filter, &["pth", "pt", "bin"]).pick_file() };
+            let _ = tx.send(picked);
+        });
+        self.adapter = Some(rx);
+    }
+
+    /// What the user picked since the last frame, as actions.
+    pub fn poll(&mut self, actions: &mut Vec<Action>) {
+        if let Some(rx) = &self.folder
+            && let Ok(picked) = rx.try_recv()
+        {
+            self.folder = None;
+            actions.extend(picked.map(Action::Open));
+        }
+        if let Some(rx) = &self.adapter
+            && let Ok(picked) = rx.try_recv()
+        {
+            self.adapter = None;
+            actions.extend(picked.map(Action::OpenAdapter));
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.folder.is_some() || self.adapter.is_some()
+    }
+}

@@ -1,0 +1,50 @@
+//! One file per panel, each behind [`Panel`]: a panel reads the [`Workspace`], keeps its own
+//! view state (scroll, which layer is picked, a slider being dragged) and says what it wants
+//! done by pushing [`Action`]s. It never mutates the workspace, never computes longer than a
+//! frame, and never reaches into another panel. To add one: write `panels/NAME.rs`, add a
+//! field to [`Panels`] and a line to [`Panels::tabs`].
+
+pub mod routing;
+pub mod tokens;
+pub mod tree;
+pub mod weights;
+pub mod welcome;
+
+use crate::workspace::{Action, Workspace};
+
+pub trait Panel {
+    /// A stable name, remembered in the settings (`--view` takes it too).
+    fn id(&self) -> &'static str;
+    /// The tab's title in the current language.
+    fn title(&self) -> &'static str;
+    /// What the tab is for, in the current language.
+    fn tooltip(&self) -> &'static str;
+    /// Another model or tree was opened: forget view state that pointed into the old one.
+    fn reset(&mut self) {}
+    fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>);
+}
+
+/// Every panel the window has. The tree sits on the left; the tabs share the centre.
+#[derive(Default)]
+pub struct Panels {
+    pub tree: tree::TreePanel,
+    pub weights: weights::WeightsPanel,
+    pub tokens: tokens::TokensPanel,
+    pub routing: routing::RoutingPanel,
+    pub welcome: welcome::WelcomePanel,
+}
+
+impl Panels {
+    /// The centre tabs, in the order they are shown.
+    pub fn tabs(&mut self) -> [&mut dyn Panel; 3] {
+        [&mut self.weights, &mut self.tokens, &mut self.routing]
+    }
+
+    pub fn reset_all(&mut self) {
+        self.tree.reset();
+        self.welcome.reset();
+        for tab in self.tabs() {
+            tab.reset();
+        }
+    }
+}
