@@ -1,4 +1,4 @@
-//! The JSON shapes that leave the program, one function per shape.
+//! The JSON (and CSV) shapes that leave the program, one function per shape.
 //!
 //! The CLI's `--json` output and the desktop Export menu both call these functions, so a file
 //! exported from the window has the same keys and the same numbers as `llm-anatomy … --json`.
@@ -8,10 +8,10 @@
 use serde_json::{Map, Value, json};
 
 use crate::analysis::cast::CastReport;
-use crate::analysis::floatbits::{self, Breakdown};
+use crate::analysis::floatbits::{self, Breakdown, Format};
 use crate::analysis::lowrank::DeltaSummary;
 use crate::analysis::routing::LayerRouting;
-use crate::analysis::stats::TensorStats;
+use crate::analysis::stats::{Histogram, TensorStats};
 use crate::arch::MoeConfig;
 use crate::checkpoint::Checkpoint;
 use crate::engine::Piece;
@@ -208,4 +208,106 @@ pub fn lora_json(adapter: &LoraAdapter, summaries: &[DeltaSummary]) -> Value {
 /// row, and the padding zeros are true (ΔW has at most r non-zero singular values).
 pub fn leading_singular_values(sv: &[f64]) -> Vec<f64> {
     (0..LORA_SINGULAR_VALUES).map(|i| sv.get(i).copied().unwrap_or(0.0)).collect()
+}
+
+// ---- CSV: the numbers behind each plot, for a spreadsheet (full precision, `{}` formatting).
+
+/// One row per histogram bin: `bin_start,bin_end,count`.
+pub fn histogram_csv(h: &Histogram) -> String {
+    let mut csv = String::from("bin_start,bin_end,count\n");
+    push_bins(&mut csv, None, h);
+    csv
+}
+
+/// Several histograms in one table, `series,bin_start,bin_end,count` (e.g. W and W + ΔW).
+pub fn histograms_csv(series: &[(&str, &Histogram)]) -> String {
+    let mut csv = String::from("series,bin_start,bin_end,count\n");
+    for (name, h) in series {
+        push_bins(&mut csv, Some(name), h);
+    }
+    csv
+}
+
+fn push_bins(csv: &mut String, series: Option<&str>, h: &Histogram) {
+    let e = &h.edges;
+    for (i, c) in h.counts.iter().enumerate() {
+        if let Some(name) = series {
+            csv.push_str(name);
+            csv.push(',');
+        }
+        csv.push_str(&format!("{},{},{c}\n", e[i], e[i + 1]));
+    }
+}
+
+/// `index,singular_value`, 1-based as the plot labels them.
+pub fn singular_values_csv(sv: &[f64]) -> String {
+    let mut csv = String::from("index,singular_value\n");
+    for (i, v) in sv.iter().enumerate() {
+        csv.push_str(&format!("{},{v}\n", i + 1));
+    }
+    csv
+}
+
+/// `child,parameters`: where a module's parameters live.
+pub fn children_csv(names: &[String], counts: &[u64]) -> String {
+    let mut csv = String::from("child,parameters\n");
+    for (name, n) in names.iter().zip(counts) {
+        csv.push_str(&format!("{name},{n}\n"));
+    }
+    csv
+}
+
+/// The cast report's relative-error histogram: `log10_rel_error_start,log10_rel_error_end,count`.
+pub fn rel_error_csv(r: &CastReport) -> String {
+    let edges = &r.rel_error_log10_edges;
+    let mut csv = String::from("log10_rel_error_start,log10_rel_error_end,count\n");
+    for (i, c) in r.rel_error_log10_counts.iter().enumerate() {
+        csv.push_str(&format!("{},{},{c}\n", edges[i], edges[i + 1]));
+    }
+    csv
+}
+
+/// Where an f32 exponent lands in a target format. The exponent plot colours its bars by this
+/// and the CSV names it, so the two cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExponentRange {
+    Normal,
+    Subnormal,
+    Overflow,
+    Underflow,
+}
+
+impl ExponentRange {
+    pub fn of(f: Format, e: i32) -> Self {
+        let max_normal = f.bias().max(if f.has_inf() { f.bias() } else { (1 << f.exponent_bits()) - 1 - f.bias() });
+        let sub_low = f.emin() - f.mantissa_bits() as i32;
+        if e >= f.emin() && e <= max_normal {
+            Self::Normal
+        } else if e >= sub_low && e < f.emin() {
+            Self::Subnormal
+        } else if e > max_normal {
+            Self::Overflow
+        } else {
+            Self::Underflow
+        }
+    }
+
+    /// The CSV's English name (not translated: scripts read it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Subnormal => "subnormal",
+            Self::Overflow => "overflow",
+            Self::Underflow => "underflow",
+        }
+    }
+}
+
+/// The cast report's exponent histogram: `exponent,count,range` with the range in `r.to`.
+pub fn exponents_csv(r: &CastReport) -> String {
+    let mut csv = String::from("exponent,count,range\n");
+    for &(e, c) in &r.exponent_counts {
+        csv.push_str(&format!("{e},{c},{}\n", ExponentRange::of(r.to, e).as_str()));
+    }
+    csv
 }
