@@ -151,7 +151,7 @@ impl ArchConfig {
         let tie_word_embeddings = r.bool_or("tie_word_embeddings", false)?;
         let (attention_bias, o_proj_bias, mlp_bias) = read_biases(&r, family)?;
         let hidden_act = r.str_or("hidden_act", "silu")?;
-        let (pad_token_id, bos_token_id, eos_token_ids) = read_token_ids(&r, family)?;
+        let tokens = read_token_ids(&r, family)?;
         let dtype = r.0.get("dtype").or_else(|| r.0.get("torch_dtype")).and_then(Value::as_str).map(str::to_string);
         let qk_norm = matches!(family, Family::Qwen3 | Family::Qwen3Moe | Family::Olmoe);
         let clip_qkv = if family == Family::Olmoe { r.opt_f64("clip_qkv")? } else { None };
@@ -175,9 +175,9 @@ impl ArchConfig {
             o_proj_bias,
             mlp_bias,
             hidden_act,
-            pad_token_id,
-            bos_token_id,
-            eos_token_ids,
+            pad_token_id: tokens.pad,
+            bos_token_id: tokens.bos,
+            eos_token_ids: tokens.eos,
             dtype,
             qk_norm,
             clip_qkv,
@@ -291,8 +291,14 @@ fn read_biases(r: &Reader<'_>, family: Family) -> Result<(bool, bool, bool), Con
     Ok((attention_bias, o_proj_bias, mlp_bias))
 }
 
-/// (pad, bos, eos ids). `eos_token_id` may be one id or a list; OLMoE's class defaults pad to 1.
-fn read_token_ids(r: &Reader<'_>, family: Family) -> Result<(Option<i64>, Option<i64>, Vec<i64>), ConfigError> {
+/// The special token ids. `eos_token_id` may be one id or a list; OLMoE's class defaults pad to 1.
+struct TokenIds {
+    pad: Option<i64>,
+    bos: Option<i64>,
+    eos: Vec<i64>,
+}
+
+fn read_token_ids(r: &Reader<'_>, family: Family) -> Result<TokenIds, ConfigError> {
     let pad_token_id =
         r.opt_i64("pad_token_id")?.or(if family == Family::Olmoe && !r.has("pad_token_id") { Some(1) } else { None });
     let bos_token_id = r.opt_i64("bos_token_id")?;
@@ -301,7 +307,7 @@ fn read_token_ids(r: &Reader<'_>, family: Family) -> Result<(Option<i64>, Option
         Some(v) => v.as_i64().into_iter().collect(),
         None => Vec::new(),
     };
-    Ok((pad_token_id, bos_token_id, eos_token_ids))
+    Ok(TokenIds { pad: pad_token_id, bos: bos_token_id, eos: eos_token_ids })
 }
 
 /// The MoE block of the sparse families (None for dense ones), with top-k checked against the
