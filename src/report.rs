@@ -22,7 +22,7 @@ use crate::sampling::Distribution;
 pub const LORA_SINGULAR_VALUES: usize = 8;
 
 /// `tensors --json`: one row per stored tensor, in the checkpoint's (name-sorted) order.
-/// The Export menu uses this too, so an exported tensor list is the CLI's.
+/// A tensor list exported from the window should come from here too, so it matches the CLI.
 pub fn tensors_json(ckpt: &Checkpoint) -> Value {
     let rows: Vec<Value> = ckpt
         .tensors
@@ -74,7 +74,7 @@ pub struct BitsOrigin<'a> {
 }
 
 /// `bits --json`: the input, its origin if any, then one object per format keyed by
-/// `Format::key` (see [`decoded_json`]). The bits panel's JSON export uses the same function.
+/// `Format::key` (see [`decoded_json`]). The bits panel's JSON export is to call this too.
 /// The input is `b.input`: the breakdown already carries it, so the two cannot disagree.
 pub fn bits_json(b: &Breakdown, origin: Option<BitsOrigin<'_>>) -> Value {
     let mut obj = Map::new();
@@ -140,8 +140,8 @@ pub fn cast_json(name: &str, dtype: &str, r: &CastReport) -> Value {
 }
 
 /// `probs --json`. `top` are the listed candidates' pieces, in `d.order` order (the caller
-/// decides how many); their numbers are looked up in `d` by id, so the window's comparison
-/// table and the CLI cannot show different probabilities for the same token.
+/// decides how many); their numbers are looked up in `d` by id, so a caller cannot pair a
+/// token with another token's probability.
 pub fn probs_json(input_ids: &[u32], d: &Distribution, top: &[Piece]) -> Value {
     let candidates: Vec<Value> = top
         .iter()
@@ -167,7 +167,7 @@ pub fn generate_json(input_ids: &[u32], new_ids: &[u32], text: &str) -> Value {
 }
 
 /// `routing --json`: the prompt's tokens, the MoE shape, and each MoE layer's routing.
-/// The routing panel's JSON export uses the same function.
+/// A routing export from the window should call this, not build its own shape.
 pub fn routing_json(pieces: &[Piece], moe: &MoeConfig, layers: &[LayerRouting]) -> Value {
     json!({
         "tokens": pieces.iter().map(|p| json!({"id": p.id, "text": p.text, "token": p.token})).collect::<Vec<_>>(),
@@ -188,7 +188,7 @@ pub fn routing_json(pieces: &[Piece], moe: &MoeConfig, layers: &[LayerRouting]) 
 }
 
 /// `lora --json`: the adapter's settings and, per module, ‖W‖, ‖ΔW‖, their ratio and the
-/// leading singular values. The LoRA panel's model-wide table exports the same function.
+/// leading singular values. A LoRA export from the window should call this, not build its own.
 pub fn lora_json(adapter: &LoraAdapter, summaries: &[DeltaSummary]) -> Value {
     json!({
         "rank": adapter.rank,
