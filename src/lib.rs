@@ -2,7 +2,8 @@
 //!
 //! Layers, from disk to screen (see DESIGN.md): [`checkpoint`] knows files, [`arch`] knows
 //! architectures, [`analysis`] is pure computation, [`jobs`] runs it off the UI thread,
-//! [`cli`] prints it headless, and [`ui`] draws it.
+//! [`cli`] prints it headless, [`report`] shapes what both the CLI and the
+//! Export menu write out, and [`ui`] draws it.
 
 pub mod analysis;
 pub mod arch;

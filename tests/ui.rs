@@ -458,6 +458,16 @@ fn export_saves_the_histogram_as_csv_and_the_plot_as_png() {
     let total: u64 = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse::<u64>().unwrap()).sum();
     assert_eq!(total, 64 * 64);
 
+    // The JSON is `llm-anatomy stats --json`'s, number for number.
+    open_first_export_menu(&mut harness);
+    click(&mut harness, "Save as JSON…");
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(format!("{name}-histogram.json"))).unwrap())
+            .unwrap();
+    let path = fixture("tiny-llama");
+    let cli = common::cli_json(&["stats", path.to_str().unwrap(), name, "--bins", "64", "--json"]);
+    assert_eq!(exported, cli);
+
     // The PNG is read back from the renderer a frame after the menu closes. kittest has no
     // renderer here, so answer the request with a window-sized picture, as eframe would.
     open_first_export_menu(&mut harness);

@@ -81,9 +81,13 @@ fn a_prompt_runs_through_the_engine_client() {
     }
     // Generation goes on whatever the window shows; step back is a truncation.
     ws.apply(Action::Generate(3));
-    poll_until(&mut ws, "three tokens", |ws| ws.engine.snapshot.as_ref().is_some_and(|s| s.tokens.len() == ids.len() + 3));
+    poll_until(&mut ws, "three tokens", |ws| {
+        ws.engine.snapshot.as_ref().is_some_and(|s| s.tokens.len() == ids.len() + 3)
+    });
     ws.apply(Action::StepBack);
-    poll_until(&mut ws, "the step back", |ws| ws.engine.snapshot.as_ref().is_some_and(|s| s.tokens.len() == ids.len() + 2));
+    poll_until(&mut ws, "the step back", |ws| {
+        ws.engine.snapshot.as_ref().is_some_and(|s| s.tokens.len() == ids.len() + 2)
+    });
     assert_eq!(ws.engine.forwards(), 4);
 }
 
@@ -96,7 +100,9 @@ fn opening_another_model_forgets_the_old_engine_state() {
     ws.open_blocking(&fixture("tiny-qwen2"));
     assert!(ws.engine.snapshot.is_none() && ws.engine.loaded.is_none());
     ws.apply(Action::RunPrompt);
-    poll_until(&mut ws, "the new model's prompt", |ws| ws.engine.loaded.as_ref().is_some_and(|l| l.architecture == "Qwen2ForCausalLM") && ws.engine.snapshot.is_some());
+    poll_until(&mut ws, "the new model's prompt", |ws| {
+        ws.engine.loaded.as_ref().is_some_and(|l| l.architecture == "Qwen2ForCausalLM") && ws.engine.snapshot.is_some()
+    });
 }
 
 #[test]

@@ -134,142 +134,28 @@ impl ArchConfig {
         }
     }
 
+    /// Reads the keys in a fixed order, so a config with several bad keys always reports the same one.
     pub fn parse(config: &Value) -> Result<Self, ConfigError> {
         let family = detect_family(config)?;
         let r = Reader(config);
         let architecture =
             r.architectures().first().cloned().unwrap_or_else(|| format!("{}ForCausalLM", family.prefix()));
-        // Family defaults as in each transformers 4.57 config class.
-        use Family::*;
-        let (vocab, hidden, inter, layers, heads, eps, def_kv): (
-            usize,
-            usize,
-            usize,
-            usize,
-            usize,
-            f64,
-            Option<usize>,
-        ) = match family {
-            Llama => (32000, 4096, 11008, 32, 32, 1e-6, None),
-            Mistral => (32000, 4096, 14336, 32, 32, 1e-6, Some(8)),
-            Qwen2 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
-            Qwen3 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
-            Mixtral => (32000, 4096, 14336, 32, 32, 1e-5, Some(8)),
-            Qwen2Moe => (151936, 2048, 5632, 24, 16, 1e-6, Some(16)),
-            Qwen3Moe => (151936, 2048, 6144, 24, 32, 1e-6, Some(4)),
-            Olmoe => (50304, 2048, 2048, 16, 16, 1e-5, None),
-        };
-        let vocab_size = r.usize_or("vocab_size", vocab)?;
-        let hidden_size = r.usize_or("hidden_size", hidden)?;
-        let intermediate_size = r.usize_or("intermediate_size", inter)?;
-        let num_layers = r.usize_or("num_hidden_layers", layers)?;
-        let num_heads = r.usize_or("num_attention_heads", heads)?;
-        if num_heads == 0 {
-            return Err(ConfigError::new("num_attention_heads", "must be at least 1"));
-        }
-        let num_kv_heads = match r.opt_usize("num_key_value_heads")? {
-            Some(k) => k,
-            None => def_kv.unwrap_or(num_heads),
-        };
-        if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
-            return Err(ConfigError::new(
-                "num_key_value_heads",
-                &format!("{num_kv_heads} must divide num_attention_heads ({num_heads})"),
-            ));
-        }
-        let default_head_dim = match family {
-            Qwen3 => 128,
-            _ => hidden_size / num_heads,
-        };
-        // OLMoE's attention always splits hidden_size evenly and ignores a `head_dim` key.
-        let head_dim = match family {
-            Olmoe => hidden_size / num_heads,
-            _ => r.opt_usize("head_dim")?.unwrap_or(default_head_dim),
-        };
-        let rms_norm_eps = r.f64_or("rms_norm_eps", eps)?;
-        let rope_theta = match r.0.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
-            Some(v) => v.as_f64().ok_or_else(|| ConfigError::new("rope_parameters.rope_theta", "expected a number"))?,
-            None => r.f64_or("rope_theta", 10000.0)?,
-        };
-        let max_position_embeddings = r.usize_or(
-            "max_position_embeddings",
-            match family {
-                Llama => 2048,
-                Olmoe => 4096,
-                Mistral | Mixtral => 4096 * 32,
-                _ => 32768,
-            },
-        )?;
-        let rope_scaling = RopeScaling::read(&r, max_position_embeddings)?;
+        let d = FamilyDefaults::of(family);
+        let vocab_size = r.usize_or("vocab_size", d.vocab_size)?;
+        let hidden_size = r.usize_or("hidden_size", d.hidden_size)?;
+        let intermediate_size = r.usize_or("intermediate_size", d.intermediate_size)?;
+        let num_layers = r.usize_or("num_hidden_layers", d.num_layers)?;
+        let heads = Heads::read(&r, family, hidden_size, &d)?;
+        let rms_norm_eps = r.f64_or("rms_norm_eps", d.rms_norm_eps)?;
+        let (rope_theta, max_position_embeddings, rope_scaling) = read_rope(&r, family)?;
         let tie_word_embeddings = r.bool_or("tie_word_embeddings", false)?;
-        let (attention_bias, o_proj_bias) = match family {
-            Llama | Qwen3 | Qwen3Moe | Olmoe => {
-                let b = r.bool_or("attention_bias", false)?;
-                (b, b)
-            }
-            Mistral | Mixtral => (false, false),
-            Qwen2 => (true, false),
-            Qwen2Moe => (r.bool_or("qkv_bias", true)?, false),
-        };
-        let mlp_bias = match family {
-            Llama => r.bool_or("mlp_bias", false)?,
-            _ => false,
-        };
+        let (attention_bias, o_proj_bias, mlp_bias) = read_biases(&r, family)?;
         let hidden_act = r.str_or("hidden_act", "silu")?;
-        let pad_token_id =
-            r.opt_i64("pad_token_id")?.or(if family == Olmoe && !r.has("pad_token_id") { Some(1) } else { None });
-        let bos_token_id = r.opt_i64("bos_token_id")?;
-        let eos_token_ids = match r.0.get("eos_token_id") {
-            Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
-            Some(v) => v.as_i64().into_iter().collect(),
-            None => Vec::new(),
-        };
+        let tokens = read_token_ids(&r, family)?;
         let dtype = r.0.get("dtype").or_else(|| r.0.get("torch_dtype")).and_then(Value::as_str).map(str::to_string);
-        let qk_norm = matches!(family, Qwen3 | Qwen3Moe | Olmoe);
-        let clip_qkv = if family == Olmoe { r.opt_f64("clip_qkv")? } else { None };
-        let moe = match family {
-            Mixtral => Some(MoeConfig {
-                num_experts: r.usize_or("num_local_experts", 8)?,
-                top_k: r.usize_or("num_experts_per_tok", 2)?,
-                expert_intermediate: intermediate_size,
-                shared_expert_intermediate: None,
-                norm_topk_prob: true,
-                decoder_sparse_step: 1,
-                mlp_only_layers: Vec::new(),
-            }),
-            Qwen2Moe | Qwen3Moe => Some(MoeConfig {
-                num_experts: r.usize_or("num_experts", if family == Qwen2Moe { 60 } else { 128 })?,
-                top_k: r.usize_or("num_experts_per_tok", if family == Qwen2Moe { 4 } else { 8 })?,
-                expert_intermediate: r
-                    .usize_or("moe_intermediate_size", if family == Qwen2Moe { 1408 } else { 768 })?,
-                shared_expert_intermediate: if family == Qwen2Moe {
-                    Some(r.usize_or("shared_expert_intermediate_size", 5632)?)
-                } else {
-                    None
-                },
-                norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
-                decoder_sparse_step: r.usize_or("decoder_sparse_step", 1)?,
-                mlp_only_layers: r.usize_list("mlp_only_layers")?,
-            }),
-            Olmoe => Some(MoeConfig {
-                num_experts: r.usize_or("num_experts", 64)?,
-                top_k: r.usize_or("num_experts_per_tok", 8)?,
-                expert_intermediate: intermediate_size,
-                shared_expert_intermediate: None,
-                norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
-                decoder_sparse_step: 1,
-                mlp_only_layers: Vec::new(),
-            }),
-            _ => None,
-        };
-        if let Some(m) = &moe
-            && (m.top_k == 0 || m.top_k > m.num_experts)
-        {
-            return Err(ConfigError::new(
-                "num_experts_per_tok",
-                &format!("{} must be between 1 and the number of experts ({})", m.top_k, m.num_experts),
-            ));
-        }
+        let qk_norm = matches!(family, Family::Qwen3 | Family::Qwen3Moe | Family::Olmoe);
+        let clip_qkv = if family == Family::Olmoe { r.opt_f64("clip_qkv")? } else { None };
+        let moe = read_moe(&r, family, intermediate_size)?;
         Ok(Self {
             family,
             architecture,
@@ -277,9 +163,9 @@ impl ArchConfig {
             hidden_size,
             intermediate_size,
             num_layers,
-            num_heads,
-            num_kv_heads,
-            head_dim,
+            num_heads: heads.num_heads,
+            num_kv_heads: heads.num_kv_heads,
+            head_dim: heads.head_dim,
             rms_norm_eps,
             rope_theta,
             rope_scaling,
@@ -289,15 +175,188 @@ impl ArchConfig {
             o_proj_bias,
             mlp_bias,
             hidden_act,
-            pad_token_id,
-            bos_token_id,
-            eos_token_ids,
+            pad_token_id: tokens.pad,
+            bos_token_id: tokens.bos,
+            eos_token_ids: tokens.eos,
             dtype,
             qk_norm,
             clip_qkv,
             moe,
         })
     }
+}
+
+/// What each family's transformers 4.57 config class assumes for a key the file leaves out.
+struct FamilyDefaults {
+    vocab_size: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_layers: usize,
+    num_heads: usize,
+    rms_norm_eps: f64,
+    /// None: as many KV heads as query heads (no grouped-query attention).
+    num_kv_heads: Option<usize>,
+}
+
+impl FamilyDefaults {
+    fn of(family: Family) -> Self {
+        use Family::*;
+        let (vocab_size, hidden_size, intermediate_size, num_layers, num_heads, rms_norm_eps, num_kv_heads) =
+            match family {
+                Llama => (32000, 4096, 11008, 32, 32, 1e-6, None),
+                Mistral => (32000, 4096, 14336, 32, 32, 1e-6, Some(8)),
+                Qwen2 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
+                Qwen3 => (151936, 4096, 22016, 32, 32, 1e-6, Some(32)),
+                Mixtral => (32000, 4096, 14336, 32, 32, 1e-5, Some(8)),
+                Qwen2Moe => (151936, 2048, 5632, 24, 16, 1e-6, Some(16)),
+                Qwen3Moe => (151936, 2048, 6144, 24, 32, 1e-6, Some(4)),
+                Olmoe => (50304, 2048, 2048, 16, 16, 1e-5, None),
+            };
+        Self { vocab_size, hidden_size, intermediate_size, num_layers, num_heads, rms_norm_eps, num_kv_heads }
+    }
+}
+
+/// The attention head layout, checked here so the engine can split tensors without asking again.
+struct Heads {
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Heads {
+    fn read(r: &Reader<'_>, family: Family, hidden_size: usize, d: &FamilyDefaults) -> Result<Self, ConfigError> {
+        let num_heads = r.usize_or("num_attention_heads", d.num_heads)?;
+        if num_heads == 0 {
+            return Err(ConfigError::new("num_attention_heads", "must be at least 1"));
+        }
+        let num_kv_heads = match r.opt_usize("num_key_value_heads")? {
+            Some(k) => k,
+            None => d.num_kv_heads.unwrap_or(num_heads),
+        };
+        if num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(ConfigError::new(
+                "num_key_value_heads",
+                &format!("{num_kv_heads} must divide num_attention_heads ({num_heads})"),
+            ));
+        }
+        let default_head_dim = match family {
+            Family::Qwen3 => 128,
+            _ => hidden_size / num_heads,
+        };
+        // OLMoE's attention always splits hidden_size evenly and ignores a `head_dim` key.
+        let head_dim = match family {
+            Family::Olmoe => hidden_size / num_heads,
+            _ => r.opt_usize("head_dim")?.unwrap_or(default_head_dim),
+        };
+        Ok(Self { num_heads, num_kv_heads, head_dim })
+    }
+}
+
+/// (rope_theta, max_position_embeddings, rope_scaling): the scaling needs the context length.
+fn read_rope(r: &Reader<'_>, family: Family) -> Result<(f64, usize, RopeScaling), ConfigError> {
+    use Family::*;
+    let rope_theta = match r.0.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
+        Some(v) => v.as_f64().ok_or_else(|| ConfigError::new("rope_parameters.rope_theta", "expected a number"))?,
+        None => r.f64_or("rope_theta", 10000.0)?,
+    };
+    let max_position_embeddings = r.usize_or(
+        "max_position_embeddings",
+        match family {
+            Llama => 2048,
+            Olmoe => 4096,
+            Mistral | Mixtral => 4096 * 32,
+            _ => 32768,
+        },
+    )?;
+    let rope_scaling = RopeScaling::read(r, max_position_embeddings)?;
+    Ok((rope_theta, max_position_embeddings, rope_scaling))
+}
+
+/// (attention_bias, o_proj_bias, mlp_bias): which families let the config choose, and which fix them.
+fn read_biases(r: &Reader<'_>, family: Family) -> Result<(bool, bool, bool), ConfigError> {
+    use Family::*;
+    let (attention_bias, o_proj_bias) = match family {
+        Llama | Qwen3 | Qwen3Moe | Olmoe => {
+            let b = r.bool_or("attention_bias", false)?;
+            (b, b)
+        }
+        Mistral | Mixtral => (false, false),
+        Qwen2 => (true, false),
+        Qwen2Moe => (r.bool_or("qkv_bias", true)?, false),
+    };
+    let mlp_bias = match family {
+        Llama => r.bool_or("mlp_bias", false)?,
+        _ => false,
+    };
+    Ok((attention_bias, o_proj_bias, mlp_bias))
+}
+
+/// The special token ids. `eos_token_id` may be one id or a list; OLMoE's class defaults pad to 1.
+struct TokenIds {
+    pad: Option<i64>,
+    bos: Option<i64>,
+    eos: Vec<i64>,
+}
+
+fn read_token_ids(r: &Reader<'_>, family: Family) -> Result<TokenIds, ConfigError> {
+    let pad_token_id =
+        r.opt_i64("pad_token_id")?.or(if family == Family::Olmoe && !r.has("pad_token_id") { Some(1) } else { None });
+    let bos_token_id = r.opt_i64("bos_token_id")?;
+    let eos_token_ids = match r.0.get("eos_token_id") {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_i64).collect(),
+        Some(v) => v.as_i64().into_iter().collect(),
+        None => Vec::new(),
+    };
+    Ok(TokenIds { pad: pad_token_id, bos: bos_token_id, eos: eos_token_ids })
+}
+
+/// The MoE block of the sparse families (None for dense ones), with top-k checked against the
+/// expert count: routing to more experts than exist cannot be run or drawn.
+fn read_moe(r: &Reader<'_>, family: Family, intermediate_size: usize) -> Result<Option<MoeConfig>, ConfigError> {
+    use Family::*;
+    let moe = match family {
+        Mixtral => Some(MoeConfig {
+            num_experts: r.usize_or("num_local_experts", 8)?,
+            top_k: r.usize_or("num_experts_per_tok", 2)?,
+            expert_intermediate: intermediate_size,
+            shared_expert_intermediate: None,
+            norm_topk_prob: true,
+            decoder_sparse_step: 1,
+            mlp_only_layers: Vec::new(),
+        }),
+        Qwen2Moe | Qwen3Moe => Some(MoeConfig {
+            num_experts: r.usize_or("num_experts", if family == Qwen2Moe { 60 } else { 128 })?,
+            top_k: r.usize_or("num_experts_per_tok", if family == Qwen2Moe { 4 } else { 8 })?,
+            expert_intermediate: r.usize_or("moe_intermediate_size", if family == Qwen2Moe { 1408 } else { 768 })?,
+            shared_expert_intermediate: if family == Qwen2Moe {
+                Some(r.usize_or("shared_expert_intermediate_size", 5632)?)
+            } else {
+                None
+            },
+            norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
+            decoder_sparse_step: r.usize_or("decoder_sparse_step", 1)?,
+            mlp_only_layers: r.usize_list("mlp_only_layers")?,
+        }),
+        Olmoe => Some(MoeConfig {
+            num_experts: r.usize_or("num_experts", 64)?,
+            top_k: r.usize_or("num_experts_per_tok", 8)?,
+            expert_intermediate: intermediate_size,
+            shared_expert_intermediate: None,
+            norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
+            decoder_sparse_step: 1,
+            mlp_only_layers: Vec::new(),
+        }),
+        _ => None,
+    };
+    if let Some(m) = &moe
+        && (m.top_k == 0 || m.top_k > m.num_experts)
+    {
+        return Err(ConfigError::new(
+            "num_experts_per_tok",
+            &format!("{} must be between 1 and the number of experts ({})", m.top_k, m.num_experts),
+        ));
+    }
+    Ok(moe)
 }
 
 /// Finds the family from `model_type`, falling back to `architectures`.

@@ -224,7 +224,10 @@ impl Session {
 pub enum Command {
     /// Read the weights of an opened folder (the first prompt asks for this; opening does
     /// not). `control` shows progress and cancels.
-    Load { folder: Arc<ModelFolder>, control: Arc<crate::analysis::Control> },
+    Load {
+        folder: Arc<ModelFolder>,
+        control: Arc<crate::analysis::Control>,
+    },
     /// Drop the loaded model and its cache (another model was opened).
     Unload,
     SetPrompt {

@@ -43,8 +43,11 @@ impl Dialogs {
         let filter = tr("PyTorch state dict");
         std::thread::spawn(move || {
             let dialog = rfd::FileDialog::new().set_title(title);
-            let picked =
-                if folder { dialog.pick_folder() } else { dialog.add_filter(filter, &["pth", "pt", "bin"]).pick_file() };
+            let picked = if folder {
+                dialog.pick_folder()
+            } else {
+                dialog.add_filter(filter, &["pth", "pt", "bin"]).pick_file()
+            };
             let _ = tx.send(picked);
         });
         self.adapter = Some(rx);

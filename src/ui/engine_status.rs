@@ -24,7 +24,9 @@ pub fn error_text(e: &EngineError) -> String {
         }
         EngineError::NotLoaded => tr("no model loaded for inference").into(),
         EngineError::Cancelled => tr("loading was cancelled").into(),
-        EngineError::Internal => tr("the engine hit an internal error; run the prompt again to reload the model").into(),
+        EngineError::Internal => {
+            tr("the engine hit an internal error; run the prompt again to reload the model").into()
+        }
         EngineError::Failed(message) => message.clone(),
     }
 }
@@ -44,4 +46,3 @@ pub fn show(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
     }
     ui.ctx().request_repaint_after(std::time::Duration::from_millis(50));
 }
-

@@ -73,7 +73,10 @@ fn file_menu(ui: &mut egui::Ui, ws: &Workspace, dialogs: &mut Dialogs, actions: 
         }
     });
     if let Some(demo) = Workspace::bundled_demo()
-        && ui.button(tr("Open the demo model")).on_hover_text(tr("The tiny bilingual MoE bundled in assets/demo")).clicked()
+        && ui
+            .button(tr("Open the demo model"))
+            .on_hover_text(tr("The tiny bilingual MoE bundled in assets/demo"))
+            .clicked()
     {
         actions.push(Action::Open(demo));
     }

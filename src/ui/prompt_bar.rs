@@ -11,8 +11,9 @@ pub fn show(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>, width:
     let label = ui.label(tr("Prompt"));
     let edit = ui.add(egui::TextEdit::singleline(&mut text).desired_width(width)).labelled_by(label.id);
     let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-    ui.add_enabled(has_template, egui::Checkbox::new(&mut chat, tr("chat template")))
-        .on_hover_text(tr("Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)"));
+    ui.add_enabled(has_template, egui::Checkbox::new(&mut chat, tr("chat template"))).on_hover_text(tr(
+        "Wrap the prompt as a user message with the tokenizer's chat template (tokenizer_config.json)",
+    ));
     if text != ws.prompt || chat != ws.chat {
         actions.push(Action::EditPrompt { text, chat });
     }

@@ -47,7 +47,11 @@ pub fn cli_json(args: &[&str]) -> serde_json::Value {
 }
 
 /// Writes an F32 safetensors file; `value(tensor index, element index)` gives each element.
-pub fn write_f32_safetensors(path: &std::path::Path, tensors: &[(&str, Vec<usize>)], value: impl Fn(usize, usize) -> f32) {
+pub fn write_f32_safetensors(
+    path: &std::path::Path,
+    tensors: &[(&str, Vec<usize>)],
+    value: impl Fn(usize, usize) -> f32,
+) {
     let mut header = serde_json::Map::new();
     let mut offset = 0usize;
     for (name, shape) in tensors {

@@ -113,7 +113,9 @@ fn show(ui: &mut egui::Ui, st: &mut RoutingPanel, ws: &Workspace, actions: &mut 
         ui.label(RichText::new(tr("click a token to follow its path through the layers")).weak());
     });
     legend(ui);
-    let json = || serde_json::to_string_pretty(layers.as_ref()).unwrap_or_default();
+    // `llm-anatomy routing --json`'s serialiser.
+    let json =
+        || serde_json::to_string_pretty(&crate::report::routing_json(&snap.pieces, moe, layers)).unwrap_or_default();
     if st.all_layers {
         let rect = small_multiples(ui, &layers);
         let csv = || routing_csv(&layers, &texts);

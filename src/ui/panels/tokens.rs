@@ -6,8 +6,8 @@ use egui::{Color32, RichText};
 
 use crate::engine::{Snapshot, TextCodec};
 use crate::sampling::{self, Distribution, Removed, SamplingParams};
-use crate::ui::i18n::{tr, trf};
 use crate::ui::engine_status::{self, error_text};
+use crate::ui::i18n::{tr, trf};
 use crate::ui::{export, format, help, prompt_bar};
 use crate::workspace::{Action, Workspace};
 

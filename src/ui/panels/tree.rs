@@ -8,8 +8,8 @@ use egui::collapsing_header::CollapsingState;
 use egui::{Id, RichText};
 
 use crate::arch::{ModuleTree, Node, ROOT};
-use crate::ui::help::{self, teaching_note};
 use crate::ui::format;
+use crate::ui::help::{self, teaching_note};
 use crate::ui::i18n::{tr, trf};
 use crate::workspace::{Action, Selection, TreeView, Workspace};
 
@@ -353,13 +353,7 @@ fn visible_set<'a>(state: &'a mut TreePanel, tree: &ModuleTree, filter: &str) ->
     &state.visible.as_ref().expect("just set").1
 }
 
-fn flat_list(
-    ui: &mut egui::Ui,
-    model: &TreeView,
-    filter: &str,
-    selection: &Selection,
-    picked: &mut Option<Selection>,
-) {
+fn flat_list(ui: &mut egui::Ui, model: &TreeView, filter: &str, selection: &Selection, picked: &mut Option<Selection>) {
     let ckpt = &model.folder.checkpoint;
     let rows: Vec<_> = ckpt.tensors.iter().filter(|t| t.name.contains(filter)).collect();
     ui.label(RichText::new(trf("{} of {} tensors", &[&rows.len(), &ckpt.tensors.len()])).weak());

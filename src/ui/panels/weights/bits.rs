@@ -163,7 +163,7 @@ pub fn bits_view(ui: &mut egui::Ui, state: &mut BitsView) {
         Some((tensor, index, _)) => format!("{tensor}-{index}-bits"),
         None => "value-bits".to_string(),
     };
-    let json = || bits_json(state, &decoded);
+    let json = || bits_json(state);
     export::menu(ui, &stem, Some(rows.response.rect), None, Some(&json));
     if let Some((format, bit)) = flip {
         if format == Format::F32 {
@@ -177,33 +177,19 @@ pub fn bits_view(ui: &mut egui::Ui, state: &mut BitsView) {
     }
 }
 
-/// The value in every format, as the course's handout tables have it (English keys for scripts).
-fn bits_json(state: &BitsView, decoded: &[Decoded]) -> String {
-    let formats: Vec<serde_json::Value> = decoded
-        .iter()
-        .map(|d| {
-            let mut v = serde_json::to_value(d).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("name".into(), d.format.name().into());
-                o.insert("hex".into(), d.hex().into());
-                o.insert("formula".into(), d.formula().into());
-            }
-            v
-        })
-        .collect();
-    let source = state.source.as_ref().map(
-        |(tensor, index, dtype)| serde_json::json!({ "tensor": tensor, "index": index, "dtype": dtype.to_string() }),
-    );
-    let json = serde_json::json!({
-        "source": source,
-        "stored": state.stored,
-        "value": state.value(),
-        "formats": formats,
-    });
-    serde_json::to_string_pretty(&json).unwrap_or_default()
+/// `llm-anatomy bits --json`'s serialiser, for the value on screen: the stored element's
+/// origin is named only while its bits are unchanged (an edited value is a typed one).
+fn bits_json(state: &BitsView) -> String {
+    let breakdown = floatbits::breakdown(if state.is_edited() { state.value() as f64 } else { state.stored });
+    let origin = match &state.source {
+        Some((tensor, index, dtype)) if !state.is_edited() => {
+            Some(crate::report::BitsOrigin { tensor, stored_dtype: dtype.as_str(), index: *index })
+        }
+        _ => None,
+    };
+    serde_json::to_string_pretty(&crate::report::bits_json(&breakdown, origin)).unwrap_or_default()
 }
 
-/// The class of a value, in the UI's language.
 fn class_name(c: Class) -> &'static str {
     match c {
         Class::Normal => tr("normal"),
@@ -376,11 +362,14 @@ pub fn cast_section(ui: &mut egui::Ui, target: &mut Format, ws: &Workspace, acti
         Err(e) => {
             ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
         }
-        Ok(r) => cast_report_view(ui, r, tensor),
+        Ok(r) => {
+            let dtype = ws.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(tensor)).map(|t| t.dtype.as_str());
+            cast_report_view(ui, r, tensor, dtype.unwrap_or_default());
+        }
     }
 }
 
-fn cast_report_view(ui: &mut egui::Ui, r: &CastReport, tensor: &str) {
+fn cast_report_view(ui: &mut egui::Ui, r: &CastReport, tensor: &str, dtype: &str) {
     let f = r.to;
     let pct = |n: u64| if r.count == 0 { 0.0 } else { 100.0 * n as f64 / r.count as f64 };
     egui::Grid::new("cast-grid").striped(true).num_columns(3).show(ui, |ui| {
@@ -416,7 +405,8 @@ fn cast_report_view(ui: &mut egui::Ui, r: &CastReport, tensor: &str) {
         ui.monospace(trf("mean {}", &[&format::num(r.mean_rel_error)]));
         ui.end_row();
     });
-    let report_json = || serde_json::to_string_pretty(r).unwrap_or_default();
+    // `llm-anatomy cast --json`'s serialiser.
+    let report_json = || serde_json::to_string_pretty(&crate::report::cast_json(tensor, dtype, r)).unwrap_or_default();
     export::menu(ui, &format!("{tensor}-{}-cast-report", f.key()), None, None, Some(&report_json));
     ui.label(RichText::new(tr("relative error (log₁₀)")).strong())
         .on_hover_text(tr("How many values changed by each relative error, on a log scale: −3 means 0.1%"));
@@ -435,34 +425,20 @@ fn cast_report_view(ui: &mut egui::Ui, r: &CastReport, tensor: &str) {
             .y_axis_label(tr("number of values"))
             .show(ui, |p| p.bar_chart(BarChart::new("relative error", bars).color(Color32::from_rgb(150, 90, 190))))
     });
-    let rel_csv = || {
-        let mut csv = String::from("log10_rel_error_start,log10_rel_error_end,count\n");
-        for (i, c) in r.rel_error_log10_counts.iter().enumerate() {
-            csv.push_str(&format!("{},{},{c}\n", edges[i], edges[i + 1]));
-        }
-        csv
-    };
+    let rel_csv = || crate::report::rel_error_csv(r);
     export::menu(ui, &format!("{tensor}-{}-relative-error", f.key()), Some(plot_rect), Some(&rel_csv), None);
 
     ui.label(RichText::new(tr("exponents used (FP32 view)")).strong()).on_hover_text(tr(
         "How many values have each power of two. Blue: normal range of the target format; orange: its subnormal range; red: outside (overflow above, flush to zero below).",
     ));
-    let normal = (f.emin(), f.bias().max(if f.has_inf() { f.bias() } else { (1 << f.exponent_bits()) - 1 - f.bias() }));
-    let sub_low = f.emin() - f.mantissa_bits() as i32;
-    // Where an exponent lands in the target format: its colour, and its CSV name.
-    let range = |e: i32| {
-        if e >= normal.0 && e <= normal.1 {
-            (EXPONENT, "normal")
-        } else if e >= sub_low && e < normal.0 {
-            (MANTISSA, "subnormal")
-        } else if e > normal.1 {
-            (SIGN, "overflow")
-        } else {
-            (SIGN, "underflow")
-        }
+    // Where an exponent lands in the target format decides its colour (and its CSV name).
+    let colour = |e: i32| match crate::report::ExponentRange::of(f, e) {
+        crate::report::ExponentRange::Normal => EXPONENT,
+        crate::report::ExponentRange::Subnormal => MANTISSA,
+        crate::report::ExponentRange::Overflow | crate::report::ExponentRange::Underflow => SIGN,
     };
     let bars: Vec<Bar> =
-        r.exponent_counts.iter().map(|&(e, c)| Bar::new(e as f64, c as f64).width(0.9).fill(range(e).0)).collect();
+        r.exponent_counts.iter().map(|&(e, c)| Bar::new(e as f64, c as f64).width(0.9).fill(colour(e))).collect();
     let (_, plot_rect) = export::framed(ui, |ui| {
         Plot::new("exponent-plot")
             .height(180.0)
@@ -471,12 +447,6 @@ fn cast_report_view(ui: &mut egui::Ui, r: &CastReport, tensor: &str) {
             .y_axis_label(tr("number of values"))
             .show(ui, |p| p.bar_chart(BarChart::new("exponents", bars)))
     });
-    let exp_csv = || {
-        let mut csv = String::from("exponent,count,range\n");
-        for &(e, c) in &r.exponent_counts {
-            csv.push_str(&format!("{e},{c},{}\n", range(e).1));
-        }
-        csv
-    };
+    let exp_csv = || crate::report::exponents_csv(r);
     export::menu(ui, &format!("{tensor}-{}-exponents", f.key()), Some(plot_rect), Some(&exp_csv), None);
 }

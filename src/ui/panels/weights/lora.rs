@@ -147,22 +147,14 @@ pub fn show(ui: &mut egui::Ui, textures: &mut LoraTextures, ws: &Workspace, acti
                 .on_hover_text(tr("Histograms of the weight before and after adding the update"));
             let rect = overlay(ui, &view.w_stats, &view.merged_stats);
             let csv = || {
-                let mut csv = String::from("series,bin_start,bin_end,count\n");
-                for (name, stats) in [("W", &view.w_stats), ("W+dW", &view.merged_stats)] {
-                    push_bins(&mut csv, Some(name), stats);
-                }
-                csv
+                crate::report::histograms_csv(&[("W", &view.w_stats.histogram), ("W+dW", &view.merged_stats.histogram)])
             };
             export::menu(ui, &format!("{module}-W-and-W+dW-histogram"), Some(rect), Some(&csv), None);
         });
         ui.vertical(|ui| {
             ui.label(RichText::new("ΔW").strong()).on_hover_text(tr("Histogram of the update's values"));
             let rect = bars(ui, "delta-hist", &view.delta_stats, Color32::from_rgb(200, 120, 40));
-            let csv = || {
-                let mut csv = String::from("bin_start,bin_end,count\n");
-                push_bins(&mut csv, None, &view.delta_stats);
-                csv
-            };
+            let csv = || crate::report::histogram_csv(&view.delta_stats.histogram);
             export::menu(ui, &format!("{module}-dW-histogram"), Some(rect), Some(&csv), None);
         });
     });
@@ -179,26 +171,8 @@ pub fn show(ui: &mut egui::Ui, textures: &mut LoraTextures, ws: &Workspace, acti
             .y_axis_label("σ")
             .show(ui, |p| p.bar_chart(BarChart::new("σ", sv).color(Color32::from_rgb(120, 90, 190))))
     });
-    let csv = || {
-        let mut csv = String::from("index,singular_value\n");
-        for (i, v) in s.singular_values.iter().enumerate() {
-            csv.push_str(&format!("{},{v}\n", i + 1));
-        }
-        csv
-    };
+    let csv = || crate::report::singular_values_csv(&s.singular_values);
     export::menu(ui, &format!("{module}-singular-values"), Some(plot_rect), Some(&csv), None);
-}
-
-/// One CSV row per histogram bin, at full precision (optionally prefixed by a series name).
-fn push_bins(csv: &mut String, series: Option<&str>, s: &TensorStats) {
-    let e = &s.histogram.edges;
-    for (i, c) in s.histogram.counts.iter().enumerate() {
-        if let Some(name) = series {
-            csv.push_str(name);
-            csv.push(',');
-        }
-        csv.push_str(&format!("{},{},{c}\n", e[i], e[i + 1]));
-    }
 }
 
 /// Returns the plot's rect on screen.
@@ -283,5 +257,7 @@ pub fn model_wide(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) 
         }
         csv
     };
-    export::menu(ui, "lora-model-wide", Some(plot_rect), Some(&csv), None);
+    // `llm-anatomy lora --json`'s serialiser.
+    let json = || serde_json::to_string_pretty(&crate::report::lora_json(&active.adapter, views)).unwrap_or_default();
+    export::menu(ui, "lora-model-wide", Some(plot_rect), Some(&csv), Some(&json));
 }

@@ -360,13 +360,7 @@ fn histogram_plot(
             .then(|| edges.partition_point(|&e| e <= x).saturating_sub(1).min(counts.len() - 1))
     });
     ui.horizontal(|ui| {
-        let csv = || {
-            let mut csv = String::from("bin_start,bin_end,count\n");
-            for (i, c) in counts.iter().enumerate() {
-                csv.push_str(&format!("{},{},{}\n", edges[i], edges[i + 1], c));
-            }
-            csv
-        };
+        let csv = || crate::report::histogram_csv(&s.histogram);
         // The same serialiser as `llm-anatomy stats --json`.
         export::menu(ui, stem, Some(plot_rect), Some(&csv), Some(json));
         ui.label(RichText::new(tr("click a bar to list the values in it")).weak());
@@ -424,12 +418,6 @@ fn children_chart(ui: &mut egui::Ui, ws: &Workspace, id: usize) {
             .x_axis_formatter(format::category_axis(label_names))
             .show(ui, |plot| plot.bar_chart(chart))
     });
-    let csv = || {
-        let mut csv = String::from("child,parameters\n");
-        for (name, n) in names.iter().zip(&counts) {
-            csv.push_str(&format!("{name},{n}\n"));
-        }
-        csv
-    };
+    let csv = || crate::report::children_csv(&names, &counts);
     export::menu(ui, &format!("{}-children", model.node_name(id)), Some(plot_rect), Some(&csv), None);
 }

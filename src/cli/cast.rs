@@ -1,0 +1,35 @@
+//! `cast`: what casting a whole tensor to a smaller format does to it.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{Outcome, print_json};
+use crate::analysis::Control;
+use crate::analysis::cast::cast_report;
+use crate::analysis::floatbits::Format;
+use crate::analysis::stats::DataView;
+use crate::arch::ModelFolder;
+use crate::report;
+
+pub fn run(path: &Path, tensor: &str, to: &str, json: bool, out: &mut dyn Write) -> Outcome {
+    // F32 is every tensor's widened form: casting to it says nothing, so it is refused like a typo.
+    let format = Format::parse(to)
+        .filter(|f| *f != Format::F32)
+        .ok_or_else(|| format!("--to {to}: expected bf16, f16, f8e4m3 or f8e5m2"))?;
+    let model = ModelFolder::open(path)?;
+    let ckpt = &model.checkpoint;
+    let info = ckpt.require(tensor)?;
+    let r = cast_report(&[DataView { dtype: info.dtype, bytes: ckpt.bytes(info) }], format, &Control::new())?;
+    if json {
+        return print_json(out, &report::cast_json(&info.name, info.dtype.as_str(), &r));
+    }
+    writeln!(out, "{} ({}, {} values) → {}", info.name, info.dtype, r.count, format.name())?;
+    writeln!(out, "exact      {}", r.exact)?;
+    let overflow_to = if format.has_inf() { " (→ ±∞)" } else { " (clamped to ±448)" };
+    writeln!(out, "overflow   {}{overflow_to}", r.overflow)?;
+    writeln!(out, "underflow  {} (→ 0)", r.underflow)?;
+    writeln!(out, "subnormal  {}", r.subnormal)?;
+    writeln!(out, "abs error  max {:e}, mean {:e}", r.max_abs_error, r.mean_abs_error)?;
+    writeln!(out, "rel error  max {:e}, mean {:e}", r.max_rel_error, r.mean_rel_error)?;
+    Ok(())
+}

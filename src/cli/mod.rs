@@ -1,0 +1,283 @@
+//! Headless subcommands: the same code as the panels, printed as text or JSON for scripts,
+//! handouts and tests. The JSON shapes are a contract (see README); keep their keys.
+
+//!
+//! One file per subcommand; each prints what a [`crate::report`] function builds, so the
+//! desktop Export menu writes the same JSON.
+
+mod bits;
+mod cast;
+mod generate;
+mod lora;
+mod probs;
+mod routing;
+mod stats;
+mod tensors;
+mod tree;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::arch::ModelFolder;
+use crate::engine::Session;
+use crate::lora::LoraAdapter;
+use crate::sampling::SamplingParams;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "llm-anatomy",
+    version,
+    about = "Open a language model folder and see what is inside it.",
+    long_about = "Open a language model folder and see what is inside it.\n\nWith no subcommand, opens the desktop window (on PATH if given).",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// A Hugging Face model folder to open in the window.
+    pub path: Option<PathBuf>,
+    /// Select this tensor or module once the folder is open (e.g. `model.layers.0.mlp`).
+    #[arg(long, requires = "path")]
+    pub select: Option<String>,
+    /// Open the token-probability panel and run this prompt once the model is loaded.
+    #[arg(long, requires = "path")]
+    pub prompt: Option<String>,
+    /// Attach this LoRA adapter (PEFT folder or .pth) once the model is open.
+    #[arg(long, requires = "path")]
+    pub adapter: Option<PathBuf>,
+    /// Which panel to show first: weights, tokens or routing.
+    #[arg(long, value_parser = ["weights", "tokens", "routing"])]
+    pub view: Option<String>,
+    /// Interface language: en or zh (中文). Otherwise the remembered one, or the desktop's.
+    #[arg(long, value_parser = ["en", "zh"])]
+    pub lang: Option<String>,
+    /// Save every export (PNG, CSV, JSON) straight into this folder, without asking.
+    #[arg(long)]
+    pub export_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the module tree exactly as `print(model)` does in transformers 4.57.
+    Tree {
+        path: PathBuf,
+        /// Show the tree as PEFT wraps it with this LoRA adapter (folder or .pth).
+        #[arg(long)]
+        adapter: Option<PathBuf>,
+        /// LoRA α for adapters that do not store it (MiniMind .pth: α = rank by default).
+        #[arg(long)]
+        alpha: Option<f64>,
+    },
+    /// What a LoRA adapter changes: ΔW = (α/r)·B·A per module, its norm against W, its singular values.
+    Lora {
+        path: PathBuf,
+        adapter: PathBuf,
+        #[arg(long)]
+        alpha: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every stored tensor: name, dtype, shape, bytes, file.
+    Tensors {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Statistics and histogram of one tensor, read from the memory-mapped file.
+    Stats {
+        path: PathBuf,
+        tensor: String,
+        /// Histogram bins over [min, max] (numpy's rule).
+        #[arg(long, default_value_t = 32)]
+        bins: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One value as FP32, BF16, FP16, FP8 E4M3 and FP8 E5M2: sign, exponent, mantissa bits.
+    #[command(allow_negative_numbers = true)]
+    Bits {
+        /// A number (`0.1`, `-2.5`, `1e-8`, `nan`, `inf`).
+        #[arg(required_unless_present = "tensor")]
+        value: Option<String>,
+        /// Take the value from a stored tensor instead: `--tensor PATH TENSOR --index I`.
+        #[arg(long, num_args = 2, value_names = ["PATH", "TENSOR"], requires = "index", conflicts_with = "value")]
+        tensor: Option<Vec<String>>,
+        /// Flat (row-major) element index into the tensor.
+        #[arg(long)]
+        index: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The next-token distribution after a prompt: top candidates after sampling warpers.
+    Probs {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        /// Wrap the prompt in the tokenizer's chat template (as a user message).
+        #[arg(long)]
+        chat: bool,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// How many candidates to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate tokens after a prompt (greedy with --temperature 0), seeded so it replays.
+    Generate {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        #[arg(long, default_value_t = 20)]
+        max_new: usize,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which experts each token is routed to in every MoE layer, with the gate's probabilities.
+    Routing {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What casting a whole tensor to a smaller format does: errors, overflow, underflow.
+    Cast {
+        path: PathBuf,
+        tensor: String,
+        /// Target format: bf16, f16, f8e4m3 or f8e5m2.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct AdapterArgs {
+    /// Run with this LoRA adapter (PEFT folder or MiniMind .pth).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Strength of the adapter: ΔW is multiplied by this (0 = off, 1 = as trained).
+    #[arg(long, default_value_t = 1.0, requires = "adapter")]
+    pub adapter_scale: f64,
+    /// LoRA α for adapters that do not store it.
+    #[arg(long, requires = "adapter")]
+    pub alpha: Option<f64>,
+}
+
+impl AdapterArgs {
+    fn attach(&self, model: &ModelFolder, session: &mut Session) -> Result<(), String> {
+        if let Some(path) = &self.adapter {
+            let adapter = LoraAdapter::open(path, model, self.alpha)?;
+            session.set_adapter(Some((std::sync::Arc::new(adapter), self.adapter_scale)))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// 0 = greedy.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub top_k: usize,
+    /// 1.0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub top_p: f32,
+    /// 0 = off.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_p: f32,
+    /// 1.0 = off.
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    pub fn params(&self) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Runs a subcommand, writing its output to `out`. Errors are returned for the caller to
+/// print on stderr with a non-zero exit.
+pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
+    let res = match command {
+        Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
+        Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
+        Command::Tensors { path, json } => tensors::run(&path, json, out),
+        Command::Stats { path, tensor, bins, json } => stats::run(&path, &tensor, bins, json, out),
+        Command::Bits { value, tensor, index, json } => {
+            bits::run(value.as_deref(), tensor.as_deref(), index, json, out)
+        }
+        Command::Probs { path, prompt, chat, sampling, adapter, top, json } => {
+            probs::run(&Prompt { path: &path, text: &prompt, chat }, &sampling, &adapter, top, json, out)
+        }
+        Command::Generate { path, prompt, chat, max_new, sampling, adapter, json } => {
+            generate::run(&Prompt { path: &path, text: &prompt, chat }, max_new, &sampling, &adapter, json, out)
+        }
+        Command::Routing { path, prompt, chat, json } => {
+            routing::run(&Prompt { path: &path, text: &prompt, chat }, json, out)
+        }
+        Command::Cast { path, tensor, to, json } => cast::run(&path, &tensor, &to, json, out),
+    };
+    res.map_err(|e| e.to_string())
+}
+
+/// What every subcommand returns: `?` works on the string, checkpoint and I/O errors alike.
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+/// The `--json` outputs are pretty-printed, one value, with a trailing newline.
+fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Outcome {
+    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+/// The model folder and prompt the inference subcommands share.
+struct Prompt<'a> {
+    path: &'a Path,
+    text: &'a str,
+    /// Wrap `text` in the tokenizer's chat template.
+    chat: bool,
+}
+
+impl Prompt<'_> {
+    /// Loads the weights, attaches the adapter if one was given, and runs the prompt, in the
+    /// order the errors should surface (a bad adapter before a bad prompt).
+    fn session(
+        &self,
+        model: &ModelFolder,
+        adapter: Option<&AdapterArgs>,
+    ) -> Result<Session, Box<dyn std::error::Error>> {
+        let mut session = Session::load(model)?;
+        if let Some(adapter) = adapter {
+            adapter.attach(model, &mut session)?;
+        }
+        session.set_prompt(self.text, self.chat)?;
+        Ok(session)
+    }
+}
