@@ -5,6 +5,7 @@
 
 pub mod dtype;
 pub mod error;
+pub mod pickle;
 pub mod safetensors;
 
 use std::collections::{BTreeMap, HashMap};
