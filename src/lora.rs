@@ -73,7 +73,8 @@ impl LoraAdapter {
 
     fn open_peft(dir: &Path) -> Result<Self, String> {
         let cfg_path = dir.join("adapter_config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let text =
+            crate::checkpoint::side_file::read_text(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
         let cfg: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", cfg_path.display()))?;
         let bad = |what: String| format!("{}: {what}", cfg_path.display());

@@ -249,3 +249,60 @@ fn opening_never_writes_to_the_folder() {
     let after = listing();
     assert_eq!(before, after);
 }
+
+fn set_config_key(folder: &Path, key: &str, value: serde_json::Value) {
+    let path = folder.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    cfg[key] = value;
+    fs::write(&path, cfg.to_string()).unwrap();
+}
+
+/// Sizes that would decide allocations are checked against the tensors first: an error that
+/// names the key, not an allocation that aborts the process.
+#[test]
+fn layer_and_expert_counts_the_tensors_do_not_carry() {
+    for n in [serde_json::json!(1_000_000_000u64), serde_json::json!(3)] {
+        let (_d, folder) = copy_fixture("tiny-llama");
+        set_config_key(&folder, "num_hidden_layers", n.clone());
+        let msg = open_err(&folder);
+        assert_mentions(&msg, &["config.json", "num_hidden_layers", "2 decoder layers"]);
+    }
+    let (_d, folder) = copy_fixture("tiny-llama");
+    set_config_key(&folder, "num_hidden_layers", serde_json::json!(1e18));
+    assert_mentions(&open_err(&folder), &["config.json", "num_hidden_layers"]);
+    let (_d, folder) = copy_fixture("tiny-mixtral");
+    set_config_key(&folder, "num_local_experts", serde_json::json!(1_000_000_000u64));
+    assert_mentions(&open_err(&folder), &["config.json", "1000000000 experts", "hold 4"]);
+}
+
+/// A config that is a pipe or a device would block or never end: refused before reading.
+#[test]
+fn config_that_is_a_fifo_or_a_device() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let config = folder.join("config.json");
+    fs::remove_file(&config).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(&config).status().unwrap();
+    assert!(status.success());
+    assert_mentions(&open_err(&folder), &["config.json", "not a regular file"]);
+    fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    assert_mentions(&open_err(&folder), &["config.json", "not a regular file"]);
+}
+
+#[test]
+fn side_files_have_a_size_cap() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let config = folder.join("config.json");
+    let f = fs::OpenOptions::new().write(true).open(&config).unwrap();
+    f.set_len(llm_anatomy::checkpoint::side_file::MAX_SIDE_FILE + 1).unwrap(); // sparse: no data written
+    assert_mentions(&open_err(&folder), &["config.json", "at most"]);
+}
+
+#[test]
+fn a_json_file_that_is_not_a_tokenizer_says_so() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    fs::write(folder.join("tokenizer.json"), r#"{"hello": "world"}"#).unwrap();
+    let model = ModelFolder::open(&folder).unwrap();
+    let err = llm_anatomy::engine::Session::load(&model).err().expect("no tokenizer");
+    assert_mentions(&err, &["tokenizer.json", "not a tokenizers tokenizer.json"]);
+}

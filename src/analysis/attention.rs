@@ -51,7 +51,11 @@ pub fn head_pattern(rows: Rows<'_>) -> Option<HeadPattern> {
     let share = |p: &HeadPattern| match *p {
         HeadPattern::PreviousToken(s) | HeadPattern::FirstTokenSink(s) | HeadPattern::SelfToken(s) => s,
     };
-    candidates.into_iter().flatten().filter(|p| share(p) >= PATTERN_THRESHOLD).max_by(|a, b| share(a).total_cmp(&share(b)))
+    candidates
+        .into_iter()
+        .flatten()
+        .filter(|p| share(p) >= PATTERN_THRESHOLD)
+        .max_by(|a, b| share(a).total_cmp(&share(b)))
 }
 
 /// The `k` most likely ids of a distribution, most likely first (ties by lower id).
@@ -93,10 +97,12 @@ mod tests {
 
     #[test]
     fn patterns_are_found_by_construction() {
-        let prev: Vec<Vec<f32>> = (0..6).map(|i| (0..=i).map(|j| if j + 1 == i || i == 0 { 1.0 } else { 0.0 }).collect()).collect();
+        let prev: Vec<Vec<f32>> =
+            (0..6).map(|i| (0..=i).map(|j| if j + 1 == i || i == 0 { 1.0 } else { 0.0 }).collect()).collect();
         let rows: Vec<&[f32]> = prev.iter().map(|r| r.as_slice()).collect();
         assert_eq!(head_pattern(&rows), Some(HeadPattern::PreviousToken(1.0)));
-        let sink: Vec<Vec<f32>> = (0..6).map(|i| (0..=i).map(|j| if j == 0 { 0.9 } else { 0.1 / i as f32 }).collect()).collect();
+        let sink: Vec<Vec<f32>> =
+            (0..6).map(|i| (0..=i).map(|j| if j == 0 { 0.9 } else { 0.1 / i as f32 }).collect()).collect();
         let rows: Vec<&[f32]> = sink.iter().map(|r| r.as_slice()).collect();
         assert!(matches!(head_pattern(&rows), Some(HeadPattern::FirstTokenSink(s)) if (s - 0.9).abs() < 1e-6));
         let uniform: Vec<Vec<f32>> = (0..6).map(|i| vec![1.0 / (i + 1) as f32; i + 1]).collect();

@@ -7,6 +7,7 @@ pub mod dtype;
 pub mod error;
 pub mod pickle;
 pub mod safetensors;
+pub mod side_file;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -132,10 +133,11 @@ impl Checkpoint {
 
 fn read_config(folder: &Path) -> Result<Option<serde_json::Value>, CheckpointError> {
     let path = folder.join(CONFIG_FILE);
-    if !path.exists() {
+    if std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io { path: path.clone(), source: e })?;
+    let text = side_file::read_text(&path)
+        .map_err(|e| CheckpointError::BadConfig { file: path.clone(), what: e.to_string() })?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CheckpointError::BadConfig { file: path.clone(), what: format!("not valid JSON: {e}") })?;
     if !value.is_object() {
@@ -185,8 +187,7 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
 /// Returns the distinct shard files in first-mention order and the weight map.
 fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
     let bad = |what: String| CheckpointError::BadIndex { file: path.to_path_buf(), what };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
+    let text = side_file::read_text(path).map_err(|e| bad(e.to_string()))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let map = value
         .get("weight_map")

@@ -2,6 +2,7 @@
 //! of `tokenizer_config.json` rendered with minijinja the way transformers renders it
 //! (Jinja with `trim_blocks` and `lstrip_blocks`, loop controls, `raise_exception`).
 
+use crate::checkpoint::side_file::read_text;
 use std::path::Path;
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, context};
@@ -31,10 +32,19 @@ impl TextCodec {
         if !path.is_file() {
             return Err(format!("{}: no tokenizer.json, so text cannot be turned into token ids", folder.display()));
         }
-        let tokenizer = Tokenizer::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = read_text(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let tokenizer = Tokenizer::from_bytes(json.as_bytes()).map_err(|e| {
+            let hint = if serde_json::from_str::<serde_json::Value>(&json).is_ok() {
+                "valid JSON, but not a tokenizers tokenizer.json: "
+            } else {
+                ""
+            };
+            format!("{}: {hint}{e}", path.display())
+        })?;
         let mut codec = Self { tokenizer, chat_template: None, bos_token: None, eos_token: None };
         let config_path = folder.join("tokenizer_config.json");
-        if let Ok(text) = std::fs::read_to_string(&config_path) {
+        if std::fs::symlink_metadata(&config_path).is_ok() {
+            let text = read_text(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
             let cfg: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", config_path.display()))?;
             codec.chat_template = match cfg.get("chat_template") {
@@ -53,7 +63,7 @@ impl TextCodec {
             codec.eos_token = special_token(&cfg, "eos_token");
         }
         if codec.chat_template.is_none()
-            && let Ok(t) = std::fs::read_to_string(folder.join("chat_template.jinja"))
+            && let Ok(t) = read_text(&folder.join("chat_template.jinja"))
         {
             codec.chat_template = Some(t);
         }
