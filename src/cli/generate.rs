@@ -17,7 +17,7 @@ pub fn run(
     let model = ModelFolder::open(prompt.path)?;
     let mut session = prompt.session(&model, Some(adapter))?;
     let input_ids = session.tokens.clone();
-    let new_ids = session.generate(max_new, &sampling.params())?;
+    let new_ids = session.generate(max_new, &sampling.params()?)?;
     let text = session.codec.decode(&new_ids);
     if json {
         return print_json(out, &report::generate_json(&input_ids, &new_ids, &text));

@@ -98,8 +98,8 @@ pub enum Command {
     /// One value as FP32, BF16, FP16, FP8 E4M3 and FP8 E5M2: sign, exponent, mantissa bits.
     #[command(allow_negative_numbers = true)]
     Bits {
-        /// A number (`0.1`, `-2.5`, `1e-8`, `nan`, `inf`).
-        #[arg(required_unless_present = "tensor")]
+        /// A number (`0.1`, `-2.5`, `1e-8`, `nan`, `inf`, `-inf`).
+        #[arg(required_unless_present = "tensor", allow_hyphen_values = true)]
         value: Option<String>,
         /// Take the value from a stored tensor instead: `--tensor PATH TENSOR --index I`.
         #[arg(long, num_args = 2, value_names = ["PATH", "TENSOR"], requires = "index", conflicts_with = "value")]
@@ -192,34 +192,43 @@ impl AdapterArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// 0 = greedy.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub temperature: f32,
     /// 0 = off.
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub top_p: f32,
     /// 0 = off.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub min_p: f32,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub repetition_penalty: f32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
 
 impl SamplingArgs {
-    pub fn params(&self) -> SamplingParams {
-        SamplingParams {
+    /// The sampler settings, refused when out of range (a temperature of −1 silently ran as
+    /// greedy, a top-p of NaN gave every token probability 0).
+    pub fn params(&self) -> Result<SamplingParams, String> {
+        let check = |name: &str, v: f32, ok: bool, range: &str| {
+            if v.is_finite() && ok { Ok(()) } else { Err(format!("--{name} {v}: expected {range}")) }
+        };
+        check("temperature", self.temperature, self.temperature >= 0.0, "a number ≥ 0 (0 = greedy)")?;
+        check("top-p", self.top_p, self.top_p > 0.0 && self.top_p <= 1.0, "a number in (0, 1] (1 = off)")?;
+        check("min-p", self.min_p, (0.0..=1.0).contains(&self.min_p), "a number in [0, 1] (0 = off)")?;
+        check("repetition-penalty", self.repetition_penalty, self.repetition_penalty > 0.0, "a number > 0 (1 = off)")?;
+        Ok(SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
             min_p: self.min_p,
             repetition_penalty: self.repetition_penalty,
             seed: self.seed,
-        }
+        })
     }
 }
 
