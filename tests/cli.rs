@@ -126,3 +126,22 @@ fn bits_takes_negative_infinity_and_tiny_negatives() {
         assert!(j.get("f32").is_some() || j.as_object().is_some_and(|o| o.len() > 2), "{v}: {j}");
     }
 }
+
+/// A tensor named with terminal escape bytes is printed with visible escapes, not raw.
+#[test]
+fn names_with_control_characters_do_not_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "mystery"}"#).unwrap();
+    common::write_f32_safetensors(
+        &dir.path().join("model.safetensors"),
+        &[("evil\u{1b}[2J.weight", vec![2])],
+        |_, _| 1.0,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["tensors", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.stdout.contains(&0x1b));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("evil\\u{1b}[2J.weight"));
+}

@@ -235,6 +235,7 @@ impl SamplingArgs {
 /// Runs a subcommand, writing its output to `out`. Errors are returned for the caller to
 /// print on stderr with a non-zero exit.
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
+    let out = &mut TerminalSafe(out);
     let res = match command {
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
         Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
@@ -254,7 +255,36 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
         }
         Command::Cast { path, tensor, to, json } => cast::run(&path, &tensor, &to, json, out),
     };
-    res.map_err(|e| e.to_string())
+    // Error messages quote names from the files too.
+    res.map_err(|e| escape_controls(&e.to_string()))
+}
+
+/// Control characters from a file (a tensor named with ESC bytes) would drive the terminal:
+/// they are written as `\u{1b}` instead. JSON output has none (serde escapes them), so the
+/// whole output goes through this.
+struct TerminalSafe<'a>(&'a mut dyn Write);
+
+fn is_unsafe_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// Writes control characters other than newline and tab as `\u{..}` escapes.
+pub fn escape_controls(s: &str) -> String {
+    s.chars().map(|c| if is_unsafe_control(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
+impl Write for TerminalSafe<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !buf.iter().any(|&b| b < 0x20 && b != b'\n' && b != b'\t' || b == 0x7f) {
+            return self.0.write(buf);
+        }
+        self.0.write_all(escape_controls(&String::from_utf8_lossy(buf)).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// What every subcommand returns: `?` works on the string, checkpoint and I/O errors alike.
