@@ -306,3 +306,25 @@ fn a_json_file_that_is_not_a_tokenizer_says_so() {
     let err = llm_anatomy::engine::Session::load(&model).err().expect("no tokenizer");
     assert_mentions(&err, &["tokenizer.json", "not a tokenizers tokenizer.json"]);
 }
+
+/// A chat template is code from the folder: an endless loop or a gigabyte of output is an
+/// error, not a hang or an allocation.
+#[test]
+fn hostile_chat_templates_stop() {
+    for (template, expect) in [
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "steps"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{% endfor %}{% endfor %}",
+            "bytes",
+        ),
+    ] {
+        let (_d, folder) = copy_fixture("tiny-llama");
+        let cfg_path = folder.join("tokenizer_config.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["chat_template"] = serde_json::json!(template);
+        fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let codec = llm_anatomy::engine::TextCodec::load(&folder).unwrap();
+        let err = codec.prompt_ids("hi", true).unwrap_err();
+        assert!(err.contains(expect), "{template}: {err}");
+    }
+}

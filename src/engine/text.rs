@@ -26,6 +26,30 @@ pub struct Piece {
     pub special: bool,
 }
 
+/// Instructions a chat template may run: real templates use a few thousand.
+const CHAT_TEMPLATE_FUEL: u64 = 5_000_000;
+/// Bytes a rendered prompt may have (far beyond any context window).
+const MAX_RENDERED_PROMPT: usize = 16 << 20;
+
+/// Collects rendered text and fails the render once it passes [`MAX_RENDERED_PROMPT`]
+/// (remembering that it did, to say so).
+struct CappedText(Vec<u8>, bool);
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_PROMPT {
+            self.1 = true;
+            return Err(std::io::Error::other("rendered prompt too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl TextCodec {
     pub fn load(folder: &Path) -> Result<Self, String> {
         let path = folder.join("tokenizer.json");
@@ -80,6 +104,9 @@ impl TextCodec {
         let template =
             self.chat_template.as_deref().ok_or("this tokenizer has no chat_template in tokenizer_config.json")?;
         let mut env = Environment::new();
+        // A template is code from the model folder: an endless loop runs out of fuel, and the
+        // output is capped, so a hostile one is an error rather than a hang or a huge string.
+        env.set_fuel(Some(CHAT_TEMPLATE_FUEL));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -90,13 +117,23 @@ impl TextCodec {
         let tmpl = env.get_template("chat").map_err(|e| e.to_string())?;
         let messages: Vec<_> =
             messages.iter().map(|(role, content)| context! { role => role, content => content }).collect();
-        tmpl.render(context! {
+        let ctx = context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone().unwrap_or_default(),
             eos_token => self.eos_token.clone().unwrap_or_default(),
-        })
-        .map_err(|e| format!("chat_template failed to render: {e}"))
+        };
+        let mut out = CappedText(Vec::new(), false);
+        tmpl.render_captured_to(ctx, &mut out).map_err(|e| {
+            if e.kind() == ErrorKind::OutOfFuel {
+                format!("chat_template ran for more than {CHAT_TEMPLATE_FUEL} steps (an endless loop?) and was stopped")
+            } else if out.1 {
+                format!("chat_template rendered more than {MAX_RENDERED_PROMPT} bytes and was stopped")
+            } else {
+                format!("chat_template failed to render: {e}")
+            }
+        })?;
+        String::from_utf8(out.0).map_err(|_| "chat_template rendered text that is not UTF-8".into())
     }
 
     /// Token ids of a prompt. Plain text gets the tokenizer's own special tokens (as
