@@ -328,3 +328,21 @@ fn hostile_chat_templates_stop() {
         assert!(err.contains(expect), "{template}: {err}");
     }
 }
+
+/// Values that would make every logit NaN, or an activation the engine does not compute,
+/// open for inspection but refuse to run, naming the key.
+#[test]
+fn configs_that_cannot_run_as_written_say_why() {
+    for (key, value, expect) in [
+        ("hidden_act", serde_json::json!("gelu_pytorch_tanh"), "hidden_act"),
+        ("rms_norm_eps", serde_json::json!(-1e-5), "rms_norm_eps"),
+        ("rope_parameters", serde_json::json!({"rope_type": "default", "rope_theta": 0.0}), "rope_theta"),
+    ] {
+        let (_d, folder) = copy_fixture("tiny-llama");
+        set_config_key(&folder, key, value);
+        let model = ModelFolder::open(&folder).unwrap();
+        assert!(model.notices.iter().any(|n| n.contains(expect)), "{key}: {:?}", model.notices);
+        let blocker = model.config.as_ref().unwrap().inference_blocker().unwrap();
+        assert!(blocker.contains(expect), "{blocker}");
+    }
+}

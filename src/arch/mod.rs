@@ -43,6 +43,9 @@ impl ModelFolder {
         match ArchConfig::parse(&raw) {
             Ok(cfg) => {
                 check_sizes(&cfg, &checkpoint, &config_path)?;
+                if let Some(why) = cfg.inference_blocker() {
+                    notices.push(format!("config.json: {why}. The model can be inspected but not run."));
+                }
                 let tree = families::build_tree(&cfg);
                 notices.extend(check_against_checkpoint(&tree, &checkpoint, &config_path)?);
                 Ok(Self { checkpoint, config: Some(cfg), tree, notices })
