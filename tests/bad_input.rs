@@ -346,3 +346,20 @@ fn configs_that_cannot_run_as_written_say_why() {
         assert!(blocker.contains(expect), "{blocker}");
     }
 }
+
+/// A 1 MB tensor name lists (it panicked in the table's column width), and a header that is a
+/// huge JSON array is refused at its first byte instead of being parsed into gigabytes.
+#[test]
+fn huge_names_and_array_headers() {
+    let name = "x".repeat(1 << 20);
+    let (_d, folder) =
+        folder_with(&format!(r#"{{"{name}": {{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}}}"#), &[0; 4]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["tensors", folder.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let array = format!("[{}]", vec!["0"; 5_000_000].join(","));
+    let (_d, folder) = folder_with(&array, &[]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "not an object of tensor entries"]);
+}
