@@ -363,3 +363,26 @@ fn huge_names_and_array_headers() {
     let (_d, folder) = folder_with(&array, &[]);
     assert_mentions(&open_err(&folder), &["model.safetensors", "not an object of tensor entries"]);
 }
+
+/// A weights file with no tensors is what is wrong, not the config that names layers.
+#[test]
+fn safetensors_without_tensors_is_blamed_itself() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    write_safetensors(&folder.join("model.safetensors"), "{}", &[]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "holds no tensors"]);
+}
+
+/// Past the position limit, `generate` prints what it made, then says why it stopped.
+#[test]
+fn generate_keeps_the_tokens_made_before_the_position_limit() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    set_config_key(&folder, "max_position_embeddings", serde_json::json!(16));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["generate", folder.to_str().unwrap(), "--prompt", "The model has weights", "--max-new", "20", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["new_ids"].as_array().unwrap().len(), 16 - 11);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped after 5 new tokens"));
+}

@@ -94,6 +94,13 @@ impl Checkpoint {
                 }
             }
         }
+        if tensors.is_empty()
+            && let Some(first) = shards.first()
+        {
+            // Said here, about the weights file: otherwise the config would be blamed for
+            // naming layers that "are missing".
+            return Err(CheckpointError::BadSafetensors { file: first.path.clone(), what: "holds no tensors".into() });
+        }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(Self { folder: folder.to_path_buf(), shards, tensors, by_name, config })
