@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod demo;
 pub mod engine;
+pub mod fuzz;
 pub mod jobs;
 pub mod lora;
 pub mod report;

@@ -193,9 +193,15 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
 
 /// Returns the distinct shard files in first-mention order and the weight map.
 fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
+    let text = side_file::read_text(path)
+        .map_err(|e| CheckpointError::BadIndex { file: path.to_path_buf(), what: e.to_string() })?;
+    parse_index(path, &text)
+}
+
+/// The shard index's text → shard files in first-mention order and the weight map.
+pub fn parse_index(path: &Path, text: &str) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
     let bad = |what: String| CheckpointError::BadIndex { file: path.to_path_buf(), what };
-    let text = side_file::read_text(path).map_err(|e| bad(e.to_string()))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let map = value
         .get("weight_map")
         .and_then(|m| m.as_object())

@@ -579,6 +579,14 @@ pub fn open(path: &Path) -> Result<PthFile> {
     // SAFETY: opened read-only and never written by this program; read only through
     // bounds-checked slices.
     let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(io)?);
+    let tensors = parse(path, &map)?;
+    Ok(PthFile { path: path.to_path_buf(), tensors, map })
+}
+
+/// The tensors of a torch.save zip held in memory (`path` names it in errors). Public for
+/// the fuzzer: it is everything `open` does after mapping the file.
+pub fn parse(path: &Path, map: &[u8]) -> Result<Vec<PthTensor>> {
+    let not_torch = |what: String| PickleError::NotTorch { path: path.to_path_buf(), what };
     if !map.starts_with(b"PK\x03\x04") {
         let what = if map.first() == Some(&0x80) {
             "the pre-1.6 (non-zip) torch.save format; re-save it with a current torch".to_string()
@@ -587,7 +595,7 @@ pub fn open(path: &Path) -> Result<PthFile> {
         };
         return Err(not_torch(what));
     }
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&map[..])).map_err(|e| not_torch(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(map)).map_err(|e| not_torch(e.to_string()))?;
     let mut entries: HashMap<String, (u64, u64, bool)> = HashMap::new();
     for i in 0..zip.len() {
         let f = zip.by_index_raw(i).map_err(|e| not_torch(e.to_string()))?;
@@ -652,5 +660,5 @@ pub fn open(path: &Path) -> Result<PthFile> {
         }
         tensors.push(PthTensor { name, dtype, shape, offset: start + begin, len: bytes, storage: key });
     }
-    Ok(PthFile { path: path.to_path_buf(), tensors, map })
+    Ok(tensors)
 }

@@ -108,7 +108,7 @@ impl Shard {
     }
 }
 
-type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>);
+pub type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>);
 
 /// The header's entries in file order, deserialised as a map (never as a whole `Value`).
 struct HeaderEntries(Vec<(String, serde_json::Value)>);
@@ -133,7 +133,8 @@ impl<'de> serde::Deserialize<'de> for HeaderEntries {
     }
 }
 
-fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header, String> {
+/// Parses a header's JSON bytes given how many data bytes follow it (public for the fuzzer).
+pub fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header, String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("the header is not UTF-8 text ({e}); is this a safetensors file?"))?;
     // Read as a map from the first byte: a header that is one huge JSON array (allowed up to
