@@ -25,8 +25,9 @@ use super::Dtype;
 /// Deeper containers than this are refused: a state dict is a few levels deep, and dropping
 /// a value nested hundreds of thousands of levels deep would overflow the stack.
 pub const MAX_DEPTH: u32 = 256;
-/// A cap on values created or copied while reading one pickle.
-const MAX_WORK: u64 = 50_000_000;
+/// A cap on values created or copied while reading one pickle: a real state dict needs a few
+/// thousand; this bounds the memory a hostile one can make to a few hundred MB.
+const MAX_WORK: u64 = 5_000_000;
 /// The pickle that describes a state dict is small next to its storages.
 const MAX_PICKLE_BYTES: u64 = 256 << 20;
 
@@ -269,15 +270,20 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Copies are charged before they are made: a list appended to itself doubles at each
+    /// step, and the copy that would take gigabytes is refused instead.
     fn memo_get(&mut self, key: u32) -> Result<()> {
-        let v = self.memo.get(&key).cloned().ok_or_else(|| self.bad(format!("memo entry {key} is not set")))?;
-        self.charge(v.weight())?;
+        let weight =
+            self.memo.get(&key).map(Value::weight).ok_or_else(|| self.bad(format!("memo entry {key} is not set")))?;
+        self.charge(weight)?;
+        let v = self.memo[&key].clone();
         self.push(v)
     }
 
     fn memo_put(&mut self, key: u32) -> Result<()> {
+        let weight = self.top()?.weight();
+        self.charge(weight)?;
         let v = self.top()?.clone();
-        self.charge(v.weight())?;
         self.memo.insert(key, v);
         Ok(())
     }
