@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod fuzz;
 pub mod jobs;
+pub mod library;
 pub mod lora;
 pub mod report;
 pub mod sampling;

@@ -8,6 +8,7 @@
 mod bits;
 mod cast;
 mod generate;
+mod library;
 mod lora;
 mod probs;
 mod routing;
@@ -30,7 +31,7 @@ use crate::sampling::SamplingParams;
     name = "llm-anatomy",
     version,
     about = "Open a language model folder and see what is inside it.",
-    long_about = "Open a language model folder and see what is inside it.\n\nWith no subcommand, opens the desktop window (on PATH if given).",
+    long_about = "Open a language model folder and see what is inside it.\n\nWith no subcommand, opens the desktop window (on PATH if given).\n\nPATH is a model folder, a file, or the name of a model already on this machine: ORG/NAME[@REV] from the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), ollama:NAME[:TAG] from Ollama's store. This program never makes a network call: `llm-anatomy library` lists what is there.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -61,6 +62,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print the module tree exactly as `print(model)` does in transformers 4.57.
+    /// The models already on this machine (Hugging Face cache, Ollama, LM Studio), read from
+    /// their folders only: no network.
+    Library {
+        #[arg(long)]
+        json: bool,
+    },
     Tree {
         path: PathBuf,
         /// Show the tree as PEFT wraps it with this LoRA adapter (folder or .pth).
@@ -236,7 +243,9 @@ impl SamplingArgs {
 /// print on stderr with a non-zero exit.
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
     let out = &mut TerminalSafe(out);
+    let command = resolve_names(command).map_err(|e| escape_controls(&e))?;
     let res = match command {
+        Command::Library { json } => library::run(json, out),
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
         Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
         Command::Tensors { path, json } => tensors::run(&path, json, out),
@@ -257,6 +266,34 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
     };
     // Error messages quote names from the files too.
     res.map_err(|e| escape_controls(&e.to_string()))
+}
+
+/// Every PATH argument that names a cached model (`ORG/NAME`, `ollama:NAME`) becomes its
+/// folder or file; existing paths stay as they are.
+fn resolve_names(mut command: Command) -> Result<Command, String> {
+    let resolve = |p: &mut PathBuf| -> Result<(), String> {
+        *p = crate::library::resolve(p)?;
+        Ok(())
+    };
+    match &mut command {
+        Command::Library { .. } => {}
+        Command::Tree { path, .. }
+        | Command::Lora { path, .. }
+        | Command::Tensors { path, .. }
+        | Command::Stats { path, .. }
+        | Command::Probs { path, .. }
+        | Command::Generate { path, .. }
+        | Command::Routing { path, .. }
+        | Command::Cast { path, .. } => resolve(path)?,
+        Command::Bits { tensor, .. } => {
+            if let Some(first) = tensor.as_mut().and_then(|t| t.first_mut()) {
+                let mut p = PathBuf::from(&*first);
+                resolve(&mut p)?;
+                *first = p.to_string_lossy().into_owned();
+            }
+        }
+    }
+    Ok(command)
 }
 
 /// Control characters from a file (a tensor named with ESC bytes) would drive the terminal:
