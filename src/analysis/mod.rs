@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod cast;
+pub mod compare;
 pub mod control;
 pub mod floatbits;
 pub mod lora_figures;

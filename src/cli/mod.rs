@@ -7,12 +7,14 @@
 
 mod bits;
 mod cast;
+mod diff;
 mod generate;
 mod library;
 mod lora;
 mod probs;
 mod routing;
 mod stats;
+mod sweep;
 mod tensors;
 mod tree;
 
@@ -62,6 +64,22 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print the module tree exactly as `print(model)` does in transformers 4.57.
+    /// Per-layer mean, std, |x|max, kurtosis and outlier share of every repeated tensor role.
+    Sweep {
+        path: PathBuf,
+        /// One role, e.g. `model.layers.{L}.mlp.down_proj.weight`.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed from checkpoint A to checkpoint B, tensor by tensor (same architecture).
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The models already on this machine (Hugging Face cache, Ollama, LM Studio), read from
     /// their folders only: no network.
     Library {
@@ -246,6 +264,8 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
     let command = resolve_names(command).map_err(|e| escape_controls(&e))?;
     let res = match command {
         Command::Library { json } => library::run(json, out),
+        Command::Sweep { path, role, json } => sweep::run(&path, role.as_deref(), json, out),
+        Command::Diff { a, b, json } => diff::run(&a, &b, json, out),
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
         Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
         Command::Tensors { path, json } => tensors::run(&path, json, out),
@@ -277,6 +297,10 @@ fn resolve_names(mut command: Command) -> Result<Command, String> {
     };
     match &mut command {
         Command::Library { .. } => {}
+        Command::Diff { a, b, .. } => {
+            resolve(a)?;
+            resolve(b)?;
+        }
         Command::Tree { path, .. }
         | Command::Lora { path, .. }
         | Command::Tensors { path, .. }
@@ -284,7 +308,8 @@ fn resolve_names(mut command: Command) -> Result<Command, String> {
         | Command::Probs { path, .. }
         | Command::Generate { path, .. }
         | Command::Routing { path, .. }
-        | Command::Cast { path, .. } => resolve(path)?,
+        | Command::Cast { path, .. }
+        | Command::Sweep { path, .. } => resolve(path)?,
         Command::Bits { tensor, .. } => {
             if let Some(first) = tensor.as_mut().and_then(|t| t.first_mut()) {
                 let mut p = PathBuf::from(&*first);
