@@ -561,3 +561,19 @@ fn the_library_on_the_welcome_screen_opens_a_model() {
     step_until(&mut harness, "the model to open", |a| a.ws.model.is_some());
     harness.get_by_label("LlamaForCausalLM(");
 }
+
+/// The Compare tab sweeps the layers on a worker and diffs against a second model.
+#[test]
+fn compare_tab_sweeps_layers_and_diffs_a_bf16_copy() {
+    let mut harness = opened("tiny-llama");
+    harness.get_by_label("Compare").click();
+    harness.run_steps(2);
+    step_until(&mut harness, "the sweep", |a| a.ws.jobs.sweep.get(&()).is_some());
+    harness.get_by_label("Layer sweep");
+    harness.get_by_label("tensor role");
+    harness.state_mut().ws.apply(Action::OpenOther(fixture("tiny-llama-bf16")));
+    step_until(&mut harness, "the diff", |a| a.ws.current_diff().is_some_and(|d| d.is_ok()));
+    let d = harness.state().ws.current_diff().unwrap().as_ref().unwrap().clone();
+    assert_eq!(d.tensors.len(), 21);
+    harness.get_by_label("model.embed_tokens.weight");
+}

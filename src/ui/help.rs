@@ -84,6 +84,21 @@ pub const NOTES: &[Note] = &[
             干个值，并查看它们的比特。",
     },
     Note {
+        panel: "compare",
+        en: "A layer sweep puts the same tensor of every decoder layer side by side: its mean, its spread (std), \
+            its largest |x|, its excess kurtosis (0 for a bell curve; large when a few weights are far out) and the \
+            share of outliers beyond 6 std. Layers that behave differently stand out — often the first and last \
+            ones, which is one reason quantization keeps them at higher precision. The checkpoint diff compares \
+            two models tensor by tensor: after fine-tuning most tensors change a little (relative change around \
+            1e-3), a LoRA merge changes only the adapted ones, and a bf16 copy changes almost every number by at \
+            most half a bf16 step.",
+        zh: "层扫描把每个解码器层中的同一个张量并排放在一起：均值、离散程度（std）、最大 |x|、超额峰度\
+            （钟形分布为 0；少数权重离得很远时会很大）以及超过 6 个标准差的离群值比例。表现不同的层会被标出——\
+            通常是第一层和最后一层，这也是量化时常让它们保留更高精度的原因之一。检查点对比逐个张量比较两个模型：\
+            微调后大多数张量只变化一点（相对变化约 1e-3），合并 LoRA 只改变被适配的张量，而 bf16 副本几乎改变\
+            每一个数，但幅度至多半个 bf16 间隔。",
+    },
+    Note {
         panel: "children",
         en: "Each bar is one direct child of this module and the number of parameters inside it. In a decoder \
             layer the MLP usually holds several times as many as attention, and with grouped-query attention \
