@@ -716,17 +716,68 @@ impl Model {
             None => (k, v),
         };
         cache.layers[layer] = Some((k.clone(), v.clone()));
-        let k = repeat_kv(&k, nh / nkv)?;
-        let v = repeat_kv(&v, nh / nkv)?;
         let scale = 1.0 / (hd as f64).sqrt();
+        if !self.training && b == 1 && t == 1 {
+            let y = decode_attention(&q, &k, &v, nh / nkv, scale as f32)?;
+            return a.o.forward_t(&y.reshape((1, 1, nh * hd))?, false);
+        }
+        // Grouped-query attention without copying k and v once per query head: the n_rep
+        // query heads that share a KV head are consecutive, so they become n_rep × t rows
+        // against that head's keys (the mask repeated to match).
+        let n_rep = nh / nkv;
+        let q = q.reshape((b, nkv, n_rep * t, hd))?;
         let mut scores = (q.matmul(&k.t()?)? * scale)?;
         if let Some(m) = mask {
-            scores = scores.broadcast_add(m)?;
+            let m = if n_rep > 1 { m.repeat((n_rep, 1))? } else { m.clone() };
+            scores = scores.broadcast_add(&m)?;
         }
         let probs = softmax(&scores, self.training)?;
-        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        let y = probs.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         a.o.forward_t(&y, self.training)
     }
+}
+
+/// One new token's attention over the cache, in plain loops: at this size (heads × positions
+/// × head_dim, a few hundred thousand multiply-adds) each candle matmul costs more in set-up
+/// than in arithmetic (it even re-reads /proc/cpuinfo to size its thread pool).
+/// q: (1, heads, 1, hd); k, v: (1, kv_heads, len, hd). Returns (heads × hd) as (1, heads, hd).
+fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, n_rep: usize, scale: f32) -> Result<Tensor> {
+    let (_, nh, _, hd) = q.dims4()?;
+    let (_, _, len, _) = k.dims4()?;
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let mut y = vec![0f32; nh * hd];
+    with_f32(k, |k| {
+        with_f32(v, |v| {
+            let mut p = vec![0f32; len];
+            for (h, (qh, yh)) in q.chunks_exact(hd).zip(y.chunks_exact_mut(hd)).enumerate() {
+                let g = h / n_rep;
+                let (kg, vg) = (&k[g * len * hd..(g + 1) * len * hd], &v[g * len * hd..(g + 1) * len * hd]);
+                for (pj, kj) in p.iter_mut().zip(kg.chunks_exact(hd)) {
+                    *pj = qh.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
+                }
+                let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for pj in p.iter_mut() {
+                    *pj = (*pj - max).exp();
+                    sum += *pj;
+                }
+                for (pj, vj) in p.iter().zip(vg.chunks_exact(hd)) {
+                    let w = pj / sum;
+                    yh.iter_mut().zip(vj).for_each(|(o, x)| *o += w * x);
+                }
+            }
+        })
+    })??;
+    Tensor::from_vec(y, (1, nh, hd), &Device::Cpu)
+}
+
+/// Runs `f` on a CPU f32 tensor's values in row-major order (copying only if it is strided).
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else { candle_core::bail!("attention runs on the CPU") };
+    let values = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + t.elem_count()];
+    Ok(f(values))
 }
 
 /// Softmax over the last dimension: the fused kernel for inference, the differentiable
@@ -743,17 +794,9 @@ fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
     Tensor::from_vec(mask, (t, total), dev)
 }
 
-/// Grouped-query attention: each key/value head serves `n_rep` query heads.
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, kv, n_rep, t, d))?.reshape((b, kv * n_rep, t, d))
-}
-
-/// Builds a VarBuilder over the checkpoint's tensors, widened to f32. Every stored dtype
-/// goes through the same decoder as the statistics, so what is shown is what is computed.
+/// Builds a VarBuilder over f32 copies of the checkpoint's tensors, for training (the demo's
+/// adapter), where candle tensors are needed; inference uses [`Model::from_checkpoint`] and
+/// copies nothing. Every stored dtype goes through the same decoder as the statistics.
 pub fn var_builder(folder: &crate::arch::ModelFolder, dev: &Device) -> Result<VarBuilder<'static>> {
     let ckpt = &folder.checkpoint;
     let mut map = std::collections::HashMap::new();
