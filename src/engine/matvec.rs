@@ -27,6 +27,10 @@ pub static MATVEC_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 /// large enough that candle's matmul runs at full speed on it.
 const TILE_FLOATS: usize = 4 << 20;
 
+/// Up to this many input rows (a short prompt) go through the stored-width kernels instead of
+/// widened tiles and a matmul: no f32 tile, no packing buffers, and about as fast.
+const FEW_ROWS: usize = 8;
+
 /// The stored widths the kernels read directly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Width {
@@ -206,8 +210,8 @@ impl FastLinear {
 
     fn base_forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         let rows = x.elem_count() / self.in_features.max(1);
-        let y = if !training && rows == 1 && x.dtype() == DType::F32 {
-            self.matvec(x)?
+        let y = if !training && rows <= FEW_ROWS && x.dtype() == DType::F32 {
+            self.matvec(x, rows)?
         } else {
             match &self.weight {
                 // candle's own Linear: autograd for training, its matmul for prefill.
@@ -221,21 +225,44 @@ impl FastLinear {
         }
     }
 
-    /// One token: every weight read once at its stored width.
-    fn matvec(&self, x: &Tensor) -> Result<Tensor> {
+    /// One token (or a few): every weight read from memory once, at its stored width. With
+    /// several input rows, each task's block of weight rows is read from memory for the first
+    /// input and from cache for the others, and nothing is widened or allocated per weight.
+    fn matvec(&self, x: &Tensor, rows: usize) -> Result<Tensor> {
         let t0 = std::time::Instant::now();
         let xv = x.flatten_all()?.to_vec1::<f32>()?;
-        let mut y = vec![0f32; self.out_features];
-        let k = self.in_features;
+        let (n, k) = (self.out_features, self.in_features);
+        let mut y = vec![0f32; rows * n];
         self.weight.with_rows(|w| {
             // A few tasks per thread: each wake-up of the pool costs microseconds, and a token
             // makes ~200 of these calls, so fewer, larger tasks beat fine-grained ones.
             let tasks = rayon::current_num_threads() * 4;
-            let rows_per_task = self.out_features.div_ceil(tasks).max(1);
-            y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, out)| {
-                let first = c * rows_per_task;
-                dot_rows(w.slice(first * k, out.len() * k), &xv, out);
-            });
+            let rows_per_task = n.div_ceil(tasks).max(1);
+            if rows == 1 {
+                y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, out)| {
+                    let first = c * rows_per_task;
+                    dot_rows(w.slice(first * k, out.len() * k), &xv, out);
+                });
+                return;
+            }
+            let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(rows_per_task))
+                .into_par_iter()
+                .map(|c| {
+                    let first = c * rows_per_task;
+                    let len = rows_per_task.min(n - first);
+                    let mut out = vec![0f32; rows * len];
+                    for (xi, oi) in xv.chunks_exact(k).zip(out.chunks_exact_mut(len)) {
+                        dot_rows(w.slice(first * k, len * k), xi, oi);
+                    }
+                    (first, out)
+                })
+                .collect();
+            for (first, out) in blocks {
+                let len = out.len() / rows;
+                for (i, oi) in out.chunks_exact(len).enumerate() {
+                    y[i * n + first..i * n + first + len].copy_from_slice(oi);
+                }
+            }
         })?;
         MATVEC_NS.fetch_add(t0.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
         let mut dims = x.dims().to_vec();
@@ -405,11 +432,15 @@ mod tests {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 1.0, (37, 70), &dev).unwrap();
         let b = Tensor::randn(0f32, 1.0, 37, &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (1, 1, 70), &dev).unwrap();
         let lin = FastLinear::new(Weight::Tensor(w), Some(b));
-        let fast = lin.forward_t(&x, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let slow = lin.forward_t(&x, true).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        check(&fast, &slow);
+        // One token, a few (the multi-row kernel), and more than FEW_ROWS (candle's matmul).
+        for shape in [(1, 1, 70), (1, 3, 70), (2, 4, 70), (3, 5, 70)] {
+            let x = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+            let fast = lin.forward_t(&x, false).unwrap();
+            assert_eq!(fast.dims(), &[shape.0, shape.1, 37]);
+            let slow = lin.forward_t(&x, true).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            check(&fast.flatten_all().unwrap().to_vec1::<f32>().unwrap(), &slow);
+        }
     }
 
     /// Every stored width through every kernel (AVX2 and portable) and through the tiled
