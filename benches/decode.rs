@@ -176,7 +176,7 @@ fn write_smollm2_shaped(folder: &Path, bf16: bool) {
     }
     let mut text = serde_json::to_string(&header).unwrap();
     // The official writer pads the header to 8 bytes, which keeps every tensor aligned.
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(' ');
     }
     let mut out = BufWriter::new(fs::File::create(folder.join("model.safetensors")).unwrap());

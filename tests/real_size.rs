@@ -94,7 +94,7 @@ fn write_sparse_llama(folder: &Path, s: &Shape) {
             offset += bytes;
         }
         let mut text = serde_json::to_string(&header).unwrap();
-        while text.len() % 8 != 0 {
+        while !text.len().is_multiple_of(8) {
             text.push(' ');
         }
         let mut head = (text.len() as u64).to_le_bytes().to_vec();

@@ -293,7 +293,8 @@ struct SparseMoe {
     experts: Vec<SwiGlu>,
     top_k: usize,
     norm_topk_prob: bool,
-    shared: Option<(SwiGlu, FastLinear)>,
+    /// Boxed: it would make every MoE layer's enum variant twice a dense one's size.
+    shared: Option<Box<(SwiGlu, FastLinear)>>,
 }
 
 impl SparseMoe {
@@ -334,7 +335,7 @@ impl SparseMoe {
             out = out.index_add(&idx, &y, 0)?;
         }
         let mut shared_gate_values = None;
-        if let Some((expert, gate)) = &self.shared {
+        if let Some((expert, gate)) = self.shared.as_deref() {
             let g = candle_nn::ops::sigmoid(&gate.forward_t(&xs, training)?)?;
             out = (out + expert.forward(&xs, training)?.broadcast_mul(&g)?)?;
             shared_gate_values = Some(g.flatten_all()?.to_vec1::<f32>()?);
@@ -388,7 +389,7 @@ impl Layer {
                 for e in moe.experts.iter_mut() {
                     v.extend([&mut e.gate, &mut e.up, &mut e.down]);
                 }
-                if let Some((e, g)) = moe.shared.as_mut() {
+                if let Some((e, g)) = moe.shared.as_deref_mut() {
                     v.extend([&mut e.gate, &mut e.up, &mut e.down, g]);
                 }
             }
@@ -485,10 +486,10 @@ impl Model {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let shared = match moe.shared_expert_intermediate {
-                    Some(si) => Some((
+                    Some(si) => Some(Box::new((
                         SwiGlu::load(vb_moe.pp("shared_expert"), h, si, false, false)?,
                         linear(vb_moe.pp("shared_expert_gate"), h, 1, false)?,
-                    )),
+                    ))),
                     None => None,
                 };
                 Mlp::Sparse(SparseMoe {
@@ -585,7 +586,7 @@ impl Model {
                 Mlp::Dense(m) => m.by_name(p),
                 Mlp::Sparse(moe) => match *p {
                     "gate" => Some(&mut moe.gate),
-                    "shared_expert_gate" => moe.shared.as_mut().map(|(_, g)| g),
+                    "shared_expert_gate" => moe.shared.as_deref_mut().map(|(_, g)| g),
                     _ => None,
                 },
             },
@@ -598,7 +599,7 @@ impl Model {
                 _ => None,
             },
             ["mlp", "shared_expert", p] => match &mut layer.mlp {
-                Mlp::Sparse(moe) => moe.shared.as_mut()?.0.by_name(p),
+                Mlp::Sparse(moe) => moe.shared.as_deref_mut()?.0.by_name(p),
                 _ => None,
             },
             _ => None,
