@@ -115,6 +115,16 @@ fn proc_number(file: &str, key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// A temporary folder to write a 405B into, where the machine's available memory is known;
+/// elsewhere nothing would refuse it, and the test is skipped rather than loading 810 GB.
+fn folder_for_405b() -> Option<tempfile::TempDir> {
+    if memory::available_memory().is_none() {
+        println!("skipped: no MemAvailable on this platform, so nothing would refuse the 405B");
+        return None;
+    }
+    Some(tempfile::tempdir().unwrap())
+}
+
 #[test]
 fn an_8b_kept_16_bit_fits_24_gb_and_not_9_8_gb() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,11 +151,7 @@ fn an_8b_kept_16_bit_fits_24_gb_and_not_9_8_gb() {
 
 #[test]
 fn opening_real_size_folders_reads_no_weights_and_a_405b_is_refused_at_once() {
-    if memory::available_memory().is_none() {
-        println!("skipped: no MemAvailable on this platform, so nothing would refuse the 405B");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = folder_for_405b() else { return };
     let small = dir.path().join("llama-3-8b-shaped");
     let huge = dir.path().join("llama-3.1-405b-shaped");
     write_sparse_llama(&small, &LLAMA3_8B);
@@ -175,11 +181,7 @@ fn opening_real_size_folders_reads_no_weights_and_a_405b_is_refused_at_once() {
 
 #[test]
 fn the_cli_refuses_a_405b_and_exits_non_zero() {
-    if memory::available_memory().is_none() {
-        println!("skipped: no MemAvailable on this platform");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+    let Some(dir) = folder_for_405b() else { return };
     let huge = dir.path().join("llama-3.1-405b-shaped");
     write_sparse_llama(&huge, &LLAMA31_405B);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
