@@ -6,6 +6,7 @@
 //! so stepping back is a truncation and moving a slider never runs the model.
 
 pub mod matvec;
+pub mod memory;
 pub mod model;
 pub mod text;
 
@@ -13,8 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use candle_core::Device;
-
+use crate::analysis::control::{Cancelled, Control};
 use crate::arch::ModelFolder;
 use crate::sampling::{self, SamplingParams};
 pub use model::{KvCache, Model, Probes};
@@ -48,6 +48,14 @@ pub struct Session {
 
 impl Session {
     pub fn load(folder: &ModelFolder) -> Result<Self, String> {
+        Self::load_with(folder, &Control::new())
+    }
+
+    /// Admits the model against the memory available (refusing with both numbers when it
+    /// does not fit), then builds it over the stored weights, which stay in the read-only
+    /// map. Reading them in (page by page, so the first prompt does not stall on the disk)
+    /// reports bytes to `control` and stops when it is cancelled.
+    pub fn load_with(folder: &ModelFolder, control: &Control) -> Result<Self, String> {
         let cfg = folder.config.as_ref().ok_or_else(|| {
             format!(
                 "{}: inference needs one of the supported families ({}); this architecture is shown from its tensor names only",
@@ -55,10 +63,13 @@ impl Session {
                 crate::arch::Family::ALL.map(|f| f.model_type()).join(", ")
             )
         })?;
-        let codec = Arc::new(TextCodec::load(&folder.checkpoint.folder)?);
-        let device = Device::Cpu;
-        let vb = model::var_builder(folder, &device).map_err(|e| format!("loading weights: {e}"))?;
-        let model = Model::load(cfg, vb).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        let ckpt = &folder.checkpoint;
+        memory::admission(cfg, ckpt, memory::available_memory())
+            .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
+        let codec = Arc::new(TextCodec::load(&ckpt.folder)?);
+        let model =
+            Model::from_checkpoint(cfg, ckpt).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
         let cache = model.new_cache();
         Ok(Self {
             model,
@@ -219,6 +230,24 @@ impl Session {
     pub fn generate(&mut self, n: usize, params: &SamplingParams) -> Result<Vec<u32>, String> {
         (0..n).map(|_| self.sample_next(params)).collect()
     }
+}
+
+/// Touches one byte per page of every tensor, so the weights are read from disk now, with
+/// progress, rather than during the first token.
+fn prefault(ckpt: &crate::checkpoint::Checkpoint, control: &Control) -> Result<(), Cancelled> {
+    const PAGE: usize = 4096;
+    control.add_total(ckpt.total_bytes());
+    for t in &ckpt.tensors {
+        control.check()?;
+        let bytes = ckpt.bytes(t);
+        let mut sum = 0u8;
+        for chunk in bytes.chunks(PAGE) {
+            sum = sum.wrapping_add(chunk[0]);
+        }
+        std::hint::black_box(sum);
+        control.advance(bytes.len() as u64);
+    }
+    Ok(())
 }
 
 pub enum Command {
