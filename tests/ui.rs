@@ -539,7 +539,7 @@ fn a_frame_never_waits_for_the_lora_figures() {
 /// The welcome screen lists models found on this machine; clicking one opens it.
 #[test]
 fn the_library_on_the_welcome_screen_opens_a_model() {
-    let mut app = AnatomyApp::default();
+    let app = AnatomyApp::default();
     let entry = llm_anatomy::library::Entry {
         source: llm_anatomy::library::Source::HuggingFace,
         name: "TinyOrg/tiny-llama".into(),

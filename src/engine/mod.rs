@@ -5,6 +5,7 @@
 //! the tokens after it, and for every position the logits that predicted the next token,
 //! so stepping back is a truncation and moving a slider never runs the model.
 
+pub mod internals;
 pub mod matvec;
 pub mod memory;
 pub mod model;
@@ -44,6 +45,8 @@ pub struct Session {
     /// the adapted ones, so the with/without view costs one incremental forward per token.
     base_cache: Option<KvCache>,
     base_logits: Vec<Arc<Vec<f32>>>,
+    /// Attention and residual stream per position, while something asks for them.
+    pub internals: Option<internals::Internals>,
 }
 
 impl Session {
@@ -64,6 +67,12 @@ impl Session {
             )
         })?;
         let ckpt = &folder.checkpoint;
+        if let Some(why) = cfg.inference_blocker() {
+            return Err(format!(
+                "{}: {why}; the model can be inspected but not run",
+                ckpt.folder.join(crate::checkpoint::CONFIG_FILE).display()
+            ));
+        }
         memory::admission(cfg, ckpt, memory::available_memory())
             .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
         let codec = Arc::new(TextCodec::load(&ckpt.folder)?);
@@ -84,6 +93,7 @@ impl Session {
             adapter: None,
             base_cache: None,
             base_logits: Vec::new(),
+            internals: None,
         })
     }
 
@@ -142,6 +152,9 @@ impl Session {
         self.logits.clear();
         self.routing.clear();
         self.shared_gate.clear();
+        if let Some(i) = &mut self.internals {
+            i.truncate(0);
+        }
         self.prompt_len = ids.len();
         self.run(&ids)?;
         self.tokens = ids;
@@ -149,11 +162,18 @@ impl Session {
     }
 
     fn run(&mut self, ids: &[u32]) -> Result<(), String> {
-        let mut probes = Probes::default();
+        let mut probes =
+            Probes { internals: self.internals.as_ref().map(|_| Default::default()), ..Default::default() };
         let moe = self.is_moe();
+        let record = moe || self.internals.is_some();
         let (model, cache) = (&self.model, &mut self.cache);
-        let logits = on_pool(|| model.next_token_logits(ids, cache, moe.then_some(&mut probes)))
+        let logits = on_pool(|| model.next_token_logits(ids, cache, record.then_some(&mut probes)))
             .map_err(|e| format!("forward pass: {e}"))?;
+        if let (Some(mine), Some(seen)) = (self.internals.as_mut(), probes.internals.as_ref()) {
+            for chunk in &seen.chunks {
+                mine.push_chunk(chunk);
+            }
+        }
         self.forwards += 1;
         self.logits.push(Arc::new(logits));
         if self.adapter.is_some() {
@@ -173,6 +193,38 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Starts (or stops) recording attention and the residual stream; starting re-runs the
+    /// sequence so what is already there is recorded too.
+    pub fn set_internals(&mut self, on: bool) -> Result<(), String> {
+        match (on, self.internals.is_some()) {
+            (true, false) => {
+                self.internals = Some(internals::Internals::new(self.model.cfg.num_heads));
+                self.rerun()
+            }
+            (false, true) => {
+                self.internals = None;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The logit lens at a recorded position: each layer's residual through the final norm
+    /// and lm_head, as probabilities.
+    pub fn lens(&self, position: usize) -> Result<internals::Lens, String> {
+        let rows = self
+            .internals
+            .as_ref()
+            .and_then(|i| i.residual.get(position))
+            .ok_or_else(|| format!("position {position} has no recorded residual stream"))?;
+        let probs = rows
+            .iter()
+            .map(|h| self.model.lens_logits(h).map(|l| crate::sampling::softmax(&l)))
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(|e| format!("logit lens: {e}"))?;
+        Ok(internals::Lens { position, probs })
     }
 
     /// Logits for the next token (after the last one in `tokens`).
@@ -204,6 +256,9 @@ impl Session {
         }
         self.routing.truncate(len);
         self.shared_gate.truncate(len);
+        if let Some(i) = &mut self.internals {
+            i.truncate(len);
+        }
         self.cache.truncate(len).map_err(|e| e.to_string())?;
         Ok(true)
     }
@@ -422,7 +477,8 @@ fn load(folder: &ModelFolder, control: &crate::analysis::Control) -> Result<Sess
     if control.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    let session = Session::load(folder).map_err(EngineError::Failed)?;
+    let session = Session::load_with(folder, control)
+        .map_err(|e| if control.is_cancelled() { EngineError::Cancelled } else { EngineError::Failed(e) })?;
     if control.is_cancelled() {
         return Err(EngineError::Cancelled);
     }

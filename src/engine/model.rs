@@ -36,11 +36,35 @@ pub struct Probes {
     pub router_logits: Vec<(usize, Vec<Vec<f32>>)>,
     /// Per MoE layer, Qwen2-MoE's shared-expert gate value sigmoid(g·x) per token.
     pub shared_gate: Vec<(usize, Vec<f32>)>,
+    /// Attention weights and the residual stream, recorded only when this is Some (the
+    /// Attention and Logit lens panels, `attention` and `lens` in the CLI).
+    pub internals: Option<InternalsProbe>,
+}
+
+/// What the forward calls saw inside, one entry per call (a long prompt runs in chunks).
+#[derive(Clone, Debug, Default)]
+pub struct InternalsProbe {
+    pub chunks: Vec<ChunkInternals>,
+}
+
+/// One forward call's new positions `offset .. offset + t`.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkInternals {
+    pub offset: usize,
+    pub t: usize,
+    /// Per layer: t × heads × (offset + t) softmax weights, queries then heads then keys
+    /// (a query's weights on later keys are the mask's zeros). GQA heads are query heads.
+    pub attention: Vec<Vec<f32>>,
+    /// The embedding output, then each decoder layer's output: t × hidden each.
+    pub residual: Vec<Vec<f32>>,
 }
 
 impl Probes {
     /// Appends a later chunk's rows to the same layers' entries.
     fn extend(&mut self, later: Probes) {
+        if let (Some(mine), Some(theirs)) = (self.internals.as_mut(), later.internals) {
+            mine.chunks.extend(theirs.chunks);
+        }
         for (layer, rows) in later.router_logits {
             match self.router_logits.iter_mut().find(|(l, _)| *l == layer) {
                 Some((_, mine)) => mine.extend(rows),
@@ -631,14 +655,20 @@ impl Model {
         }
         let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
         let mut x = self.embed.lookup(ids)?;
+        let record = probes.as_ref().is_some_and(|p| p.internals.is_some());
+        let mut inside = ChunkInternals { offset, t, ..Default::default() };
+        if record {
+            inside.residual.push(x.flatten_all()?.to_vec1::<f32>()?);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
+            let weights = record.then(|| &mut inside.attention);
             let a = self.attention(
                 &layer.attn,
                 &layer.input_norm.forward(&x, self.training)?,
                 cache,
-                i,
-                offset,
+                (i, offset),
                 mask.as_ref(),
+                weights,
             )?;
             let h = (x + a)?;
             let n = layer.post_norm.forward(&h, self.training)?;
@@ -647,8 +677,22 @@ impl Model {
                 Mlp::Sparse(moe) => moe.forward(&n, probes.as_deref_mut().map(|p| (p, i)), self.training)?,
             };
             x = (h + m)?;
+            if record {
+                inside.residual.push(x.flatten_all()?.to_vec1::<f32>()?);
+            }
+        }
+        if let Some(internals) = probes.and_then(|p| p.internals.as_mut()) {
+            internals.chunks.push(inside);
         }
         Ok(x)
+    }
+
+    /// The logit lens of one residual-stream vector: lm_head(norm(h)), as the model's own
+    /// output would be if the remaining layers were skipped.
+    pub fn lens_logits(&self, h: &[f32]) -> Result<Vec<f32>> {
+        let x = Tensor::from_slice(h, (1, 1, h.len()), &self.device)?;
+        let logits = self.lm_head.forward_t(&self.norm.forward(&x, false)?, false)?;
+        logits.flatten_all()?.to_vec1::<f32>()
     }
 
     /// Logits of the last position only (what the next token is drawn from), as a Vec.
@@ -664,7 +708,10 @@ impl Model {
         let mut last = None;
         for chunk in ids.chunks(super::memory::PREFILL_CHUNK) {
             let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
-            let mut part = Probes::default();
+            let mut part = Probes {
+                internals: probes.as_ref().and_then(|p| p.internals.as_ref()).map(|_| Default::default()),
+                ..Default::default()
+            };
             let x = self.hidden(&input, cache, probes.is_some().then_some(&mut part))?;
             last = Some(x.i((.., chunk.len() - 1.., ..))?);
             if let Some(p) = probes.as_deref_mut() {
@@ -676,14 +723,16 @@ impl Model {
         logits.flatten_all()?.to_vec1::<f32>()
     }
 
+    /// `weights`: where to append this layer's softmax weights (t × heads × keys), when the
+    /// internals are recorded.
     fn attention(
         &self,
         a: &Attention,
         x: &Tensor,
         cache: &mut KvCache,
-        layer: usize,
-        offset: usize,
+        (layer, offset): (usize, usize),
         mask: Option<&Tensor>,
+        weights: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (a.n_heads, a.n_kv_heads, a.head_dim);
@@ -719,7 +768,10 @@ impl Model {
         cache.layers[layer] = Some((k.clone(), v.clone()));
         let scale = 1.0 / (hd as f64).sqrt();
         if !self.training && b == 1 && t == 1 {
-            let y = decode_attention(&q, &k, &v, nh / nkv, scale as f32)?;
+            let (y, w) = decode_attention(&q, &k, &v, nh / nkv, scale as f32, weights.is_some())?;
+            if let Some(out) = weights {
+                out.push(w);
+            }
             return a.o.forward_t(&y.reshape((1, 1, nh * hd))?, false);
         }
         // Grouped-query attention without copying k and v once per query head: the n_rep
@@ -733,6 +785,11 @@ impl Model {
             scores = scores.broadcast_add(&m)?;
         }
         let probs = softmax(&scores, self.training)?;
+        if let Some(out) = weights {
+            // (nkv, n_rep·t, keys) is (heads, t, keys): make it queries first.
+            let keys = probs.dim(3)?;
+            out.push(probs.reshape((nh, t, keys))?.transpose(0, 1)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?);
+        }
         let y = probs.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         a.o.forward_t(&y, self.training)
     }
@@ -742,12 +799,23 @@ impl Model {
 /// × head_dim, a few hundred thousand multiply-adds) each candle matmul costs more in set-up
 /// than in arithmetic (it even re-reads /proc/cpuinfo to size its thread pool).
 /// q: (1, heads, 1, hd); k, v: (1, kv_heads, len, hd). Returns (heads × hd) as (1, heads, hd).
-fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, n_rep: usize, scale: f32) -> Result<Tensor> {
+/// With `keep`, also returns the softmax weights (heads × len) for the probes.
+fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    n_rep: usize,
+    scale: f32,
+    keep: bool,
+) -> Result<(Tensor, Vec<f32>)> {
     use rayon::prelude::*;
     let (_, nh, _, hd) = q.dims4()?;
     let (_, _, len, _) = k.dims4()?;
     let q = q.flatten_all()?.to_vec1::<f32>()?;
     let mut y = vec![0f32; nh * hd];
+    let mut kept = vec![0f32; if keep { nh * len } else { 0 }];
+    let kept_rows: Vec<&mut [f32]> = if keep { kept.chunks_mut(len).collect() } else { Vec::new() };
+    let kept_rows = std::sync::Mutex::new(kept_rows.into_iter().map(Some).collect::<Vec<_>>());
     with_f32(k, |k| {
         with_f32(v, |v| {
             // One task per query head: the positions of a long context are the work.
@@ -765,10 +833,14 @@ fn decode_attention(q: &Tensor, k: &Tensor, v: &Tensor, n_rep: usize, scale: f32
                     let w = pj / sum;
                     yh.iter_mut().zip(vj).for_each(|(o, x)| *o += w * x);
                 }
+                if keep && let Some(row) = kept_rows.lock().ok().and_then(|mut r| r[h].take()) {
+                    row.iter_mut().zip(&p).for_each(|(o, pj)| *o = pj / sum);
+                }
             });
         })
     })??;
-    Tensor::from_vec(y, (1, nh, hd), &Device::Cpu)
+    drop(kept_rows);
+    Ok((Tensor::from_vec(y, (1, nh, hd), &Device::Cpu)?, kept))
 }
 
 /// Eight partial sums, so the compiler can keep them in one vector register.
