@@ -328,6 +328,10 @@ pub enum Command {
     StepBack,
     /// Attach (or remove) a LoRA adapter at a strength; the sequence is re-run.
     SetAdapter(Option<(Arc<crate::lora::LoraAdapter>, f64)>),
+    /// Record attention and the residual stream (a panel that shows them is open).
+    SetInternals(bool),
+    /// The logit lens at a recorded position.
+    Lens(usize),
 }
 
 /// What the token panel needs after every change.
@@ -346,6 +350,8 @@ pub struct Snapshot {
     pub text: String,
     /// With an adapter attached: the next-token logits of the base model, for comparison.
     pub base_logits: Option<Arc<Vec<f32>>>,
+    /// Attention and residual stream per position, when recorded.
+    pub internals: Option<internals::Internals>,
 }
 
 /// What the engine is doing, with its figures; the UI words it in the user's language.
@@ -388,9 +394,19 @@ impl std::fmt::Display for EngineError {
 }
 
 pub enum Event {
-    Loaded { architecture: String, vocab: usize, is_moe: bool, codec: Arc<TextCodec> },
+    Loaded {
+        architecture: String,
+        vocab: usize,
+        is_moe: bool,
+        codec: Arc<TextCodec>,
+    },
     Status(EngineStatus),
     Snapshot(Box<Snapshot>),
+    /// The logit lens asked for, and the forward count it belongs to.
+    Lens {
+        forwards: u64,
+        lens: Arc<internals::Lens>,
+    },
     Error(EngineError),
 }
 
@@ -467,6 +483,7 @@ fn snapshot_of(s: &Session) -> Event {
         forwards: s.forwards,
         text: s.codec.decode(&s.tokens[s.prompt_len..]),
         base_logits: s.base_logits(),
+        internals: s.internals.clone(),
     }))
 }
 
@@ -512,6 +529,12 @@ fn handle(
             let s = session.as_mut().ok_or(EngineError::NotLoaded)?;
             match other {
                 Command::Load { .. } | Command::Unload => unreachable!("handled above"),
+                Command::SetInternals(on) => s.set_internals(on).map_err(EngineError::Failed)?,
+                Command::Lens(position) => {
+                    let lens = Arc::new(s.lens(position).map_err(EngineError::Failed)?);
+                    let _ = events.send(Event::Lens { forwards: s.forwards, lens });
+                    return Ok(());
+                }
                 Command::SetPrompt { text, chat } => {
                     status(EngineStatus::ReadingPrompt);
                     s.set_prompt(&text, chat).map_err(EngineError::Failed)?;

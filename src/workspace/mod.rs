@@ -135,6 +135,10 @@ pub enum Action {
     RequestSweep,
     /// The open model against the second one, tensor by tensor.
     RequestDiff,
+    /// A panel that shows attention or the residual stream is open: record them.
+    WantInternals,
+    /// The logit lens at this position of the current sequence.
+    LensAt(usize),
     /// Look for models in the Hugging Face cache, Ollama and LM Studio (on a worker).
     ScanLibrary,
     Exported(PathBuf),
@@ -364,9 +368,14 @@ impl Workspace {
     /// Sends a command to the engine, loading the weights first when this is the first
     /// command for the open model.
     fn engine_send(&mut self, command: Command) {
-        if !self.engine.is_load_sent() && self.engine.start_load() && self.active.is_some() {
-            let adapter = self.engine_adapter();
-            self.engine.send(Command::SetAdapter(adapter));
+        if !self.engine.is_load_sent() && self.engine.start_load() {
+            if self.active.is_some() {
+                let adapter = self.engine_adapter();
+                self.engine.send(Command::SetAdapter(adapter));
+            }
+            if self.engine.internals_on {
+                self.engine.send(Command::SetInternals(true));
+            }
         }
         self.engine.send(command);
     }
@@ -504,6 +513,23 @@ impl Workspace {
             Action::StepBack => self.engine_send(Command::StepBack),
             Action::StopGenerating => self.engine.stop(),
             Action::CancelLoad => self.engine.cancel_load(),
+            Action::WantInternals => {
+                if !self.engine.internals_on && self.engine.can_run() {
+                    self.engine.internals_on = true;
+                    // Not a reason to load the weights: a model not loaded yet records from
+                    // its first prompt on (see `engine_send`).
+                    if self.engine.is_load_sent() {
+                        self.engine.send(Command::SetInternals(true));
+                    }
+                }
+            }
+            Action::LensAt(position) => {
+                let key = (self.engine.forwards(), position);
+                if self.engine.lens_asked != Some(key) {
+                    self.engine.lens_asked = Some(key);
+                    self.engine_send(Command::Lens(position));
+                }
+            }
             Action::OpenOther(path) => {
                 let p = path.clone();
                 self.jobs

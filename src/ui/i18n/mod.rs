@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 mod zh_app;
 mod zh_bits;
 mod zh_inspector;
+mod zh_internals;
 mod zh_lora;
 mod zh_routing;
 mod zh_tokens;
@@ -49,6 +50,7 @@ pub fn zh_entries() -> Vec<(&'static str, &'static str)> {
         zh_lora::ENTRIES,
         zh_routing::ENTRIES,
         zh_tokens::ENTRIES,
+        zh_internals::ENTRIES,
     ]
     .concat()
 }

@@ -4,7 +4,9 @@
 //! frame, and never reaches into another panel. To add one: write `panels/NAME.rs`, add a
 //! field to [`Panels`] and a line to [`Panels::tabs`].
 
+pub mod attention;
 pub mod compare;
+pub mod lens;
 pub mod routing;
 pub mod tokens;
 pub mod tree;
@@ -33,13 +35,15 @@ pub struct Panels {
     pub tokens: tokens::TokensPanel,
     pub routing: routing::RoutingPanel,
     pub compare: compare::ComparePanel,
+    pub attention: attention::AttentionPanel,
+    pub lens: lens::LensPanel,
     pub welcome: welcome::WelcomePanel,
 }
 
 impl Panels {
     /// The centre tabs, in the order they are shown.
-    pub fn tabs(&mut self) -> [&mut dyn Panel; 4] {
-        [&mut self.weights, &mut self.tokens, &mut self.routing, &mut self.compare]
+    pub fn tabs(&mut self) -> [&mut dyn Panel; 6] {
+        [&mut self.weights, &mut self.tokens, &mut self.attention, &mut self.lens, &mut self.routing, &mut self.compare]
     }
 
     pub fn reset_all(&mut self) {
