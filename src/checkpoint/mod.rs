@@ -5,6 +5,8 @@
 
 pub mod dtype;
 pub mod error;
+pub mod gguf;
+pub mod quant;
 pub mod safetensors;
 
 use std::collections::{BTreeMap, HashMap};
