@@ -7,6 +7,7 @@ pub mod dtype;
 pub mod error;
 pub mod gguf;
 pub mod quant;
+pub mod quantize;
 pub mod safetensors;
 
 use std::collections::{BTreeMap, HashMap};

@@ -1,0 +1,119 @@
+//! GGUF files written by gguf-py (tools/make_gguf_fixtures.py): the header as gguf-py wrote
+//! it, and every decoder bit-identical to `gguf.quants.dequantize`, every reference quantizer
+//! to `gguf.quants.quantize`.
+
+mod common;
+
+use llm_anatomy::checkpoint::gguf::{GgufFile, Value};
+use llm_anatomy::checkpoint::quant::{GgmlType, dequantize};
+use llm_anatomy::checkpoint::quantize::quantize;
+
+fn all_types() -> GgufFile {
+    GgufFile::open(&common::fixture("gguf/all-types.gguf")).unwrap()
+}
+
+fn hex_f32(hex: &str) -> Vec<u32> {
+    (0..hex.len() / 8)
+        .map(|i| {
+            let b: Vec<u8> =
+                (0..4).map(|k| u8::from_str_radix(&hex[i * 8 + 2 * k..i * 8 + 2 * k + 2], 16).unwrap()).collect();
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        })
+        .collect()
+}
+
+#[test]
+fn every_type_dequantizes_bit_identical_to_gguf_py() {
+    let file = all_types();
+    let reference = common::reference("gguf/all-types");
+    let tensors = reference["tensors"].as_object().unwrap();
+    assert_eq!(tensors.len(), file.tensors.len());
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &file.tensors {
+        let r = &tensors[&t.name];
+        assert_eq!(t.ggml_type.0 as u64, r["ggml_type"].as_u64().unwrap(), "{}", t.name);
+        let shape: Vec<usize> = r["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        assert_eq!(t.torch_shape(), shape, "{}", t.name);
+        let ours: Vec<u32> = dequantize(t.ggml_type, file.bytes(t)).unwrap().iter().map(|v| v.to_bits()).collect();
+        let theirs = hex_f32(r["values_f32_le_hex"].as_str().unwrap());
+        assert_eq!(ours.len(), theirs.len(), "{}", t.name);
+        if let Some(i) = (0..ours.len()).find(|&i| ours[i] != theirs[i]) {
+            panic!(
+                "{} ({}): element {i} is {} here, {} in gguf-py",
+                t.name,
+                t.ggml_type,
+                f32::from_bits(ours[i]),
+                f32::from_bits(theirs[i])
+            );
+        }
+        seen.insert(t.ggml_type);
+    }
+    for ty in GgmlType::READABLE {
+        assert!(seen.contains(&ty), "the fixture has no {ty} tensor");
+    }
+}
+
+#[test]
+fn reference_quantizers_write_gguf_py_bytes() {
+    let file = all_types();
+    let src = file.tensors.iter().find(|t| t.name == "src").unwrap();
+    let values = dequantize(GgmlType::F32, file.bytes(src)).unwrap();
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        let stored = file.tensors.iter().find(|t| t.name == format!("src.{ty}")).unwrap();
+        let ours = quantize(ty, &values).unwrap();
+        let theirs = file.bytes(stored);
+        if let Some(i) = (0..ours.len()).find(|&i| ours[i] != theirs[i]) {
+            let (_, size) = ty.block_geometry().unwrap();
+            panic!(
+                "{ty}: byte {i} (block {}, byte {}) is {} here, {} in gguf-py",
+                i / size,
+                i % size,
+                ours[i],
+                theirs[i]
+            );
+        }
+        assert_eq!(ours.len(), theirs.len());
+    }
+}
+
+#[test]
+fn header_and_every_value_type_as_gguf_py_wrote_them() {
+    let file = all_types();
+    assert_eq!(file.version, 3);
+    assert_eq!(file.alignment, 32);
+    assert_eq!(file.architecture(), Some("test"));
+    assert_eq!(file.get("test.u8"), Some(&Value::U8(200)));
+    assert_eq!(file.get("test.i8"), Some(&Value::I8(-100)));
+    assert_eq!(file.get("test.u16"), Some(&Value::U16(60000)));
+    assert_eq!(file.get("test.i16"), Some(&Value::I16(-30000)));
+    assert_eq!(file.get("test.u32"), Some(&Value::U32(4_000_000_000)));
+    assert_eq!(file.get("test.i32"), Some(&Value::I32(-2_000_000_000)));
+    assert_eq!(file.get("test.f32"), Some(&Value::F32(0.1)));
+    assert_eq!(file.get("test.bool"), Some(&Value::Bool(true)));
+    assert_eq!(file.get("test.string").and_then(Value::as_str), Some("héllo\nworld"));
+    assert_eq!(file.get("test.u64"), Some(&Value::U64((1 << 63) + 5)));
+    assert_eq!(file.get("test.i64"), Some(&Value::I64(-(1 << 62))));
+    assert_eq!(file.get("test.f64"), Some(&Value::F64(0.1)));
+    let ints = file.get("test.array_i32").and_then(Value::as_array).unwrap();
+    assert_eq!(ints.values.len(), 43);
+    assert_eq!(ints.values[0], Value::I32(-3));
+    let strs = file.get("test.array_str").and_then(Value::as_array).unwrap();
+    assert_eq!(strs.values[1], Value::String("bc".into()));
+    let nested = file.get("test.array_nested").and_then(Value::as_array).unwrap();
+    assert_eq!(nested.values[1].as_array().unwrap().values, vec![Value::I32(3)]);
+    // Tensor infos: offsets as gguf-py's reader reports them (data start 1472).
+    assert_eq!(file.data_start, 1472);
+    let q8 = file.tensors.iter().find(|t| t.name == "src.Q8_0").unwrap();
+    assert_eq!((file.data_start + q8.offset, q8.byte_len), (12352, Some(1088)));
+    assert_eq!(q8.dims, vec![256, 4]);
+}
+
+#[test]
+fn a_truncated_copy_names_the_file_and_the_tensor() {
+    let bytes = std::fs::read(common::fixture("gguf/all-types.gguf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.gguf");
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
+    let msg = GgufFile::open(&path).err().unwrap().to_string();
+    assert!(msg.contains("cut.gguf") && msg.contains("rand.Q6_K") && msg.contains("truncated"), "{msg}");
+}
