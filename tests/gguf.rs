@@ -135,7 +135,8 @@ fn smollm2_q4_1_equals_the_f32_folder_transformers_builds() {
     let q = ModelFolder::open(&gguf).unwrap();
     let f = ModelFolder::open(&folder).unwrap();
     assert_eq!(q.repr(), f.repr());
-    let names = |m: &ModelFolder| m.checkpoint.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<Vec<_>>();
+    let names =
+        |m: &ModelFolder| m.checkpoint.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<Vec<_>>();
     assert_eq!(names(&q), names(&f));
     for t in &f.checkpoint.tensors {
         let ours = q.checkpoint.require(&t.name).unwrap();
@@ -149,4 +150,69 @@ fn smollm2_q4_1_equals_the_f32_folder_transformers_builds() {
     let q_proj = q.checkpoint.gguf_entry("model.layers.0.self_attn.q_proj.weight").unwrap();
     assert!(q_proj.unpermuted);
     assert_eq!(q_proj.gguf_name, "blk.0.attn_q.weight");
+}
+
+/// Every block of every quantized fixture tensor: the fields and codes `blocks` reports,
+/// put through the formula it names, give the decoded weights exactly.
+#[test]
+fn block_fields_and_codes_rebuild_every_weight() {
+    use llm_anatomy::checkpoint::quant_blocks::{Field, block};
+    let file = all_types();
+    let half = |f: &Field| match f {
+        Field::Half { value, .. } => *value,
+        _ => panic!("not a half"),
+    };
+    let ints = |f: &Field| match f {
+        Field::Ints(v) => v.clone(),
+        _ => panic!("not ints"),
+    };
+    for t in file.tensors.iter().filter(|t| t.ggml_type.is_quantized()) {
+        let mut i = 0;
+        while let Some(b) = block(t.ggml_type, file.bytes(t), i).unwrap() {
+            let field = |name: &str| &b.fields.iter().find(|(n, _)| *n == name).unwrap().1;
+            let name = t.ggml_type.to_string();
+            for (j, (&q, &w)) in b.codes.iter().zip(&b.values).enumerate() {
+                let q = q as f32;
+                let expect = match name.as_str() {
+                    "Q4_0" => half(field("d")) * (q - 8.0),
+                    "Q5_0" => half(field("d")) * (q - 16.0),
+                    "Q4_1" | "Q5_1" => half(field("d")) * q + half(field("m")),
+                    "Q8_0" => q * half(field("d")),
+                    "Q2_K" => {
+                        let s = j / 16;
+                        half(field("d")) * ints(field("scales"))[s] as f32 * q
+                            - half(field("dmin")) * ints(field("mins"))[s] as f32
+                    }
+                    "Q4_K" | "Q5_K" => {
+                        let s = j / 32;
+                        half(field("d")) * ints(field("scales"))[s] as f32 * q
+                            - half(field("dmin")) * ints(field("mins"))[s] as f32
+                    }
+                    "Q3_K" | "Q6_K" => half(field("d")) * ints(field("scales"))[j / 16] as f32 * q,
+                    other => panic!("no formula for {other}"),
+                };
+                assert_eq!(expect.to_bits(), w.to_bits(), "{} block {i} element {j}", t.name);
+            }
+            i += 1;
+        }
+        assert!(i > 0);
+    }
+}
+
+#[test]
+fn cli_metadata_and_blocks_json() {
+    let path = common::fixture("gguf/all-types.gguf");
+    let p = path.to_str().unwrap();
+    let m = common::cli_json(&["metadata", p, "--json"]);
+    assert_eq!(m["version"], 3);
+    assert_eq!(m["metadata"]["test.u64"]["value"], (1u64 << 63) + 5);
+    assert_eq!(m["metadata"]["test.i8"]["value"], -100);
+    assert_eq!(m["metadata"]["test.array_i32"]["value"]["length"], 43);
+    assert_eq!(m["metadata"]["test.array_i32"]["value"]["first"].as_array().unwrap().len(), 8);
+    assert!(m["metadata"]["tokenizer.chat_template"]["value"].as_str().unwrap().starts_with("{% for m"));
+    let b = common::cli_json(&["blocks", p, "src.Q4_1", "--block", "5", "--json"]);
+    assert_eq!(b["ggml_type"], "Q4_1");
+    assert_eq!((b["row"].as_u64(), b["first_column"].as_u64()), (Some(0), Some(160)));
+    assert_eq!(b["codes"].as_array().unwrap().len(), 32);
+    assert_eq!(b["fields"]["d"]["bits"].as_str().unwrap().len(), 16);
 }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value as Json, json};
 
 use crate::checkpoint::ggml_dtype::GgmlLayout;
+use crate::checkpoint::gguf::MAGIC;
 use crate::checkpoint::gguf::{GgufEntry, GgufFile, GgufTensor, Value};
 use crate::checkpoint::quant::GgmlType;
-use crate::checkpoint::gguf::MAGIC;
 use crate::checkpoint::{CONFIG_FILE, Checkpoint, CheckpointError, Dtype, TensorInfo};
 
 /// The `config.json` transformers would build from the file's keys; None when the file
@@ -38,6 +38,9 @@ pub fn hf_config(file: &GgufFile) -> Result<Json, String> {
         ("attention.head_count_kv", "num_key_value_heads"),
         ("attention.layer_norm_rms_epsilon", "rms_norm_eps"),
         ("rope.freq_base", "rope_theta"),
+        // transformers maps `key_length` for qwen3_moe only (and falls back to the config
+        // class's default head_dim elsewhere); reading it for every family gives the stored
+        // shapes in the cases where that default would not.
         ("attention.key_length", "head_dim"),
         ("expert_count", experts_key),
         ("expert_used_count", "num_experts_per_tok"),
@@ -50,6 +53,15 @@ pub fn hf_config(file: &GgufFile) -> Result<Json, String> {
             let n = scalar(v).ok_or_else(|| format!("`{arch}.{from}` is {v:?}, expected a number"))?;
             c.insert(to.into(), n);
         }
+    }
+    if matches!(model_type.as_str(), "llama" | "mistral" | "mixtral")
+        && let Some(n) = key("rope.dimension_count").and_then(scalar)
+    {
+        c.entry("head_dim").or_insert(n);
+    }
+    if model_type == "qwen3_moe" {
+        // transformers' GGUF_CONFIG_DEFAULTS_MAPPING: llama.cpp normalises the top-k weights.
+        c.insert("norm_topk_prob".into(), json!(true));
     }
     if !c.contains_key("vocab_size") {
         let tokens = file.get("tokenizer.ggml.tokens").and_then(Value::as_array).map(|a| a.values.len());
@@ -67,8 +79,12 @@ pub fn hf_config(file: &GgufFile) -> Result<Json, String> {
             c.insert("rope_scaling".into(), s);
         }
     }
-    for (from, to) in [("bos_token_id", "bos_token_id"), ("eos_token_id", "eos_token_id"), ("padding_token_id", "pad_token_id")]
-    {
+    for (from, to) in [
+        ("bos_token_id", "bos_token_id"),
+        ("eos_token_id", "eos_token_id"),
+        ("padding_token_id", "pad_token_id"),
+        ("unknown_token_id", "unk_token_id"),
+    ] {
         if let Some(v) = file.get(&format!("tokenizer.ggml.{from}")).and_then(scalar) {
             c.insert(to.into(), v);
         }

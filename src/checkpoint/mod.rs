@@ -8,6 +8,7 @@ pub mod error;
 pub mod ggml_dtype;
 pub mod gguf;
 pub mod quant;
+pub mod quant_blocks;
 pub mod quantize;
 pub mod safetensors;
 

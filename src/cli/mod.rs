@@ -6,9 +6,11 @@
 //! desktop Export menu writes the same JSON.
 
 mod bits;
+mod blocks;
 mod cast;
 mod generate;
 mod lora;
+mod metadata;
 mod probs;
 mod routing;
 mod stats;
@@ -82,6 +84,22 @@ pub enum Command {
     /// List every stored tensor: name, dtype, shape, bytes, file.
     Tensors {
         path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key/value of a GGUF file's header (arrays: length and first items).
+    Metadata {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One quantization block of a GGUF tensor: its scales, codes and decoded weights.
+    Blocks {
+        path: PathBuf,
+        /// Hugging Face or GGUF tensor name.
+        tensor: String,
+        #[arg(long, default_value_t = 0)]
+        block: usize,
         #[arg(long)]
         json: bool,
     },
@@ -230,6 +248,8 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
         Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
         Command::Tensors { path, json } => tensors::run(&path, json, out),
+        Command::Metadata { path, json } => metadata::run(&path, json, out),
+        Command::Blocks { path, tensor, block, json } => blocks::run(&path, &tensor, block, json, out),
         Command::Stats { path, tensor, bins, json } => stats::run(&path, &tensor, bins, json, out),
         Command::Bits { value, tensor, index, json } => {
             bits::run(value.as_deref(), tensor.as_deref(), index, json, out)
