@@ -216,3 +216,46 @@ fn cli_metadata_and_blocks_json() {
     assert_eq!(b["codes"].as_array().unwrap().len(), 32);
     assert_eq!(b["fields"]["d"]["bits"].as_str().unwrap().len(), 16);
 }
+
+/// The tiny family fixtures converted as llama.cpp converts (tools/make_gguf_fixtures.py):
+/// the GGUF opens to the same `print(model)`, the same tensor names and shapes, and the
+/// same values (Q4_0 weights: the folder's values through the Q4_0 round trip) as the
+/// safetensors folder, with llama-arch q/k rows put back in Hugging Face order.
+#[test]
+fn family_ggufs_open_like_their_safetensors_folders() {
+    use llm_anatomy::arch::ModelFolder;
+    use llm_anatomy::checkpoint::Dtype;
+    for (fixture, permuted) in [
+        ("tiny-mixtral", true),
+        ("families/tiny-mistral", true),
+        ("tiny-qwen2moe", false),
+        ("families/tiny-qwen3", false),
+        ("families/tiny-olmoe", false),
+    ] {
+        let base = fixture.rsplit('/').next().unwrap();
+        let q = ModelFolder::open(&common::fixture(&format!("gguf/families/{base}.gguf"))).unwrap();
+        let f = ModelFolder::open(&common::fixture(fixture)).unwrap();
+        let (qc, fc) = (q.config.as_ref().unwrap(), f.config.as_ref().unwrap());
+        assert_eq!(qc.family, fc.family, "{fixture}");
+        // GGUF stores eps as f32, so transformers prints the f32 value (as for SmolLM2).
+        assert_eq!(q.repr().replace("9.999999747378752e-06", "1e-05"), f.repr(), "{fixture}");
+        let names = |m: &ModelFolder| {
+            m.checkpoint.tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&q), names(&f), "{fixture}");
+        for t in &f.checkpoint.tensors {
+            let ours = q.checkpoint.require(&t.name).unwrap();
+            let got = ours.dtype.decode_all_f32(q.checkpoint.bytes(ours));
+            let mut want = t.dtype.decode_all_f32(f.checkpoint.bytes(t));
+            if let Dtype::Ggml(l) = ours.dtype
+                && l.ty == GgmlType::Q4_0
+            {
+                want = dequantize(GgmlType::Q4_0, &quantize(GgmlType::Q4_0, &want).unwrap()).unwrap();
+            }
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{fixture}: {}", t.name);
+            let entry = q.checkpoint.gguf_entry(&t.name).unwrap();
+            let qk = t.name.ends_with("q_proj.weight") || t.name.ends_with("k_proj.weight");
+            assert_eq!(entry.unpermuted, permuted && qk, "{fixture}: {}", t.name);
+        }
+    }
+}

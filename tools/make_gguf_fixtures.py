@@ -18,6 +18,12 @@ all-types.gguf holds
   - one metadata key of every value type, nested arrays included.
 all-types.reference.json holds, per tensor, gguf-py's dequantized values as little-endian f32
 hex (exact bits), plus the type and shape.
+
+families/*.gguf are the project's tiny safetensors fixtures converted the way llama.cpp's
+convert_hf_to_gguf.py does: tensor names from gguf-py's own name map, experts merged into
+3-D `ffn_*_exps`, llama-arch q/k rows permuted (`LlamaModel.permute`), `{arch}.*` keys from
+config.json, 2-D weights as Q4_0 (gguf-py's quantize) and the rest F32. tests/gguf.rs opens
+each and checks tree, names, shapes and values against the safetensors folder.
 """
 
 import json
@@ -107,5 +113,107 @@ def main() -> None:
     print(path, os.path.getsize(path), "bytes")
 
 
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        assert e["dtype"] == "F32", (path, name, e["dtype"])
+        a, b = e["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype="<f4").reshape(e["shape"])
+    return out
+
+
+def permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """convert_hf_to_gguf.py's LlamaModel.permute."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+FAMILIES = {
+    # fixture: (gguf arch, general.name)
+    "tiny-mixtral": (gguf.MODEL_ARCH.LLAMA, "Tiny Mixtral"),
+    "families/tiny-mistral": (gguf.MODEL_ARCH.LLAMA, "Tiny Mistral"),
+    "tiny-qwen2moe": (gguf.MODEL_ARCH.QWEN2MOE, "Tiny Qwen2 MoE"),
+    "families/tiny-qwen3": (gguf.MODEL_ARCH.QWEN3, "Tiny Qwen3"),
+    # (tiny-qwen3moe is left out: its dense layer 1 has no GGUF form; llama.cpp's qwen3moe
+    # has no mlp_only_layers.)
+    "families/tiny-olmoe": (gguf.MODEL_ARCH.OLMOE, "Tiny OLMoE"),
+}
+
+
+def family_keys(w: gguf.GGUFWriter, c: dict) -> None:
+    w.add_block_count(c["num_hidden_layers"])
+    w.add_context_length(c["max_position_embeddings"])
+    w.add_embedding_length(c["hidden_size"])
+    w.add_feed_forward_length(c["intermediate_size"])
+    w.add_head_count(c["num_attention_heads"])
+    w.add_head_count_kv(c.get("num_key_value_heads", c["num_attention_heads"]))
+    w.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-5))
+    theta = c.get("rope_theta") or c.get("rope_parameters", {}).get("rope_theta", 10000.0)
+    w.add_rope_freq_base(theta)
+    head_dim = c.get("head_dim", c["hidden_size"] // c["num_attention_heads"])
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
+    w.add_vocab_size(c["vocab_size"])
+    if (n := c.get("num_local_experts") or c.get("num_experts")) is not None:
+        w.add_expert_count(n)
+        w.add_expert_used_count(c["num_experts_per_tok"])
+    if (n := c.get("moe_intermediate_size")) is not None:
+        w.add_expert_feed_forward_length(n)
+    if (n := c.get("shared_expert_intermediate_size")) is not None:
+        w.add_expert_shared_feed_forward_length(n)
+    for key, add in [("bos_token_id", w.add_bos_token_id), ("eos_token_id", w.add_eos_token_id), ("pad_token_id", w.add_pad_token_id)]:
+        if isinstance(c.get(key), int):
+            add(c[key])
+
+
+def convert(fixture: str, arch, name: str) -> None:
+    folder = os.path.join(HERE, "..", "tests", "fixtures", fixture)
+    c = json.load(open(os.path.join(folder, "config.json")))
+    tensors = read_safetensors(os.path.join(folder, "model.safetensors"))
+    n_layers = c["num_hidden_layers"]
+    name_map = gguf.get_tensor_name_map(arch, n_layers)
+    merged: dict[str, list] = {}
+    out: list[tuple[str, np.ndarray]] = []
+    for hf, data in tensors.items():
+        parts = hf.split(".")
+        if "experts" in parts and parts[parts.index("experts") + 1].isdigit():
+            i = parts.index("experts")
+            key = ".".join(parts[: i + 1] + parts[i + 2 :])
+            merged.setdefault(key, []).append((int(parts[i + 1]), data))
+            continue
+        if arch == gguf.MODEL_ARCH.LLAMA and hf.endswith(("q_proj.weight", "k_proj.weight")):
+            n = c["num_attention_heads"] if "q_proj" in hf else c["num_key_value_heads"]
+            data = permute(data, n)
+        out.append((name_map.get_name(hf, try_suffixes=(".weight", ".bias")) or hf, data))
+    for key, experts in merged.items():
+        stacked = np.stack([d for _, d in sorted(experts, key=lambda e: e[0])])
+        out.append((name_map.get_name(key, try_suffixes=(".weight", ".bias")), stacked))
+    path = os.path.join(OUT, "families", os.path.basename(fixture) + ".gguf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    w = gguf.GGUFWriter(path, arch=gguf.MODEL_ARCH_NAMES[arch])
+    w.add_name(name)
+    family_keys(w, c)
+    missing = [g for g, _ in out if not g.startswith(("blk.", "token_embd", "output"))]
+    assert not missing, (fixture, missing)
+    for gname, data in sorted(out):
+        if data.ndim >= 2 and data.shape[-1] % 32 == 0:
+            w.add_tensor(gname, gguf.quants.quantize(np.ascontiguousarray(data), T.Q4_0), raw_dtype=T.Q4_0)
+        else:
+            w.add_tensor(gname, np.ascontiguousarray(data, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(path, os.path.getsize(path), "bytes")
+
+
 if __name__ == "__main__":
     main()
+    for fixture, (arch, name) in FAMILIES.items():
+        convert(fixture, arch, name)

@@ -89,6 +89,15 @@ pub fn hf_config(file: &GgufFile) -> Result<Json, String> {
             c.insert(to.into(), v);
         }
     }
+    // GGUF has no key for projection biases; transformers would fall back to the config
+    // class's default and drop stored biases, so they are read from the tensors instead.
+    let has = |suffix: &str| file.tensors.iter().any(|t| t.name.starts_with("blk.") && t.name.ends_with(suffix));
+    if has(".attn_output.bias") || (has(".attn_q.bias") && !model_type.starts_with("qwen2")) {
+        c.insert("attention_bias".into(), json!(true));
+    }
+    if has(".ffn_up.bias") {
+        c.insert("mlp_bias".into(), json!(true));
+    }
     let has_output = file.tensors.iter().any(|t| t.name == "output.weight");
     c.insert("tie_word_embeddings".into(), json!(!has_output));
     Ok(Json::Object(c))
