@@ -50,7 +50,7 @@ pub struct Cli {
     #[arg(long, requires = "path")]
     pub adapter: Option<PathBuf>,
     /// Which panel to show first: weights, tokens or routing.
-    #[arg(long, value_parser = ["weights", "tokens", "routing"])]
+    #[arg(long, value_parser = ["weights", "tokens", "routing", "metadata"])]
     pub view: Option<String>,
     /// Interface language: en or zh (中文). Otherwise the remembered one, or the desktop's.
     #[arg(long, value_parser = ["en", "zh"])]

@@ -16,6 +16,7 @@ mod zh_app;
 mod zh_bits;
 mod zh_inspector;
 mod zh_lora;
+mod zh_metadata;
 mod zh_routing;
 mod zh_tokens;
 mod zh_tree;
@@ -49,6 +50,7 @@ pub fn zh_entries() -> Vec<(&'static str, &'static str)> {
         zh_lora::ENTRIES,
         zh_routing::ENTRIES,
         zh_tokens::ENTRIES,
+        zh_metadata::ENTRIES,
     ]
     .concat()
 }

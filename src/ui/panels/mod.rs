@@ -4,6 +4,7 @@
 //! frame, and never reaches into another panel. To add one: write `panels/NAME.rs`, add a
 //! field to [`Panels`] and a line to [`Panels::tabs`].
 
+pub mod metadata;
 pub mod routing;
 pub mod tokens;
 pub mod tree;
@@ -31,13 +32,14 @@ pub struct Panels {
     pub weights: weights::WeightsPanel,
     pub tokens: tokens::TokensPanel,
     pub routing: routing::RoutingPanel,
+    pub metadata: metadata::MetadataPanel,
     pub welcome: welcome::WelcomePanel,
 }
 
 impl Panels {
     /// The centre tabs, in the order they are shown.
-    pub fn tabs(&mut self) -> [&mut dyn Panel; 3] {
-        [&mut self.weights, &mut self.tokens, &mut self.routing]
+    pub fn tabs(&mut self) -> [&mut dyn Panel; 4] {
+        [&mut self.weights, &mut self.tokens, &mut self.routing, &mut self.metadata]
     }
 
     pub fn reset_all(&mut self) {
