@@ -70,14 +70,14 @@ pub fn hf_config(file: &GgufFile) -> Result<Json, String> {
             c.insert("vocab_size".into(), json!(n));
         }
     }
-    if let (Some(kind), Some(factor)) = (key("rope.scaling.type").and_then(Value::as_str), key("rope.scaling.factor")) {
-        if kind != "none" {
-            let mut s = json!({"rope_type": kind, "factor": scalar(factor)});
-            if let Some(orig) = key("rope.scaling.original_context_length").and_then(scalar) {
-                s["original_max_position_embeddings"] = orig;
-            }
-            c.insert("rope_scaling".into(), s);
+    if let (Some(kind), Some(factor)) = (key("rope.scaling.type").and_then(Value::as_str), key("rope.scaling.factor"))
+        && kind != "none"
+    {
+        let mut s = json!({"rope_type": kind, "factor": scalar(factor)});
+        if let Some(orig) = key("rope.scaling.original_context_length").and_then(scalar) {
+            s["original_max_position_embeddings"] = orig;
         }
+        c.insert("rope_scaling".into(), s);
     }
     for (from, to) in [
         ("bos_token_id", "bos_token_id"),
@@ -216,7 +216,7 @@ pub fn map_tensors(file: &GgufFile, config: &Json) -> Vec<Mapped> {
         let n = if t.name.contains(".attn_q.") { n_head } else { n_kv };
         let permute = permuted_family && (t.name.contains(".attn_q.") || t.name.contains(".attn_k."));
         let rows = t.dims.get(1).copied().unwrap_or(1) as usize;
-        let head_rows = if permute && n > 0 && rows % (2 * n) == 0 { rows / n } else { 0 };
+        let head_rows = if permute && n > 0 && rows.is_multiple_of(2 * n) { rows / n } else { 0 };
         out.push(mapped(t, name, None, head_rows, t.offset, t.byte_len, t.torch_shape()));
     }
     out

@@ -131,7 +131,7 @@ impl GgmlType {
     /// Bytes `numel` elements take, when `numel` is whole blocks and the type is known.
     pub fn bytes_for(self, numel: u64) -> Option<u64> {
         let (n, b) = self.block_geometry()?;
-        (numel % n as u64 == 0).then(|| numel / n as u64).and_then(|blocks| blocks.checked_mul(b as u64))
+        numel.is_multiple_of(n as u64).then(|| numel / n as u64).and_then(|blocks| blocks.checked_mul(b as u64))
     }
 }
 
@@ -165,7 +165,7 @@ fn half_at(b: &[u8], i: usize) -> f32 {
 /// must be a whole number of blocks that `bytes` holds).
 pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), NotReadable> {
     let (n, size) = ty.block_geometry().filter(|_| ty.is_readable()).ok_or(NotReadable(ty))?;
-    assert!(out.len() % n == 0 && bytes.len() >= out.len() / n * size, "dequantize_into: not whole blocks");
+    assert!(out.len().is_multiple_of(n) && bytes.len() >= out.len() / n * size, "dequantize_into: not whole blocks");
     let block_fn: fn(&[u8], &mut [f32]) = match ty {
         GgmlType::F32 => |b, o| o[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
         GgmlType::F16 => |b, o| o[0] = half_at(b, 0),

@@ -16,7 +16,7 @@ pub fn quantize(ty: GgmlType, values: &[f32]) -> Option<Vec<u8>> {
         GgmlType::Q4_1 => q4_1,
         _ => return None,
     };
-    assert!(values.len() % n == 0, "quantize: {} values are not whole {ty} blocks", values.len());
+    assert!(values.len().is_multiple_of(n), "quantize: {} values are not whole {ty} blocks", values.len());
     let mut out = vec![0u8; values.len() / n * size];
     for (x, o) in values.chunks_exact(n).zip(out.chunks_exact_mut(size)) {
         block_fn(x, o);

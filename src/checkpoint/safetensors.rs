@@ -100,7 +100,12 @@ impl Shard {
     /// A GGUF file's data section as a shard, so GGUF tensors read through the same path.
     /// `tensors` were checked against the file by `checkpoint::gguf`; their offsets are
     /// relative to `data_start` (the header then counts as everything before it).
-    pub fn from_gguf(path: &Path, file_len: u64, data_start: u64, tensors: Vec<TensorInfo>) -> Result<Self, CheckpointError> {
+    pub fn from_gguf(
+        path: &Path,
+        file_len: u64,
+        data_start: u64,
+        tensors: Vec<TensorInfo>,
+    ) -> Result<Self, CheckpointError> {
         let io_err = |e: std::io::Error| CheckpointError::Io { path: path.to_path_buf(), source: e };
         let file = File::open(path).map_err(io_err)?;
         // SAFETY: as in `open`: read-only, read through bounds-checked slices.
