@@ -2,8 +2,8 @@
 //! MiniMind-style `torch.save` state dict (`…q_proj.lora.A.weight`), checked against the
 //! base model so a mismatch is reported before anything runs.
 //!
-//! A `.pth` is read with candle's pickle reader, which understands the tensor records and
-//! executes no pickle code.
+//! A `.pth` is read with the project's own restricted unpickler ([`crate::checkpoint::pickle`]),
+//! which executes no pickle code and refuses any global that is not a tensor or container.
 
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,8 @@ impl LoraAdapter {
 
     fn open_peft(dir: &Path) -> Result<Self, String> {
         let cfg_path = dir.join("adapter_config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
+        let text =
+            crate::checkpoint::side_file::read_text(&cfg_path).map_err(|e| format!("{}: {e}", cfg_path.display()))?;
         let cfg: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", cfg_path.display()))?;
         let bad = |what: String| format!("{}: {what}", cfg_path.display());
@@ -152,10 +153,10 @@ impl LoraAdapter {
     }
 
     fn open_pth(path: &Path, alpha: Option<f64>) -> Result<Self, String> {
-        let tensors = candle_core::pickle::read_all(path)
-            .map_err(|e| format!("{}: not a readable torch.save state dict: {e}", path.display()))?;
+        let pth = crate::checkpoint::pickle::open(path).map_err(|e| e.to_string())?;
         let mut pairs: std::collections::BTreeMap<String, Pair> = Default::default();
-        for (name, t) in tensors {
+        for t in &pth.tensors {
+            let name = t.name.clone();
             let (module, which) = if let Some(m) = name.strip_suffix(".lora.A.weight") {
                 (m.to_string(), 'A')
             } else if let Some(m) = name.strip_suffix(".lora.B.weight") {
@@ -166,12 +167,11 @@ impl LoraAdapter {
                     path.display()
                 ));
             };
-            let shape = t.dims().to_vec();
-            let values = t
-                .to_dtype(candle_core::DType::F32)
-                .and_then(|t| t.flatten_all())
-                .and_then(|t| t.to_vec1::<f32>())
-                .map_err(|e| format!("{}: `{name}`: {e}", path.display()))?;
+            if !t.dtype.is_float() {
+                return Err(format!("{}: `{name}` is {}, not a float tensor", path.display(), t.dtype));
+            }
+            let shape = t.shape.clone();
+            let values = t.dtype.decode_all_f32(pth.bytes(t));
             let entry = pairs.entry(module).or_default();
             if which == 'A' { entry.0 = Some((shape, values)) } else { entry.1 = Some((shape, values)) }
         }

@@ -16,7 +16,8 @@ fn main() -> std::process::ExitCode {
             }
         }
         None => match llm_anatomy::ui::run_native(llm_anatomy::ui::StartOptions {
-            path: cli.path,
+            // A cached model's name opens its folder; anything else is tried as given.
+            path: cli.path.map(|p| llm_anatomy::library::resolve(&p).unwrap_or(p)),
             select: cli.select,
             prompt: cli.prompt,
             adapter: cli.adapter,

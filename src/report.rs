@@ -387,3 +387,20 @@ pub fn block_json(tensor: &str, block: &Block, place: (usize, usize)) -> Value {
         "values": block.values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
     })
 }
+
+/// `sweep --json`: `{"roles": {ROLE: [{layer, tensor, mean, std, abs_max, kurtosis, outlier_frac}, …]}}`.
+/// The Compare panel's export uses the same function.
+pub fn sweep_json(roles: &std::collections::BTreeMap<String, Vec<crate::analysis::compare::LayerFigure>>) -> Value {
+    json!({ "roles": roles })
+}
+
+/// `diff --json`: `{"only_in_a", "only_in_b", "shape_mismatch", "tensors": [{tensor, fro_diff, fro_a, rel,
+/// max_abs_diff, changed, numel}, …]}` in name order. The Compare panel's export uses it too.
+pub fn diff_json(d: &crate::analysis::compare::Diff) -> Value {
+    json!({
+        "only_in_a": d.only_in_a,
+        "only_in_b": d.only_in_b,
+        "shape_mismatch": d.shape_mismatch.iter().map(|(t, a, b)| json!({"tensor": t, "shape_a": a, "shape_b": b})).collect::<Vec<_>>(),
+        "tensors": d.tensors,
+    })
+}

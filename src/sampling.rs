@@ -87,6 +87,18 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.iter().map(|&e| e / sum).collect()
 }
 
+/// Says how many logits are NaN or ±∞ (None when all are finite): a forward pass that
+/// produced them is meaningless, and the probabilities shown would only look like numbers.
+pub fn non_finite_warning(logits: &[f32]) -> Option<String> {
+    let bad = logits.iter().filter(|l| !l.is_finite()).count();
+    (bad > 0).then(|| {
+        format!(
+            "{bad} of {} logits are NaN or infinite: the weights or the config (eps, rope, adapter scale) break the forward pass",
+            logits.len()
+        )
+    })
+}
+
 /// Applies the penalty and the warpers to `logits`. `previous` are the ids already in the
 /// sequence (for the repetition penalty).
 pub fn distribution(logits: &[f32], previous: &[u32], p: &SamplingParams) -> Distribution {

@@ -249,3 +249,140 @@ fn opening_never_writes_to_the_folder() {
     let after = listing();
     assert_eq!(before, after);
 }
+
+fn set_config_key(folder: &Path, key: &str, value: serde_json::Value) {
+    let path = folder.join("config.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    cfg[key] = value;
+    fs::write(&path, cfg.to_string()).unwrap();
+}
+
+/// Sizes that would decide allocations are checked against the tensors first: an error that
+/// names the key, not an allocation that aborts the process.
+#[test]
+fn layer_and_expert_counts_the_tensors_do_not_carry() {
+    for n in [serde_json::json!(1_000_000_000u64), serde_json::json!(3)] {
+        let (_d, folder) = copy_fixture("tiny-llama");
+        set_config_key(&folder, "num_hidden_layers", n.clone());
+        let msg = open_err(&folder);
+        assert_mentions(&msg, &["config.json", "num_hidden_layers", "2 decoder layers"]);
+    }
+    let (_d, folder) = copy_fixture("tiny-llama");
+    set_config_key(&folder, "num_hidden_layers", serde_json::json!(1e18));
+    assert_mentions(&open_err(&folder), &["config.json", "num_hidden_layers"]);
+    let (_d, folder) = copy_fixture("tiny-mixtral");
+    set_config_key(&folder, "num_local_experts", serde_json::json!(1_000_000_000u64));
+    assert_mentions(&open_err(&folder), &["config.json", "1000000000 experts", "hold 4"]);
+}
+
+/// A config that is a pipe or a device would block or never end: refused before reading.
+#[test]
+fn config_that_is_a_fifo_or_a_device() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let config = folder.join("config.json");
+    fs::remove_file(&config).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(&config).status().unwrap();
+    assert!(status.success());
+    assert_mentions(&open_err(&folder), &["config.json", "not a regular file"]);
+    fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &config).unwrap();
+    assert_mentions(&open_err(&folder), &["config.json", "not a regular file"]);
+}
+
+#[test]
+fn side_files_have_a_size_cap() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    let config = folder.join("config.json");
+    let f = fs::OpenOptions::new().write(true).open(&config).unwrap();
+    f.set_len(llm_anatomy::checkpoint::side_file::MAX_SIDE_FILE + 1).unwrap(); // sparse: no data written
+    assert_mentions(&open_err(&folder), &["config.json", "at most"]);
+}
+
+#[test]
+fn a_json_file_that_is_not_a_tokenizer_says_so() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    fs::write(folder.join("tokenizer.json"), r#"{"hello": "world"}"#).unwrap();
+    let model = ModelFolder::open(&folder).unwrap();
+    let err = llm_anatomy::engine::Session::load(&model).err().expect("no tokenizer");
+    assert_mentions(&err, &["tokenizer.json", "not a tokenizers tokenizer.json"]);
+}
+
+/// A chat template is code from the folder: an endless loop or a gigabyte of output is an
+/// error, not a hang or an allocation.
+#[test]
+fn hostile_chat_templates_stop() {
+    for (template, expect) in [
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "steps"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{% endfor %}{% endfor %}",
+            "bytes",
+        ),
+    ] {
+        let (_d, folder) = copy_fixture("tiny-llama");
+        let cfg_path = folder.join("tokenizer_config.json");
+        let mut cfg: serde_json::Value = serde_json::from_str(&fs::read_to_string(&cfg_path).unwrap()).unwrap();
+        cfg["chat_template"] = serde_json::json!(template);
+        fs::write(&cfg_path, cfg.to_string()).unwrap();
+        let codec = llm_anatomy::engine::TextCodec::load(&folder).unwrap();
+        let err = codec.prompt_ids("hi", true).unwrap_err();
+        assert!(err.contains(expect), "{template}: {err}");
+    }
+}
+
+/// Values that would make every logit NaN, or an activation the engine does not compute,
+/// open for inspection but refuse to run, naming the key.
+#[test]
+fn configs_that_cannot_run_as_written_say_why() {
+    for (key, value, expect) in [
+        ("hidden_act", serde_json::json!("gelu_pytorch_tanh"), "hidden_act"),
+        ("rms_norm_eps", serde_json::json!(-1e-5), "rms_norm_eps"),
+        ("rope_parameters", serde_json::json!({"rope_type": "default", "rope_theta": 0.0}), "rope_theta"),
+    ] {
+        let (_d, folder) = copy_fixture("tiny-llama");
+        set_config_key(&folder, key, value);
+        let model = ModelFolder::open(&folder).unwrap();
+        assert!(model.notices.iter().any(|n| n.contains(expect)), "{key}: {:?}", model.notices);
+        let blocker = model.config.as_ref().unwrap().inference_blocker().unwrap();
+        assert!(blocker.contains(expect), "{blocker}");
+    }
+}
+
+/// A 1 MB tensor name lists (it panicked in the table's column width), and a header that is a
+/// huge JSON array is refused at its first byte instead of being parsed into gigabytes.
+#[test]
+fn huge_names_and_array_headers() {
+    let name = "x".repeat(1 << 20);
+    let (_d, folder) =
+        folder_with(&format!(r#"{{"{name}": {{"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}}}"#), &[0; 4]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["tensors", folder.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let array = format!("[{}]", vec!["0"; 5_000_000].join(","));
+    let (_d, folder) = folder_with(&array, &[]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "not an object of tensor entries"]);
+}
+
+/// A weights file with no tensors is what is wrong, not the config that names layers.
+#[test]
+fn safetensors_without_tensors_is_blamed_itself() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    write_safetensors(&folder.join("model.safetensors"), "{}", &[]);
+    assert_mentions(&open_err(&folder), &["model.safetensors", "holds no tensors"]);
+}
+
+/// Past the position limit, `generate` prints what it made, then says why it stopped.
+#[test]
+fn generate_keeps_the_tokens_made_before_the_position_limit() {
+    let (_d, folder) = copy_fixture("tiny-llama");
+    set_config_key(&folder, "max_position_embeddings", serde_json::json!(16));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["generate", folder.to_str().unwrap(), "--prompt", "The model has weights", "--max-new", "20", "--json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["new_ids"].as_array().unwrap().len(), 16 - 11);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped after 5 new tokens"));
+}

@@ -87,3 +87,61 @@ fn errors_go_to_stderr_with_a_nonzero_exit() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/definitely/not/here"));
 }
+
+/// Out-of-range sampler settings are refused with the allowed range, not run as something else.
+#[test]
+fn sampler_settings_out_of_range_are_refused() {
+    let path = common::fixture("tiny-llama");
+    let path = path.to_str().unwrap();
+    for (flag, value) in [
+        ("--temperature", "-1"),
+        ("--temperature", "NaN"),
+        ("--top-p", "2"),
+        ("--top-p", "-0.5"),
+        ("--top-p", "NaN"),
+        ("--min-p", "2"),
+        ("--min-p", "-1"),
+        ("--repetition-penalty", "0"),
+        ("--repetition-penalty", "-2"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+            .args(["probs", path, "--prompt", "The model", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(err.contains(flag) && err.contains("expected"), "{flag} {value}: {err}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["stats", path, "model.norm.weight", "--bins", "1000000000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("expected 1 to 4096"));
+}
+
+#[test]
+fn bits_takes_negative_infinity_and_tiny_negatives() {
+    for v in ["-inf", "-5.9e-39"] {
+        let j = common::cli_json(&["bits", v, "--json"]);
+        assert!(j.get("f32").is_some() || j.as_object().is_some_and(|o| o.len() > 2), "{v}: {j}");
+    }
+}
+
+/// A tensor named with terminal escape bytes is printed with visible escapes, not raw.
+#[test]
+fn names_with_control_characters_do_not_reach_the_terminal_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"model_type": "mystery"}"#).unwrap();
+    common::write_f32_safetensors(
+        &dir.path().join("model.safetensors"),
+        &[("evil\u{1b}[2J.weight", vec![2])],
+        |_, _| 1.0,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["tensors", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.stdout.contains(&0x1b));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("evil\\u{1b}[2J.weight"));
+}

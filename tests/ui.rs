@@ -535,3 +535,29 @@ fn a_frame_never_waits_for_the_lora_figures() {
     harness.get_by_label("LoRA on model.layers.0.self_attn.q_proj");
     assert!(slowest < std::time::Duration::from_millis(200), "slowest frame {slowest:?}");
 }
+
+/// The welcome screen lists models found on this machine; clicking one opens it.
+#[test]
+fn the_library_on_the_welcome_screen_opens_a_model() {
+    let mut app = AnatomyApp::default();
+    let entry = llm_anatomy::library::Entry {
+        source: llm_anatomy::library::Source::HuggingFace,
+        name: "TinyOrg/tiny-llama".into(),
+        revision: "0123".into(),
+        path: fixture("tiny-llama"),
+        format: "safetensors".into(),
+        architecture: Some("LlamaForCausalLM".into()),
+        bytes: 822_600,
+        missing: vec![],
+    };
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    // The panel scans this machine on its first frame; once that is done, show our entry.
+    step_until(&mut harness, "the scan", |a| !a.ws.is_scanning_library());
+    harness.state_mut().ws.library = Some(vec![entry]);
+    harness.run_steps(2);
+    harness.get_by_label("On this computer");
+    harness.get_by_label("TinyOrg/tiny-llama").click();
+    step_until(&mut harness, "the model to open", |a| a.ws.model.is_some());
+    harness.get_by_label("LlamaForCausalLM(");
+}

@@ -35,7 +35,7 @@ pub fn summarize(module: &str, a: &[f32], b: &[f32], r: usize, w: &[f32], scalin
         }
     }
     let fro2: f64 = g.iter().zip(&h).map(|(x, y)| x * y).sum();
-    let delta_norm = scaling.abs() * fro2.max(0.0).sqrt();
+    let delta_norm = scaling.abs() * non_negative(fro2).sqrt();
     let w_norm = w.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
     // H^½ from H's eigen-decomposition (H is PSD).
     let (lam, q) = jacobi_eigen(&h, r);
@@ -47,7 +47,9 @@ pub fn summarize(module: &str, a: &[f32], b: &[f32], r: usize, w: &[f32], scalin
     }
     let m = matmul(&matmul(&h_half, &g, r), &h_half, r);
     let (ev, _) = jacobi_eigen(&m, r);
-    let mut singular_values: Vec<f64> = ev.iter().map(|&e| scaling.abs() * e.max(0.0).sqrt()).collect();
+    let nan = !fro2.is_finite();
+    let mut singular_values: Vec<f64> =
+        ev.iter().map(|&e| if nan { f64::NAN } else { scaling.abs() * non_negative(e).sqrt() }).collect();
     singular_values.sort_by(|x, y| y.total_cmp(x));
     DeltaSummary {
         module: module.to_string(),
@@ -56,6 +58,12 @@ pub fn summarize(module: &str, a: &[f32], b: &[f32], r: usize, w: &[f32], scalin
         ratio: if w_norm > 0.0 { delta_norm / w_norm } else { f64::NAN },
         singular_values,
     }
+}
+
+/// Clamps round-off below zero, but keeps NaN: `f64::max` would turn a NaN norm (a NaN in A
+/// or B) into a reassuring 0.
+fn non_negative(x: f64) -> f64 {
+    if x.is_nan() { x } else { x.max(0.0) }
 }
 
 /// ΔW = scaling · B·A as an [out, in] matrix (for heatmaps and histograms).
@@ -163,5 +171,16 @@ mod tests {
         let mut ev = ev;
         ev.sort_by(|a, b| a.total_cmp(b));
         assert!((ev[0] - 1.0).abs() < 1e-12 && (ev[1] - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nan_in_b_shows_as_nan_not_zero() {
+        let (r, n) = (2, 3);
+        let a = vec![0.5f32; r * n];
+        let b = vec![f32::NAN; n * r];
+        let w = vec![1.0f32; n * n];
+        let s = summarize("m", &a, &b, r, &w, 2.0);
+        assert!(s.delta_norm.is_nan() && s.ratio.is_nan());
+        assert!(s.singular_values.iter().all(|v| v.is_nan()));
     }
 }

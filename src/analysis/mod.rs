@@ -1,7 +1,9 @@
 //! Pure computation over tensor data: no UI, no threads of its own beyond rayon's pool.
 //! Each function is data in, numbers out, and is checked against reference values.
 
+pub mod attention;
 pub mod cast;
+pub mod compare;
 pub mod control;
 pub mod floatbits;
 pub mod lora_figures;

@@ -120,6 +120,38 @@ pub struct ArchConfig {
 }
 
 impl ArchConfig {
+    /// Why this config opens but cannot be run as written, naming the key: values that would
+    /// make every logit NaN, or an activation the forward pass does not compute (it would
+    /// silently run as SiLU).
+    pub fn inference_blocker(&self) -> Option<String> {
+        let act = self.hidden_act.to_ascii_lowercase();
+        if !matches!(act.as_str(), "silu" | "swish") {
+            return Some(format!("hidden_act \"{}\": only SiLU (SwiGLU) MLPs are computed", self.hidden_act));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0) {
+            return Some(format!("rms_norm_eps {}: expected a small positive number (e.g. 1e-5)", self.rms_norm_eps));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 0.0) {
+            return Some(format!("rope_theta {}: expected a positive number (e.g. 10000)", self.rope_theta));
+        }
+        let factor = match &self.rope_scaling {
+            RopeScaling::Linear { factor } | RopeScaling::Llama3 { factor, .. } | RopeScaling::Yarn { factor, .. } => {
+                Some(*factor)
+            }
+            _ => None,
+        };
+        if let Some(f) = factor.filter(|f| !(f.is_finite() && *f > 0.0)) {
+            return Some(format!("rope scaling factor {f}: expected a positive number"));
+        }
+        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+            return Some(format!(
+                "{} attention heads and {} key/value heads: the key/value heads must divide the heads",
+                self.num_heads, self.num_kv_heads
+            ));
+        }
+        None
+    }
+
     /// Whether decoder layer `i` has a sparse MoE block (Qwen-MoE may interleave dense layers).
     pub fn is_sparse_layer(&self, i: usize) -> bool {
         match (&self.moe, self.family) {

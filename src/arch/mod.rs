@@ -50,6 +50,10 @@ impl ModelFolder {
         let mut notices = Vec::new();
         match ArchConfig::parse(&raw) {
             Ok(cfg) => {
+                check_sizes(&cfg, &checkpoint, &config_path)?;
+                if let Some(why) = cfg.inference_blocker() {
+                    notices.push(format!("config.json: {why}. The model can be inspected but not run."));
+                }
                 let tree = families::build_tree(&cfg);
                 notices.extend(check_against_checkpoint(&tree, &checkpoint, &config_path)?);
                 Ok(Self { checkpoint, config: Some(cfg), tree, notices })
@@ -87,6 +91,41 @@ impl ModelFolder {
             .map(|t| t.byte_len() as u64)
             .sum()
     }
+}
+
+/// The counts the tree and the engine size things from (layers, experts) must be what the
+/// tensors carry. Checked before anything is built, so a config saying 10⁹ layers is an error
+/// naming the key, not an allocation.
+fn check_sizes(cfg: &ArchConfig, ckpt: &Checkpoint, file: &Path) -> Result<(), CheckpointError> {
+    let index_after = |name: &str, marker: &str| -> Option<usize> {
+        let at = name.find(marker)? + marker.len();
+        name[at..].split('.').next()?.parse().ok()
+    };
+    let stored_layers = ckpt.tensors.iter().filter_map(|t| index_after(&t.name, "model.layers.")).max().map(|m| m + 1);
+    let bad = |what: String| CheckpointError::BadConfig { file: file.to_path_buf(), what };
+    if Some(cfg.num_layers) != stored_layers {
+        let stored = stored_layers.unwrap_or(0);
+        let missing =
+            if cfg.num_layers > stored { format!("; there is no model.layers.{stored}.*") } else { String::new() };
+        return Err(bad(format!(
+            "num_hidden_layers is {}, but the tensors hold {stored} decoder layers (model.layers.N.*){missing}",
+            cfg.num_layers
+        )));
+    }
+    if let Some(moe) = &cfg.moe {
+        let stored = ckpt.tensors.iter().filter_map(|t| index_after(&t.name, ".experts.")).max().map(|m| m + 1);
+        if Some(moe.num_experts) != stored {
+            return Err(bad(format!(
+                "the config says {} experts per MoE layer, but the tensors hold {} (….experts.N.*)",
+                moe.num_experts,
+                stored.unwrap_or(0)
+            )));
+        }
+        if moe.top_k == 0 || moe.top_k > moe.num_experts {
+            return Err(bad(format!("{} experts per token, of {} experts", moe.top_k, moe.num_experts)));
+        }
+    }
+    Ok(())
 }
 
 /// Every parameter the config implies must exist with the implied shape. Returns notices for

@@ -10,7 +10,9 @@ pub mod gguf;
 pub mod quant;
 pub mod quant_blocks;
 pub mod quantize;
+pub mod pickle;
 pub mod safetensors;
+pub mod side_file;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -106,6 +108,13 @@ impl Checkpoint {
                 }
             }
         }
+        if tensors.is_empty()
+            && let Some(first) = shards.first()
+        {
+            // Said here, about the weights file: otherwise the config would be blamed for
+            // naming layers that "are missing".
+            return Err(CheckpointError::BadSafetensors { file: first.path.clone(), what: "holds no tensors".into() });
+        }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(Self { folder: folder.to_path_buf(), shards, tensors, by_name, config, gguf: None })
@@ -168,10 +177,11 @@ impl Checkpoint {
 
 fn read_config(folder: &Path) -> Result<Option<serde_json::Value>, CheckpointError> {
     let path = folder.join(CONFIG_FILE);
-    if !path.exists() {
+    if std::fs::symlink_metadata(&path).is_err() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| CheckpointError::Io { path: path.clone(), source: e })?;
+    let text = side_file::read_text(&path)
+        .map_err(|e| CheckpointError::BadConfig { file: path.clone(), what: e.to_string() })?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CheckpointError::BadConfig { file: path.clone(), what: format!("not valid JSON: {e}") })?;
     if !value.is_object() {
@@ -220,10 +230,15 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
 
 /// Returns the distinct shard files in first-mention order and the weight map.
 fn read_index(path: &Path) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
+    let text = side_file::read_text(path)
+        .map_err(|e| CheckpointError::BadIndex { file: path.to_path_buf(), what: e.to_string() })?;
+    parse_index(path, &text)
+}
+
+/// The shard index's text → shard files in first-mention order and the weight map.
+pub fn parse_index(path: &Path, text: &str) -> Result<(Vec<String>, BTreeMap<String, String>), CheckpointError> {
     let bad = |what: String| CheckpointError::BadIndex { file: path.to_path_buf(), what };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
     let map = value
         .get("weight_map")
         .and_then(|m| m.as_object())

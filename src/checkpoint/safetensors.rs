@@ -128,16 +128,45 @@ impl Shard {
     }
 }
 
-type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>);
+pub type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>);
 
-fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header, String> {
+/// The header's entries in file order, deserialised as a map (never as a whole `Value`).
+struct HeaderEntries(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for HeaderEntries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HeaderEntries;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of tensor entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<HeaderEntries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    entries.push((k, v));
+                }
+                Ok(HeaderEntries(entries))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// Parses a header's JSON bytes given how many data bytes follow it (public for the fuzzer).
+pub fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header, String> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| format!("the header is not UTF-8 text ({e}); is this a safetensors file?"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text.trim_end_matches(' ')).map_err(|e| format!("the header is not valid JSON: {e}"))?;
-    let serde_json::Value::Object(entries) = value else {
-        return Err("the header is JSON but not an object of tensor entries".into());
-    };
+    // Read as a map from the first byte: a header that is one huge JSON array (allowed up to
+    // the 100 MB cap) is refused at its `[` instead of being built into gigabytes of values.
+    let entries: HeaderEntries = serde_json::from_str(text.trim_end_matches(' ')).map_err(|e| {
+        if e.classify() == serde_json::error::Category::Data {
+            "the header is JSON but not an object of tensor entries".to_string()
+        } else {
+            format!("the header is not valid JSON: {e}")
+        }
+    })?;
+    let entries = entries.0;
     let mut metadata = serde_json::Map::new();
     let mut tensors = Vec::with_capacity(entries.len());
     for (name, entry) in entries {

@@ -17,11 +17,27 @@ pub fn run(
     let model = ModelFolder::open(prompt.path)?;
     let mut session = prompt.session(&model, Some(adapter))?;
     let input_ids = session.tokens.clone();
-    let new_ids = session.generate(max_new, &sampling.params())?;
+    let params = sampling.params()?;
+    let mut new_ids = Vec::with_capacity(max_new);
+    let mut stopped = None;
+    for _ in 0..max_new {
+        match session.sample_next(&params) {
+            Ok(id) => new_ids.push(id),
+            Err(e) => {
+                // What was generated before the error (e.g. the position limit) is still printed.
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
     let text = session.codec.decode(&new_ids);
     if json {
-        return print_json(out, &report::generate_json(&input_ids, &new_ids, &text));
+        print_json(out, &report::generate_json(&input_ids, &new_ids, &text))?;
+    } else {
+        writeln!(out, "{}{}", session.codec.decode(&input_ids), text)?;
     }
-    writeln!(out, "{}{}", session.codec.decode(&input_ids), text)?;
-    Ok(())
+    match stopped {
+        Some(e) => Err(format!("stopped after {} new tokens: {e}", new_ids.len()).into()),
+        None => Ok(()),
+    }
 }

@@ -8,12 +8,15 @@
 mod bits;
 mod blocks;
 mod cast;
+mod diff;
 mod generate;
+mod library;
 mod lora;
 mod metadata;
 mod probs;
 mod routing;
 mod stats;
+mod sweep;
 mod tensors;
 mod tree;
 
@@ -32,7 +35,7 @@ use crate::sampling::SamplingParams;
     name = "llm-anatomy",
     version,
     about = "Open a language model folder and see what is inside it.",
-    long_about = "Open a language model folder and see what is inside it.\n\nWith no subcommand, opens the desktop window (on PATH if given).",
+    long_about = "Open a language model folder and see what is inside it.\n\nWith no subcommand, opens the desktop window (on PATH if given).\n\nPATH is a model folder, a file, or the name of a model already on this machine: ORG/NAME[@REV] from the Hugging Face cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), ollama:NAME[:TAG] from Ollama's store. This program never makes a network call: `llm-anatomy library` lists what is there.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
@@ -63,6 +66,28 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Print the module tree exactly as `print(model)` does in transformers 4.57.
+    /// Per-layer mean, std, |x|max, kurtosis and outlier share of every repeated tensor role.
+    Sweep {
+        path: PathBuf,
+        /// One role, e.g. `model.layers.{L}.mlp.down_proj.weight`.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed from checkpoint A to checkpoint B, tensor by tensor (same architecture).
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The models already on this machine (Hugging Face cache, Ollama, LM Studio), read from
+    /// their folders only: no network.
+    Library {
+        #[arg(long)]
+        json: bool,
+    },
     Tree {
         path: PathBuf,
         /// Show the tree as PEFT wraps it with this LoRA adapter (folder or .pth).
@@ -116,8 +141,8 @@ pub enum Command {
     /// One value as FP32, BF16, FP16, FP8 E4M3 and FP8 E5M2: sign, exponent, mantissa bits.
     #[command(allow_negative_numbers = true)]
     Bits {
-        /// A number (`0.1`, `-2.5`, `1e-8`, `nan`, `inf`).
-        #[arg(required_unless_present = "tensor")]
+        /// A number (`0.1`, `-2.5`, `1e-8`, `nan`, `inf`, `-inf`).
+        #[arg(required_unless_present = "tensor", allow_hyphen_values = true)]
         value: Option<String>,
         /// Take the value from a stored tensor instead: `--tensor PATH TENSOR --index I`.
         #[arg(long, num_args = 2, value_names = ["PATH", "TENSOR"], requires = "index", conflicts_with = "value")]
@@ -210,41 +235,55 @@ impl AdapterArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// 0 = greedy.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub temperature: f32,
     /// 0 = off.
     #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub top_p: f32,
     /// 0 = off.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
     pub min_p: f32,
     /// 1.0 = off.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub repetition_penalty: f32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
 
 impl SamplingArgs {
-    pub fn params(&self) -> SamplingParams {
-        SamplingParams {
+    /// The sampler settings, refused when out of range (a temperature of −1 silently ran as
+    /// greedy, a top-p of NaN gave every token probability 0).
+    pub fn params(&self) -> Result<SamplingParams, String> {
+        let check = |name: &str, v: f32, ok: bool, range: &str| {
+            if v.is_finite() && ok { Ok(()) } else { Err(format!("--{name} {v}: expected {range}")) }
+        };
+        check("temperature", self.temperature, self.temperature >= 0.0, "a number ≥ 0 (0 = greedy)")?;
+        check("top-p", self.top_p, self.top_p > 0.0 && self.top_p <= 1.0, "a number in (0, 1] (1 = off)")?;
+        check("min-p", self.min_p, (0.0..=1.0).contains(&self.min_p), "a number in [0, 1] (0 = off)")?;
+        check("repetition-penalty", self.repetition_penalty, self.repetition_penalty > 0.0, "a number > 0 (1 = off)")?;
+        Ok(SamplingParams {
             temperature: self.temperature,
             top_k: self.top_k,
             top_p: self.top_p,
             min_p: self.min_p,
             repetition_penalty: self.repetition_penalty,
             seed: self.seed,
-        }
+        })
     }
 }
 
 /// Runs a subcommand, writing its output to `out`. Errors are returned for the caller to
 /// print on stderr with a non-zero exit.
 pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
+    let out = &mut TerminalSafe(out);
+    let command = resolve_names(command).map_err(|e| escape_controls(&e))?;
     let res = match command {
+        Command::Library { json } => library::run(json, out),
+        Command::Sweep { path, role, json } => sweep::run(&path, role.as_deref(), json, out),
+        Command::Diff { a, b, json } => diff::run(&a, &b, json, out),
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
         Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
         Command::Tensors { path, json } => tensors::run(&path, json, out),
@@ -265,7 +304,71 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
         }
         Command::Cast { path, tensor, to, json } => cast::run(&path, &tensor, &to, json, out),
     };
-    res.map_err(|e| e.to_string())
+    // Error messages quote names from the files too.
+    res.map_err(|e| escape_controls(&e.to_string()))
+}
+
+/// Every PATH argument that names a cached model (`ORG/NAME`, `ollama:NAME`) becomes its
+/// folder or file; existing paths stay as they are.
+fn resolve_names(mut command: Command) -> Result<Command, String> {
+    let resolve = |p: &mut PathBuf| -> Result<(), String> {
+        *p = crate::library::resolve(p)?;
+        Ok(())
+    };
+    match &mut command {
+        Command::Library { .. } => {}
+        Command::Diff { a, b, .. } => {
+            resolve(a)?;
+            resolve(b)?;
+        }
+        Command::Tree { path, .. }
+        | Command::Lora { path, .. }
+        | Command::Tensors { path, .. }
+        | Command::Stats { path, .. }
+        | Command::Probs { path, .. }
+        | Command::Generate { path, .. }
+        | Command::Routing { path, .. }
+        | Command::Cast { path, .. }
+        | Command::Sweep { path, .. }
+        | Command::Metadata { path, .. }
+        | Command::Blocks { path, .. } => resolve(path)?,
+        Command::Bits { tensor, .. } => {
+            if let Some(first) = tensor.as_mut().and_then(|t| t.first_mut()) {
+                let mut p = PathBuf::from(&*first);
+                resolve(&mut p)?;
+                *first = p.to_string_lossy().into_owned();
+            }
+        }
+    }
+    Ok(command)
+}
+
+/// Control characters from a file (a tensor named with ESC bytes) would drive the terminal:
+/// they are written as `\u{1b}` instead. JSON output has none (serde escapes them), so the
+/// whole output goes through this.
+struct TerminalSafe<'a>(&'a mut dyn Write);
+
+fn is_unsafe_control(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+/// Writes control characters other than newline and tab as `\u{..}` escapes.
+pub fn escape_controls(s: &str) -> String {
+    s.chars().map(|c| if is_unsafe_control(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
+impl Write for TerminalSafe<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if !buf.iter().any(|&b| b < 0x20 && b != b'\n' && b != b'\t' || b == 0x7f) {
+            return self.0.write(buf);
+        }
+        self.0.write_all(escape_controls(&String::from_utf8_lossy(buf)).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// What every subcommand returns: `?` works on the string, checkpoint and I/O errors alike.

@@ -17,7 +17,10 @@ pub fn run(
 ) -> Outcome {
     let model = ModelFolder::open(prompt.path)?;
     let session = prompt.session(&model, Some(adapter))?;
-    let d = session.distribution(&sampling.params()).ok_or("no logits")?;
+    let d = session.distribution(&sampling.params()?).ok_or("no logits")?;
+    if let Some(warning) = crate::sampling::non_finite_warning(&d.logits) {
+        eprintln!("warning: {warning}");
+    }
     let pieces: Vec<Piece> = d.order.iter().take(top).map(|&id| session.codec.piece(id)).collect();
     if json {
         return print_json(out, &report::probs_json(&session.tokens, &d, &pieces));

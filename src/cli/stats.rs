@@ -10,8 +10,8 @@ use crate::arch::ModelFolder;
 use crate::report;
 
 pub fn run(path: &Path, tensor: &str, bins: usize, json: bool, out: &mut dyn Write) -> Outcome {
-    if bins == 0 {
-        return Err("--bins must be at least 1".into());
+    if bins == 0 || bins > crate::analysis::stats::MAX_BINS {
+        return Err(format!("--bins {bins}: expected 1 to {}", crate::analysis::stats::MAX_BINS).into());
     }
     let model = ModelFolder::open(path)?;
     let ckpt = &model.checkpoint;

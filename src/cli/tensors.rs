@@ -13,7 +13,7 @@ pub fn run(path: &Path, json: bool, out: &mut dyn Write) -> Outcome {
     if json {
         return print_json(out, &report::tensors_json(ckpt));
     }
-    let width = ckpt.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4);
+    let width = ckpt.tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).min(80);
     writeln!(out, "{:<width$}  {:<7} {:<16} {:>12}  file", "name", "dtype", "shape", "bytes")?;
     for t in &ckpt.tensors {
         writeln!(

@@ -2,6 +2,7 @@
 //! of `tokenizer_config.json` rendered with minijinja the way transformers renders it
 //! (Jinja with `trim_blocks` and `lstrip_blocks`, loop controls, `raise_exception`).
 
+use crate::checkpoint::side_file::read_text;
 use std::path::Path;
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind, context};
@@ -25,16 +26,49 @@ pub struct Piece {
     pub special: bool,
 }
 
+/// Instructions a chat template may run: real templates use a few thousand.
+const CHAT_TEMPLATE_FUEL: u64 = 5_000_000;
+/// Bytes a rendered prompt may have (far beyond any context window).
+const MAX_RENDERED_PROMPT: usize = 16 << 20;
+
+/// Collects rendered text and fails the render once it passes [`MAX_RENDERED_PROMPT`]
+/// (remembering that it did, to say so).
+struct CappedText(Vec<u8>, bool);
+
+impl std::io::Write for CappedText {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_RENDERED_PROMPT {
+            self.1 = true;
+            return Err(std::io::Error::other("rendered prompt too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl TextCodec {
     pub fn load(folder: &Path) -> Result<Self, String> {
         let path = folder.join("tokenizer.json");
         if !path.is_file() {
             return Err(format!("{}: no tokenizer.json, so text cannot be turned into token ids", folder.display()));
         }
-        let tokenizer = Tokenizer::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let json = read_text(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let tokenizer = Tokenizer::from_bytes(json.as_bytes()).map_err(|e| {
+            let hint = if serde_json::from_str::<serde_json::Value>(&json).is_ok() {
+                "valid JSON, but not a tokenizers tokenizer.json: "
+            } else {
+                ""
+            };
+            format!("{}: {hint}{e}", path.display())
+        })?;
         let mut codec = Self { tokenizer, chat_template: None, bos_token: None, eos_token: None };
         let config_path = folder.join("tokenizer_config.json");
-        if let Ok(text) = std::fs::read_to_string(&config_path) {
+        if std::fs::symlink_metadata(&config_path).is_ok() {
+            let text = read_text(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?;
             let cfg: serde_json::Value =
                 serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", config_path.display()))?;
             codec.chat_template = match cfg.get("chat_template") {
@@ -53,7 +87,7 @@ impl TextCodec {
             codec.eos_token = special_token(&cfg, "eos_token");
         }
         if codec.chat_template.is_none()
-            && let Ok(t) = std::fs::read_to_string(folder.join("chat_template.jinja"))
+            && let Ok(t) = read_text(&folder.join("chat_template.jinja"))
         {
             codec.chat_template = Some(t);
         }
@@ -70,6 +104,9 @@ impl TextCodec {
         let template =
             self.chat_template.as_deref().ok_or("this tokenizer has no chat_template in tokenizer_config.json")?;
         let mut env = Environment::new();
+        // A template is code from the model folder: an endless loop runs out of fuel, and the
+        // output is capped, so a hostile one is an error rather than a hang or a huge string.
+        env.set_fuel(Some(CHAT_TEMPLATE_FUEL));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
@@ -80,13 +117,23 @@ impl TextCodec {
         let tmpl = env.get_template("chat").map_err(|e| e.to_string())?;
         let messages: Vec<_> =
             messages.iter().map(|(role, content)| context! { role => role, content => content }).collect();
-        tmpl.render(context! {
+        let ctx = context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token.clone().unwrap_or_default(),
             eos_token => self.eos_token.clone().unwrap_or_default(),
-        })
-        .map_err(|e| format!("chat_template failed to render: {e}"))
+        };
+        let mut out = CappedText(Vec::new(), false);
+        tmpl.render_captured_to(ctx, &mut out).map_err(|e| {
+            if e.kind() == ErrorKind::OutOfFuel {
+                format!("chat_template ran for more than {CHAT_TEMPLATE_FUEL} steps (an endless loop?) and was stopped")
+            } else if out.1 {
+                format!("chat_template rendered more than {MAX_RENDERED_PROMPT} bytes and was stopped")
+            } else {
+                format!("chat_template failed to render: {e}")
+            }
+        })?;
+        String::from_utf8(out.0).map_err(|_| "chat_template rendered text that is not UTF-8".into())
     }
 
     /// Token ids of a prompt. Plain text gets the tokenizer's own special tokens (as

@@ -81,7 +81,11 @@ impl EngineClient {
         {
             h.send(Command::Unload);
         }
-        self.error = folder.as_ref().filter(|f| f.config.is_none()).map(|_| EngineError::Unsupported);
+        self.error = match folder.as_ref().map(|f| f.config.as_ref()) {
+            Some(None) => Some(EngineError::Unsupported),
+            Some(Some(cfg)) => cfg.inference_blocker().map(|why| EngineError::Failed(format!("config.json: {why}"))),
+            None => None,
+        };
         self.folder = folder;
         self.load_sent = false;
         self.loaded = None;
@@ -91,7 +95,7 @@ impl EngineClient {
     }
 
     pub fn can_run(&self) -> bool {
-        self.folder.as_ref().is_some_and(|f| f.config.is_some())
+        self.folder.as_ref().and_then(|f| f.config.as_ref()).is_some_and(|c| c.inference_blocker().is_none())
     }
 
     pub fn is_load_sent(&self) -> bool {
@@ -101,8 +105,7 @@ impl EngineClient {
     /// Asks the engine to load the open model; false if there is nothing it can run.
     pub fn start_load(&mut self) -> bool {
         let Some(folder) = self.folder.clone() else { return false };
-        if folder.config.is_none() {
-            self.error = Some(EngineError::Unsupported);
+        if !self.can_run() {
             return false;
         }
         let control = Arc::new(Control::new());

@@ -129,6 +129,8 @@ pub enum Action {
     StepBack,
     StopGenerating,
     CancelLoad,
+    /// Look for models in the Hugging Face cache, Ollama and LM Studio (on a worker).
+    ScanLibrary,
     Exported(PathBuf),
     Report(Problem),
     DismissProblems,
@@ -187,6 +189,9 @@ pub struct Workspace {
     pub last_export: Option<PathBuf>,
     /// A name the tree should show, with a counter so the same name can be revealed twice.
     pub reveal: Option<(u64, String)>,
+    /// The models found on this machine, once a scan has finished (see [`Action::ScanLibrary`]).
+    pub library: Option<Vec<crate::library::Entry>>,
+    library_scan: Option<Job<Vec<crate::library::Entry>>>,
     /// Bumped whenever the model or its tree changes: panels reset their view state on it.
     pub epoch: u64,
     opening: Option<(PathBuf, Job<ModelFolder>)>,
@@ -212,6 +217,8 @@ impl Default for Workspace {
             recent: Vec::new(),
             last_export: None,
             reveal: None,
+            library: None,
+            library_scan: None,
             epoch: 0,
             opening: None,
             pending_select: None,
@@ -231,6 +238,10 @@ impl Workspace {
     pub fn after_open(&mut self, select: Option<String>, adapter: Option<PathBuf>) {
         self.pending_select = select;
         self.pending_adapter = adapter;
+    }
+
+    pub fn is_scanning_library(&self) -> bool {
+        self.library_scan.is_some()
     }
 
     pub fn is_opening(&self) -> bool {
@@ -466,6 +477,12 @@ impl Workspace {
             Action::StepBack => self.engine_send(Command::StepBack),
             Action::StopGenerating => self.engine.stop(),
             Action::CancelLoad => self.engine.cancel_load(),
+            Action::ScanLibrary => {
+                if self.library_scan.is_none() {
+                    self.library_scan =
+                        Some(Job::spawn("library", |_| -> Result<_, String> { Ok(crate::library::scan()) }));
+                }
+            }
             Action::Exported(path) => self.last_export = Some(path),
             Action::Report(problem) => self.problems.push(problem),
             Action::DismissProblems => self.problems.clear(),
@@ -491,6 +508,15 @@ impl Workspace {
             }
         }
         busy |= self.jobs.poll();
+        if let Some(job) = &self.library_scan {
+            match job.poll() {
+                Poll::Running => busy = true,
+                Poll::Done(found) => {
+                    self.library = Some(found.unwrap_or_default());
+                    self.library_scan = None;
+                }
+            }
+        }
         if self.selection != Selection::None
             && let Some(model) = &self.model
         {

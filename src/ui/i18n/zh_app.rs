@@ -86,4 +86,20 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("What am I looking at?", "我在看什么？"),
     ("Presenter", "演示模式"),
     ("Everything 1.6× larger for a projector (F11)", "所有内容放大 1.6 倍，适合投影（F11）"),
+    ("On this computer", "本机已有的模型"),
+    (
+        "Models already downloaded by other tools: the Hugging Face cache, Ollama and LM Studio. Read from their folders; nothing is downloaded.",
+        "其他工具已下载的模型：Hugging Face 缓存、Ollama 和 LM Studio。只读取它们的文件夹，不会下载任何东西。",
+    ),
+    ("Look again", "重新查找"),
+    (
+        "No models found in the Hugging Face cache, Ollama or LM Studio folders.",
+        "在 Hugging Face 缓存、Ollama 或 LM Studio 文件夹中没有找到模型。",
+    ),
+    ("model", "模型"),
+    ("source", "来源"),
+    ("format", "格式"),
+    ("size", "大小"),
+    ("missing", "缺少"),
+    ("{}\nrevision {}\n{}", "{}\n版本 {}\n{}"),
 ];

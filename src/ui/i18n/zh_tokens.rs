@@ -125,4 +125,5 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("input ids", "输入 ID"),
     ("text so far", "目前的文本"),
     ("next token (p)", "下一个 token（p）"),
+    ("warning: {}", "警告：{}"),
 ];

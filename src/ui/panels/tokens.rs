@@ -100,6 +100,10 @@ fn show(ui: &mut egui::Ui, st: &mut TokensPanel, ws: &Workspace, actions: &mut V
     ui.separator();
     let Some(derived) = ws.engine.derived() else { return };
     let d = &derived.distribution;
+    if let Some(warning) = crate::sampling::non_finite_warning(&snap.logits) {
+        let text = trf("warning: {}", &[&warning]);
+        ui.label(RichText::new(text).color(ui.visuals().error_fg_color).strong());
+    }
     let step = (snap.tokens.len() - snap.prompt_len) as u64;
     let u = sampling::uniform(ws.settings.sampling.seed, step);
     let drawn = sampling::draw(d, u);

@@ -1,0 +1,62 @@
+//! Layer sweeps and checkpoint diffs against numpy (float64 over the stored values, BF16
+//! widened exactly): `tests/fixtures/sweep-diff.reference.json`, whose `definitions` key says
+//! how each figure is computed.
+
+mod common;
+
+use common::{cli_json, close, fixture};
+
+fn reference() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("sweep-diff.reference.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn sweeps_match_numpy() {
+    let r = reference();
+    for model in ["tiny-llama", "tiny-mixtral"] {
+        let path = fixture(model);
+        let got = cli_json(&["sweep", path.to_str().unwrap(), "--json"]);
+        let want = r["sweep"][model].as_object().unwrap();
+        let roles = got["roles"].as_object().unwrap();
+        assert_eq!(roles.len(), want.len(), "{model}: roles {:?}", roles.keys().collect::<Vec<_>>());
+        for (role, layers) in want {
+            let (layers, got_layers) = (layers.as_array().unwrap(), roles[role].as_array().unwrap());
+            assert_eq!(got_layers.len(), layers.len(), "{model} {role}");
+            for (g, w) in got_layers.iter().zip(layers) {
+                assert_eq!(g["layer"], w["layer"]);
+                assert_eq!(g["tensor"], w["tensor"]);
+                for key in ["mean", "std", "abs_max", "kurtosis", "outlier_frac"] {
+                    let (g, w) = (g[key].as_f64().unwrap(), w[key].as_f64().unwrap());
+                    assert!(close(g, w, 1e-4, 1e-9), "{model} {role} {key}: {g} vs numpy {w}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn diff_of_a_bf16_copy_matches_numpy() {
+    let r = &reference()["diff"]["tiny-llama..tiny-llama-bf16"];
+    let (a, b) = (fixture("tiny-llama"), fixture("tiny-llama-bf16"));
+    let got = cli_json(&["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert_eq!(got["only_in_a"], r["only_in_a"]);
+    assert_eq!(got["only_in_b"], r["only_in_b"]);
+    let (got, want) = (got["tensors"].as_array().unwrap(), r["tensors"].as_array().unwrap());
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        assert_eq!(g["tensor"], w["tensor"]);
+        assert_eq!(g["changed"], w["changed"], "{}", w["tensor"]);
+        assert_eq!(g["numel"], w["numel"]);
+        for key in ["fro_diff", "fro_a", "rel", "max_abs_diff"] {
+            let (gv, wv) = (g[key].as_f64().unwrap(), w[key].as_f64().unwrap());
+            assert!(close(gv, wv, 1e-4, 1e-12), "{} {key}: {gv} vs numpy {wv}", w["tensor"]);
+        }
+    }
+}
+
+#[test]
+fn different_architectures_list_what_is_only_on_one_side() {
+    let (a, b) = (fixture("tiny-llama"), fixture("tiny-qwen2"));
+    let got = cli_json(&["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
+    assert!(got["only_in_b"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().ends_with("q_proj.bias")));
+}
