@@ -14,6 +14,8 @@ use crate::analysis::routing::LayerRouting;
 use crate::analysis::stats::{Histogram, TensorStats};
 use crate::arch::MoeConfig;
 use crate::checkpoint::Checkpoint;
+use crate::checkpoint::gguf::{GgufFile, Value as GgufValue};
+use crate::checkpoint::quant_blocks::{Block, Field};
 use crate::engine::Piece;
 use crate::lora::LoraAdapter;
 use crate::sampling::Distribution;
@@ -28,13 +30,19 @@ pub fn tensors_json(ckpt: &Checkpoint) -> Value {
         .tensors
         .iter()
         .map(|t| {
-            json!({
+            let mut row = json!({
                 "name": t.name,
                 "dtype": t.dtype.as_str(),
                 "shape": t.shape,
                 "bytes": t.byte_len(),
                 "file": ckpt.shard_name(t),
-            })
+            });
+            // GGUF tensors only: the GGML type as ggml names it, and its storage cost.
+            if let Some(e) = ckpt.gguf_entry(&t.name) {
+                row["ggml_type"] = json!(e.ggml_type.to_string());
+                row["bits_per_weight"] = json!(e.ggml_type.bits_per_weight());
+            }
+            row
         })
         .collect();
     Value::Array(rows)
@@ -310,6 +318,74 @@ pub fn exponents_csv(r: &CastReport) -> String {
         csv.push_str(&format!("{e},{c},{}\n", ExponentRange::of(r.to, e).as_str()));
     }
     csv
+}
+
+/// How many leading elements `metadata --json` shows of an array (token lists run to 150k).
+pub const METADATA_ARRAY_HEAD: usize = 8;
+
+/// `metadata --json`: the GGUF header and every key/value in file order. Arrays are
+/// summarised as their element type, length and first items; strings (the chat template
+/// included) are given whole.
+pub fn metadata_json(file: &GgufFile) -> Value {
+    let metadata: Map<String, Value> = file
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), json!({"type": v.type_name(), "value": gguf_value_json(v)})))
+        .collect();
+    json!({
+        "file": file.file_name,
+        "version": file.version,
+        "alignment": file.alignment,
+        "data_start": file.data_start,
+        "tensor_count": file.tensors.len(),
+        "metadata": metadata,
+    })
+}
+
+fn gguf_value_json(v: &GgufValue) -> Value {
+    match v {
+        GgufValue::Array(a) => json!({
+            "element_type": crate::checkpoint::gguf::type_name(a.element_type),
+            "length": a.values.len(),
+            "first": a.values.iter().take(METADATA_ARRAY_HEAD).map(gguf_value_json).collect::<Vec<_>>(),
+        }),
+        GgufValue::String(s) => json!(s),
+        GgufValue::Bool(b) => json!(b),
+        GgufValue::F32(x) => json!(*x as f64),
+        GgufValue::F64(x) => json!(x),
+        GgufValue::I64(x) => json!(x),
+        GgufValue::U64(x) => json!(x),
+        // Integers stay integers (i64 covers every signed width, u64 every unsigned one).
+        other => other.as_u64().map(|n| json!(n)).unwrap_or_else(|| json!(other.as_f64().map(|x| x as i64))),
+    }
+}
+
+/// `blocks --json`: one quantization block's raw fields, codes and decoded weights. `place`
+/// is where the block's weights sit in the tensor as shown (Hugging Face row, first column).
+pub fn block_json(tensor: &str, block: &Block, place: (usize, usize)) -> Value {
+    let fields: Map<String, Value> = block
+        .fields
+        .iter()
+        .map(|(name, f)| {
+            let v = match f {
+                Field::Half { value, bits } => json!({"f16": *value as f64, "bits": format!("{bits:016b}")}),
+                Field::Ints(v) => json!(v),
+                Field::Bits(b) => json!(format!("{b:032b}")),
+            };
+            (name.to_string(), v)
+        })
+        .collect();
+    json!({
+        "tensor": tensor,
+        "ggml_type": block.ggml_type.to_string(),
+        "block": block.index,
+        "row": place.0,
+        "first_column": place.1,
+        "formula": block.formula,
+        "fields": fields,
+        "codes": block.codes,
+        "values": block.values.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+    })
 }
 
 /// `sweep --json`: `{"roles": {ROLE: [{layer, tensor, mean, std, abs_max, kurtosis, outlier_frac}, …]}}`.

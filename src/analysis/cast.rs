@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::control::{Cancelled, Control};
 use super::floatbits::{Class, Format, cast_bits, decode, overflows};
 use super::stats::DataView;
+use crate::checkpoint::Dtype;
 
 const CHUNK_ELEMS: usize = 1 << 18;
 /// Relative errors are binned by log10 from 1e-12 to 1 (the worst a rounding can do is 100%).
@@ -161,8 +162,7 @@ pub fn cast_report(views: &[DataView<'_>], to: Format, ctl: &Control) -> Result<
     let chunks: Vec<DataView<'_>> = views
         .iter()
         .flat_map(|v| {
-            let size = v.dtype.size_in_bytes();
-            v.bytes.chunks(CHUNK_ELEMS * size).map(move |c| DataView { dtype: v.dtype, bytes: c })
+            v.bytes.chunks(v.dtype.chunk_bytes(CHUNK_ELEMS)).map(move |c| DataView { dtype: v.dtype, bytes: c })
         })
         .collect();
     let p = chunks
@@ -170,8 +170,12 @@ pub fn cast_report(views: &[DataView<'_>], to: Format, ctl: &Control) -> Result<
         .map(|v| {
             ctl.check()?;
             let mut p = Partial::new();
-            for c in v.bytes.chunks_exact(v.dtype.size_in_bytes()) {
-                p.add(v.dtype.decode(c) as f32, to);
+            if let Dtype::Ggml(layout) = v.dtype {
+                layout.decode_all_f32(v.bytes).iter().for_each(|&x| p.add(x, to));
+            } else {
+                for c in v.bytes.chunks_exact(v.dtype.size_in_bytes()) {
+                    p.add(v.dtype.decode(c) as f32, to);
+                }
             }
             ctl.advance(v.bytes.len() as u64);
             Ok(p)

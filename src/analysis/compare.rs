@@ -29,6 +29,11 @@ pub fn role_of(name: &str) -> Option<(String, usize)> {
 
 /// Calls `f` on every stored value of a tensor as f64, chunk by chunk.
 fn for_each_value(dtype: Dtype, bytes: &[u8], mut f: impl FnMut(f64)) {
+    if let Dtype::Ggml(_) = dtype {
+        // Blocks (and llama.cpp's q/k row order, undone on decode) need the whole tensor.
+        dtype.decode_all_f32(bytes).into_iter().for_each(|v| f(v as f64));
+        return;
+    }
     let size = dtype.size_in_bytes().max(1);
     for chunk in bytes.chunks(CHUNK * size) {
         if dtype.is_float() && matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
@@ -163,6 +168,12 @@ pub struct Diff {
 /// ‖B − A‖, ‖A‖, max |Δ| and changed elements, reading both tensors' bytes in step.
 fn diff_tensor(name: &str, da: Dtype, a: &[u8], db: Dtype, b: &[u8], numel: usize) -> TensorDiff {
     let (mut d2, mut a2, mut max_abs, mut changed) = (0f64, 0f64, 0f64, 0u64);
+    if matches!(da, Dtype::Ggml(_)) || matches!(db, Dtype::Ggml(_)) {
+        // Block formats decode whole; compare the decoded values.
+        let (va, vb) = (da.decode_all_f32(a), db.decode_all_f32(b));
+        let to_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        return diff_tensor(name, Dtype::F32, &to_bytes(&va), Dtype::F32, &to_bytes(&vb), numel);
+    }
     let (sa, sb) = (da.size_in_bytes().max(1), db.size_in_bytes().max(1));
     let mut start = 0;
     while start < numel {

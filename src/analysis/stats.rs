@@ -139,6 +139,12 @@ fn for_each_block(dtype: Dtype, bytes: &[u8], mut f: impl FnMut(&[f32])) {
             return;
         }
     }
+    // GGML blocks (and undoing llama.cpp's q/k row order) decode a whole chunk at once;
+    // chunks are cut on quanta, so each decodes on its own.
+    if let Dtype::Ggml(layout) = dtype {
+        layout.decode_all_f32(bytes).chunks(BLOCK).for_each(f);
+        return;
+    }
     let size = dtype.size_in_bytes();
     let mut buf = [0f32; BLOCK];
     for raw in bytes.chunks(BLOCK * size) {
@@ -733,10 +739,9 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
     let mut chunks: Vec<(Dtype, &[u8], u64)> = Vec::new();
     let mut first = 0u64;
     for v in views {
-        let size = v.dtype.size_in_bytes();
-        for c in v.bytes.chunks(CHUNK_ELEMS * size) {
+        for c in v.bytes.chunks(v.dtype.chunk_bytes(CHUNK_ELEMS)) {
             chunks.push((v.dtype, c, first));
-            first += (c.len() / size) as u64;
+            first += v.dtype.elements_in(c.len()) as u64;
         }
     }
 
@@ -809,13 +814,13 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
 /// The first `limit` elements (index, value) whose value lies in [lo, hi]: what a click on a
 /// histogram bar lists. Stops early, and checks for cancel every chunk.
 pub fn values_in_range(dtype: Dtype, bytes: &[u8], lo: f64, hi: f64, limit: usize, ctl: &Control) -> Vec<(usize, f64)> {
-    let size = dtype.size_in_bytes();
     let mut found = Vec::new();
-    for (c, chunk) in bytes.chunks(CHUNK_ELEMS * size).enumerate() {
+    let chunk_bytes = dtype.chunk_bytes(CHUNK_ELEMS);
+    for (c, chunk) in bytes.chunks(chunk_bytes).enumerate() {
         if ctl.is_cancelled() {
             break;
         }
-        let mut i = c * CHUNK_ELEMS;
+        let mut i = c * dtype.elements_in(chunk_bytes);
         for_each_value(dtype, chunk, |x| {
             if found.len() < limit && x >= lo && x <= hi {
                 found.push((i, x));

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod families;
 pub mod generic;
+pub mod gguf;
 pub mod module;
 pub mod peft;
 
@@ -27,12 +28,19 @@ pub struct ModelFolder {
 impl ModelFolder {
     /// Opens a folder. Reads `config.json` and the safetensors headers; no weight bytes.
     pub fn open(folder: &Path) -> Result<Self, CheckpointError> {
-        let checkpoint = Checkpoint::open(folder)?;
+        let checkpoint = match gguf::find_gguf(folder)? {
+            Some(file) => gguf::open_checkpoint(&file)?,
+            None => Checkpoint::open(folder)?,
+        };
         Self::from_checkpoint(checkpoint)
     }
 
     pub fn from_checkpoint(checkpoint: Checkpoint) -> Result<Self, CheckpointError> {
-        let config_path = checkpoint.folder.join(crate::checkpoint::CONFIG_FILE);
+        // A GGUF's config comes from its own keys: errors name the file.
+        let config_path = match &checkpoint.gguf {
+            Some(_) => checkpoint.folder.clone(),
+            None => checkpoint.folder.join(crate::checkpoint::CONFIG_FILE),
+        };
         let Some(raw) = checkpoint.config.clone() else {
             return Err(CheckpointError::BadFolder {
                 folder: checkpoint.folder.clone(),

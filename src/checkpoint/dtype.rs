@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+use super::ggml_dtype::GgmlLayout;
+use super::quant::NotReadable;
+
 /// The dtypes of the safetensors format that this program can decode.
 ///
 /// FP8 variants are decoded exactly (every FP8 value is representable in f32),
@@ -23,6 +26,8 @@ pub enum Dtype {
     F64,
     I64,
     U64,
+    /// A GGUF tensor: GGML block type (or F32/F16/BF16) and the row order to undo.
+    Ggml(GgmlLayout),
 }
 
 impl Dtype {
@@ -65,6 +70,7 @@ impl Dtype {
             Self::F64 => "F64",
             Self::I64 => "I64",
             Self::U64 => "U64",
+            Self::Ggml(l) => l.ty.name().unwrap_or("GGML_UNKNOWN"),
         }
     }
 
@@ -74,6 +80,37 @@ impl Dtype {
             Self::I16 | Self::U16 | Self::F16 | Self::BF16 => 2,
             Self::I32 | Self::U32 | Self::F32 => 4,
             Self::F64 | Self::I64 | Self::U64 => 8,
+            Self::Ggml(l) => l.quantum().1,
+        }
+    }
+
+    /// The smallest run of elements that decodes on its own, as (elements, bytes): one
+    /// element for safetensors dtypes, a block (or one head's rows) for GGML types. Chunked
+    /// readers cut at multiples of it.
+    pub fn quantum(self) -> (usize, usize) {
+        match self {
+            Self::Ggml(l) => l.quantum(),
+            d => (1, d.size_in_bytes()),
+        }
+    }
+
+    /// Bytes of a chunk of about `elems` elements that starts and ends on a quantum.
+    pub fn chunk_bytes(self, elems: usize) -> usize {
+        let (n, size) = self.quantum();
+        elems.div_ceil(n).max(1) * size
+    }
+
+    /// Elements held by `bytes` stored bytes.
+    pub fn elements_in(self, bytes: usize) -> usize {
+        let (n, size) = self.quantum();
+        bytes / size * n
+    }
+
+    /// Why values of this dtype cannot be produced (a GGML type with no decoder), if so.
+    pub fn not_readable(self) -> Option<NotReadable> {
+        match self {
+            Self::Ggml(l) if !l.ty.is_readable() => Some(NotReadable(l.ty)),
+            _ => None,
         }
     }
 
@@ -82,15 +119,17 @@ impl Dtype {
     pub fn decode_all_f32(self, bytes: &[u8]) -> Vec<f32> {
         match self {
             Self::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Self::Ggml(l) => l.decode_all_f32(bytes),
             d => bytes.chunks_exact(d.size_in_bytes()).map(|c| d.decode(c) as f32).collect(),
         }
     }
 
     pub fn is_float(self) -> bool {
-        matches!(self, Self::F8E4M3 | Self::F8E5M2 | Self::F16 | Self::BF16 | Self::F32 | Self::F64)
+        matches!(self, Self::F8E4M3 | Self::F8E5M2 | Self::F16 | Self::BF16 | Self::F32 | Self::F64 | Self::Ggml(_))
     }
 
-    /// Decodes one little-endian element. `bytes.len()` must equal `size_in_bytes()`.
+    /// Decodes one little-endian element. `bytes.len()` must equal `size_in_bytes()`; for a
+    /// GGML type that is one quantum, and this gives its first element (NaN if unreadable).
     ///
     /// Every stored type widens to f64 exactly except 64-bit integers beyond 2^53,
     /// which no weight tensor holds in practice.
@@ -112,6 +151,7 @@ impl Dtype {
             Self::F64 => f64::from_le_bytes(bytes.try_into().unwrap()),
             Self::I64 => i64::from_le_bytes(bytes.try_into().unwrap()) as f64,
             Self::U64 => u64::from_le_bytes(bytes.try_into().unwrap()) as f64,
+            Self::Ggml(l) => l.element(bytes, 0).unwrap_or(f64::NAN),
         }
     }
 }

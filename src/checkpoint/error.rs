@@ -13,6 +13,8 @@ pub enum CheckpointError {
     },
     #[error("{}: not a usable safetensors file: {what}", file.display())]
     BadSafetensors { file: PathBuf, what: String },
+    #[error("{}: not a usable GGUF file: {what}", file.display())]
+    BadGguf { file: PathBuf, what: String },
     #[error("{}: {what}", file.display())]
     BadIndex { file: PathBuf, what: String },
     #[error("{}: {what}", file.display())]

@@ -5,6 +5,11 @@
 
 pub mod dtype;
 pub mod error;
+pub mod ggml_dtype;
+pub mod gguf;
+pub mod quant;
+pub mod quant_blocks;
+pub mod quantize;
 pub mod pickle;
 pub mod safetensors;
 pub mod side_file;
@@ -27,8 +32,17 @@ pub struct Checkpoint {
     /// All tensors, sorted by name (the order `state_dict()` keys are usually listed in tools).
     pub tensors: Vec<TensorInfo>,
     by_name: HashMap<String, usize>,
-    /// The raw `config.json` (None when the folder has none).
+    /// The raw `config.json` (None when the folder has none); for a GGUF, the config
+    /// transformers builds from its keys.
     pub config: Option<serde_json::Value>,
+    /// Set when the checkpoint is one GGUF file (then `folder` is that file's path).
+    pub gguf: Option<GgufSource>,
+}
+
+/// A GGUF file's header, and where each Hugging Face-named tensor comes from in it.
+pub struct GgufSource {
+    pub file: gguf::GgufFile,
+    pub entries: HashMap<String, gguf::GgufEntry>,
 }
 
 impl Checkpoint {
@@ -103,7 +117,27 @@ impl Checkpoint {
         }
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
         let by_name = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
-        Ok(Self { folder: folder.to_path_buf(), shards, tensors, by_name, config })
+        Ok(Self { folder: folder.to_path_buf(), shards, tensors, by_name, config, gguf: None })
+    }
+
+    /// A GGUF file as a one-shard checkpoint; `tensors` carry Hugging Face names and offsets
+    /// into the file's data section (see `arch::gguf`).
+    pub fn from_gguf(
+        file: gguf::GgufFile,
+        config: serde_json::Value,
+        tensors: Vec<(TensorInfo, gguf::GgufEntry)>,
+    ) -> Result<Self, CheckpointError> {
+        let entries = tensors.iter().map(|(t, e)| (t.name.clone(), e.clone())).collect();
+        let infos = tensors.into_iter().map(|(t, _)| t).collect();
+        let shard = Shard::from_gguf(&file.path, file.file_len, file.data_start, infos)?;
+        let mut ckpt = Self::from_shards(&file.path, vec![shard], None, Some(config))?;
+        ckpt.gguf = Some(GgufSource { file, entries });
+        Ok(ckpt)
+    }
+
+    /// GGUF provenance of a tensor (None for safetensors checkpoints).
+    pub fn gguf_entry(&self, name: &str) -> Option<&gguf::GgufEntry> {
+        self.gguf.as_ref()?.entries.get(name)
     }
 
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
@@ -137,6 +171,9 @@ impl Checkpoint {
 
     /// One stored element (flat, row-major index) widened to f64; None past the end.
     pub fn element(&self, tensor: &TensorInfo, index: usize) -> Option<f64> {
+        if let Dtype::Ggml(layout) = tensor.dtype {
+            return layout.element(self.bytes(tensor), index);
+        }
         let size = tensor.dtype.size_in_bytes();
         let bytes = self.bytes(tensor).get(index.checked_mul(size)?..(index + 1) * size)?;
         Some(tensor.dtype.decode(bytes))

@@ -114,6 +114,26 @@ impl Shard {
         Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, map })
     }
 
+    /// A GGUF file's data section as a shard, so GGUF tensors read through the same path.
+    /// `tensors` were checked against the file by `checkpoint::gguf`; their offsets are
+    /// relative to `data_start` (the header then counts as everything before it).
+    pub fn from_gguf(
+        path: &Path,
+        file_len: u64,
+        data_start: u64,
+        tensors: Vec<TensorInfo>,
+    ) -> Result<Self, CheckpointError> {
+        let io_err = |e: std::io::Error| CheckpointError::Io { path: path.to_path_buf(), source: e };
+        let file = File::open(path).map_err(io_err)?;
+        // SAFETY: as in `open`: read-only, read through bounds-checked slices.
+        let map = Some(Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err)?));
+        let file_name =
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        let header_len = data_start - 8;
+        let metadata = serde_json::Map::new();
+        Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, map })
+    }
+
     /// The stored bytes of a tensor of this shard; bounds were checked when the header was read.
     pub fn bytes(&self, tensor: &TensorInfo) -> &[u8] {
         let start = 8 + self.header_len as usize + tensor.data_offsets.0;

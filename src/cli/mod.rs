@@ -7,12 +7,14 @@
 
 mod attention;
 mod bits;
+mod blocks;
 mod cast;
 mod diff;
 mod generate;
 mod lens;
 mod library;
 mod lora;
+mod metadata;
 mod probs;
 mod routing;
 mod stats;
@@ -53,7 +55,7 @@ pub struct Cli {
     #[arg(long, requires = "path")]
     pub adapter: Option<PathBuf>,
     /// Which panel to show first: weights, tokens or routing.
-    #[arg(long, value_parser = ["weights", "tokens", "routing"])]
+    #[arg(long, value_parser = ["weights", "tokens", "routing", "metadata"])]
     pub view: Option<String>,
     /// Interface language: en or zh (中文). Otherwise the remembered one, or the desktop's.
     #[arg(long, value_parser = ["en", "zh"])]
@@ -138,6 +140,22 @@ pub enum Command {
     /// List every stored tensor: name, dtype, shape, bytes, file.
     Tensors {
         path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key/value of a GGUF file's header (arrays: length and first items).
+    Metadata {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One quantization block of a GGUF tensor: its scales, codes and decoded weights.
+    Blocks {
+        path: PathBuf,
+        /// Hugging Face or GGUF tensor name.
+        tensor: String,
+        #[arg(long, default_value_t = 0)]
+        block: usize,
         #[arg(long)]
         json: bool,
     },
@@ -306,6 +324,8 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
         Command::Lora { path, adapter, alpha, json } => lora::run(&path, &adapter, alpha, json, out),
         Command::Tensors { path, json } => tensors::run(&path, json, out),
+        Command::Metadata { path, json } => metadata::run(&path, json, out),
+        Command::Blocks { path, tensor, block, json } => blocks::run(&path, &tensor, block, json, out),
         Command::Stats { path, tensor, bins, json } => stats::run(&path, &tensor, bins, json, out),
         Command::Bits { value, tensor, index, json } => {
             bits::run(value.as_deref(), tensor.as_deref(), index, json, out)
@@ -348,7 +368,9 @@ fn resolve_names(mut command: Command) -> Result<Command, String> {
         | Command::Cast { path, .. }
         | Command::Sweep { path, .. }
         | Command::Attention { path, .. }
-        | Command::Lens { path, .. } => resolve(path)?,
+        | Command::Lens { path, .. }
+        | Command::Metadata { path, .. }
+        | Command::Blocks { path, .. } => resolve(path)?,
         Command::Bits { tensor, .. } => {
             if let Some(first) = tensor.as_mut().and_then(|t| t.first_mut()) {
                 let mut p = PathBuf::from(&*first);

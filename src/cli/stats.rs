@@ -18,6 +18,9 @@ pub fn run(path: &Path, tensor: &str, bins: usize, json: bool, out: &mut dyn Wri
     let info = ckpt
         .require(tensor)
         .map_err(|e| format!("{e} in {} (see `llm-anatomy tensors {}`)", path.display(), path.display()))?;
+    if let Some(e) = info.dtype.not_readable() {
+        return Err(format!("{}: {e}", info.name).into());
+    }
     let view = DataView { dtype: info.dtype, bytes: ckpt.bytes(info) };
     let stats = compute_stats(&[view], bins, &Control::new())?;
     if json {

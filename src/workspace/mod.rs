@@ -715,6 +715,9 @@ fn start_stats(folder: Arc<ModelFolder>, names: Vec<String>, bins: usize) -> Job
             .iter()
             .map(|n| {
                 let t = ckpt.require(n).map_err(|e| e.to_string())?;
+                if let Some(e) = t.dtype.not_readable() {
+                    return Err(format!("{n}: {e}"));
+                }
                 Ok(DataView { dtype: t.dtype, bytes: ckpt.bytes(t) })
             })
             .collect::<Result<_, String>>()?;

@@ -17,6 +17,7 @@ mod zh_bits;
 mod zh_inspector;
 mod zh_internals;
 mod zh_lora;
+mod zh_metadata;
 mod zh_routing;
 mod zh_tokens;
 mod zh_tree;
@@ -51,6 +52,7 @@ pub fn zh_entries() -> Vec<(&'static str, &'static str)> {
         zh_routing::ENTRIES,
         zh_tokens::ENTRIES,
         zh_internals::ENTRIES,
+        zh_metadata::ENTRIES,
     ]
     .concat()
 }

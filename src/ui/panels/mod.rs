@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod compare;
 pub mod lens;
+pub mod metadata;
 pub mod routing;
 pub mod tokens;
 pub mod tree;
@@ -37,13 +38,22 @@ pub struct Panels {
     pub compare: compare::ComparePanel,
     pub attention: attention::AttentionPanel,
     pub lens: lens::LensPanel,
+    pub metadata: metadata::MetadataPanel,
     pub welcome: welcome::WelcomePanel,
 }
 
 impl Panels {
     /// The centre tabs, in the order they are shown.
-    pub fn tabs(&mut self) -> [&mut dyn Panel; 6] {
-        [&mut self.weights, &mut self.tokens, &mut self.attention, &mut self.lens, &mut self.routing, &mut self.compare]
+    pub fn tabs(&mut self) -> [&mut dyn Panel; 7] {
+        [
+            &mut self.weights,
+            &mut self.tokens,
+            &mut self.attention,
+            &mut self.lens,
+            &mut self.routing,
+            &mut self.compare,
+            &mut self.metadata,
+        ]
     }
 
     pub fn reset_all(&mut self) {

@@ -177,6 +177,9 @@ fn tensor_header(ui: &mut egui::Ui, ws: &Workspace, name: &str) {
         ui.label(tr("file")).on_hover_text(tr("The shard that stores it, and the byte range after the header"));
         ui.monospace(format!("{}  [{}, {})", ckpt.shard_name(t), t.data_offsets.0, t.data_offsets.1));
         ui.end_row();
+        if let Some(e) = ckpt.gguf_entry(name) {
+            gguf_rows(ui, t, e);
+        }
     });
 }
 
@@ -420,4 +423,27 @@ fn children_chart(ui: &mut egui::Ui, ws: &Workspace, id: usize) {
     });
     let csv = || crate::report::children_csv(&names, &counts);
     export::menu(ui, &format!("{}-children", model.node_name(id)), Some(plot_rect), Some(&csv), None);
+}
+
+/// GGUF tensors: the GGML type, its cost per weight, the name in the file, and whether the
+/// rows shown were put back from llama.cpp's q/k order.
+fn gguf_rows(ui: &mut egui::Ui, t: &crate::checkpoint::TensorInfo, e: &crate::checkpoint::gguf::GgufEntry) {
+    ui.label(tr("GGML type")).on_hover_text(tr("The block format llama.cpp stores the tensor in"));
+    let bpw = e.ggml_type.bits_per_weight().map_or("?".to_string(), |b| format!("{b}"));
+    ui.monospace(trf("{} ({} bits per weight)", &[&e.ggml_type, &bpw]));
+    ui.end_row();
+    ui.label(tr("GGUF name"));
+    let expert = e.expert.map(|x| trf(", expert {}", &[&x])).unwrap_or_default();
+    ui.monospace(format!("{}{expert}", e.gguf_name));
+    ui.end_row();
+    if e.unpermuted {
+        ui.label(tr("row order"));
+        ui.label(tr("llama.cpp stores these q/k rows permuted for its rope kernel; shown in Hugging Face order, as transformers un-permutes them on load"));
+        ui.end_row();
+    }
+    if let Some(err) = t.dtype.not_readable() {
+        ui.label(tr("values"));
+        ui.label(err.to_string());
+        ui.end_row();
+    }
 }

@@ -1,0 +1,137 @@
+//! One quantization block taken apart: its raw fields (f16 scales with their bits, packed
+//! sub-block scales and mins), every code, and the weights they decode to — what the
+//! `blocks` subcommand prints and a block view shows, with the formula that joins them.
+
+use half::f16;
+
+use super::quant::{GgmlType, NotReadable, dequantize, k_scale_min, q3_k_scales, q6_k_code};
+
+/// A raw field of a block.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    /// An f16 scale: its value and its 16 bits.
+    Half { value: f32, bits: u16 },
+    /// Small integers (sub-block scales or mins), already unpacked.
+    Ints(Vec<i32>),
+    /// A packed bit field (Q5_0/Q5_1 `qh`), as stored.
+    Bits(u32),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Block {
+    pub ggml_type: GgmlType,
+    pub index: usize,
+    /// Fields in storage order, named as in ggml's `block_q*` structs.
+    pub fields: Vec<(&'static str, Field)>,
+    /// Every code as the formula uses it (Q4_0: 0…15 before the −8, Q6_K: already −32).
+    pub codes: Vec<i32>,
+    /// The decoded weights, bit-identical to gguf-py's dequantize.
+    pub values: Vec<f32>,
+    /// How a weight follows from the fields and its code (`j` = element, `s` = sub-block).
+    pub formula: &'static str,
+}
+
+fn half(b: &[u8], at: usize) -> Field {
+    let bits = u16::from_le_bytes([b[at], b[at + 1]]);
+    Field::Half { value: f16::from_bits(bits).to_f32(), bits }
+}
+
+/// Block `index` of a tensor of type `ty` stored in `bytes`; None past the end.
+pub fn block(ty: GgmlType, bytes: &[u8], index: usize) -> Result<Option<Block>, NotReadable> {
+    let (n, size) = ty.block_geometry().filter(|_| ty.is_readable()).ok_or(NotReadable(ty))?;
+    let Some(b) = bytes.get(index * size..(index + 1) * size) else { return Ok(None) };
+    let values = dequantize(ty, b)?;
+    let nib = |qs: &[u8], j: usize| ((qs[j % 16] >> (4 * (j / 16))) & 0x0f) as i32;
+    let qh32 = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+    let (fields, codes, formula): (Vec<(&'static str, Field)>, Vec<i32>, &'static str) = match ty {
+        GgmlType::Q4_0 => (vec![("d", half(b, 0))], (0..n).map(|j| nib(&b[2..], j)).collect(), "w = d·(q − 8)"),
+        GgmlType::Q4_1 => {
+            (vec![("d", half(b, 0)), ("m", half(b, 2))], (0..n).map(|j| nib(&b[4..], j)).collect(), "w = d·q + m")
+        }
+        GgmlType::Q5_0 => {
+            let qh = qh32(2);
+            let codes = (0..n).map(|j| nib(&b[6..], j) | (((qh >> j) & 1) as i32) << 4).collect();
+            (vec![("d", half(b, 0)), ("qh", Field::Bits(qh))], codes, "w = d·(q − 16)")
+        }
+        GgmlType::Q5_1 => {
+            let qh = qh32(4);
+            let codes = (0..n).map(|j| nib(&b[8..], j) | (((qh >> j) & 1) as i32) << 4).collect();
+            (vec![("d", half(b, 0)), ("m", half(b, 2)), ("qh", Field::Bits(qh))], codes, "w = d·q + m")
+        }
+        GgmlType::Q8_0 => (vec![("d", half(b, 0))], b[2..].iter().map(|&q| q as i8 as i32).collect(), "w = d·q"),
+        GgmlType::Q2_K => k2(b),
+        GgmlType::Q3_K => k3(b),
+        GgmlType::Q4_K | GgmlType::Q5_K => k45(ty, b),
+        GgmlType::Q6_K => k6(b),
+        // F32 / F16 / BF16: one element per "block", the value is the field.
+        _ => (vec![], vec![], "w = stored value"),
+    };
+    Ok(Some(Block { ggml_type: ty, index, fields, codes, values, formula }))
+}
+
+type Parts = (Vec<(&'static str, Field)>, Vec<i32>, &'static str);
+
+fn k2(b: &[u8]) -> Parts {
+    let scales = Field::Ints(b[..16].iter().map(|&s| (s & 0x0f) as i32).collect());
+    let mins = Field::Ints(b[..16].iter().map(|&s| (s >> 4) as i32).collect());
+    let codes = (0..256).map(|i| ((b[16 + (i / 128) * 32 + i % 32] >> (2 * ((i % 128) / 32))) & 3) as i32).collect();
+    let fields = vec![("scales", scales), ("mins", mins), ("d", half(b, 80)), ("dmin", half(b, 82))];
+    (fields, codes, "w = d·scales[s]·q − dmin·mins[s]  (s = j / 16)")
+}
+
+fn k3(b: &[u8]) -> Parts {
+    let scales = Field::Ints(q3_k_scales(&b[96..108]).iter().map(|&s| s as i32).collect());
+    let codes = (0..256)
+        .map(|i| {
+            let low = ((b[32 + (i / 128) * 32 + i % 32] >> (2 * ((i % 128) / 32))) & 3) as i32;
+            let high_unset = ((b[i % 32] >> (i / 32)) & 1) ^ 1;
+            low - 4 * high_unset as i32
+        })
+        .collect();
+    (
+        vec![("scales", scales), ("d", half(b, 108))],
+        codes,
+        "w = d·scales[s]·q  (s = j / 16; q = low 2 bits − 4 unless the hmask bit is set)",
+    )
+}
+
+fn k45(ty: GgmlType, b: &[u8]) -> Parts {
+    let (sc, mn) = k_scale_min(&b[4..16]);
+    let ints = |v: [u8; 8]| Field::Ints(v.iter().map(|&x| x as i32).collect());
+    let (qs, qh) = if ty == GgmlType::Q5_K { (&b[48..176], Some(&b[16..48])) } else { (&b[16..144], None) };
+    let codes = (0..256)
+        .map(|i| {
+            let low = ((qs[(i / 64) * 32 + i % 32] >> (4 * ((i % 64) / 32))) & 0x0f) as i32;
+            low | qh.map_or(0, |qh| (((qh[i % 32] >> (i / 32)) & 1) as i32) << 4)
+        })
+        .collect();
+    let fields = vec![("d", half(b, 0)), ("dmin", half(b, 2)), ("scales", ints(sc)), ("mins", ints(mn))];
+    (fields, codes, "w = d·scales[s]·q − dmin·mins[s]  (s = j / 32)")
+}
+
+fn k6(b: &[u8]) -> Parts {
+    let scales = Field::Ints(b[192..208].iter().map(|&s| s as i8 as i32).collect());
+    let codes = (0..256).map(|i| q6_k_code(&b[..128], &b[128..192], i) as i32 - 32).collect();
+    (vec![("scales", scales), ("d", half(b, 208))], codes, "w = d·scales[s]·q  (s = j / 16)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q4_1_block_fields_codes_and_values_agree() {
+        let mut b = vec![];
+        b.extend(f16::from_f32(0.5).to_bits().to_le_bytes());
+        b.extend(f16::from_f32(-1.0).to_bits().to_le_bytes());
+        b.extend((0..16u8).map(|l| l | ((15 - l) << 4)));
+        let blk = block(GgmlType::Q4_1, &b, 0).unwrap().unwrap();
+        assert_eq!(blk.fields[0], ("d", Field::Half { value: 0.5, bits: 0x3800 }));
+        assert_eq!(blk.codes[1], 1);
+        assert_eq!(blk.codes[16], 15);
+        for (q, w) in blk.codes.iter().zip(&blk.values) {
+            assert_eq!(*w, 0.5 * *q as f32 - 1.0);
+        }
+        assert_eq!(block(GgmlType::Q4_1, &b, 1).unwrap(), None);
+    }
+}
