@@ -75,6 +75,7 @@ fn a_prompt_runs_through_the_engine_client() {
     let d = &ws.engine.derived().unwrap().distribution;
     let top20 = prompt["samplers"]["t1.0"]["top20"].as_array().unwrap();
     assert_eq!(d.order.len(), d.probs.len());
+    assert_eq!(top20.len(), 20, "the reference's top 20");
     for (got, want) in d.order.iter().zip(top20) {
         assert_eq!(*got as u64, want["id"].as_u64().unwrap());
         assert!((d.probs[*got as usize] - want["prob"].as_f64().unwrap() as f32).abs() < 1e-4);
