@@ -587,3 +587,70 @@ fn a_frame_never_waits_for_the_lora_figures() {
     harness.get_by_label("LoRA on model.layers.0.self_attn.q_proj");
     assert!(slowest < std::time::Duration::from_millis(200), "slowest frame {slowest:?}");
 }
+
+/// The Routing panel's JSON export is `llm-anatomy routing --json`'s, value for value, and its CSV carries the
+/// same numbers (one row per layer, token and expert). Reference: the CLI, itself checked against transformers'
+/// router outputs in tests/routing.rs.
+#[test]
+fn routing_exports_round_trip_against_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = opened("tiny-mixtral");
+    llm_anatomy::ui::export::set_auto_dir(&harness.ctx, Some(dir.path().to_path_buf()));
+    harness.get_by_label("Routing").click();
+    harness.run_steps(2);
+    let prompt = harness.state().ws.prompt.clone();
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the prompt's routing", |a| a.ws.engine.derived().is_some());
+    let path = fixture("tiny-mixtral");
+    let cli = common::cli_json(&["routing", path.to_str().unwrap(), "--prompt", &prompt, "--json"]);
+
+    for (item, ext) in [("Save as JSON…", "json"), ("Save as CSV…", "csv")] {
+        harness.get_all_by_label("Export ▾").next().unwrap().click();
+        harness.run();
+        click(&mut harness, item);
+        assert!(dir.path().join(format!("layer0-routing.{ext}")).exists(), "{item}: {:?}", dir.path().read_dir());
+    }
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("layer0-routing.json")).unwrap()).unwrap();
+    assert_eq!(exported, cli, "the JSON export is the CLI's");
+
+    let csv = std::fs::read_to_string(dir.path().join("layer0-routing.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("layer,position,token,expert,probability,selected,weight"));
+    let layer0 = cli["layers"].as_array().unwrap().iter().find(|l| l["layer"] == 0).unwrap();
+    let (tokens, experts) = (cli["tokens"].as_array().unwrap().len(), cli["num_experts"].as_u64().unwrap() as usize);
+    let rows: Vec<Vec<String>> = lines.map(|l| split_csv(l)).collect();
+    assert_eq!(rows.len(), tokens * experts, "one row per token and expert");
+    for row in rows {
+        let (t, e): (usize, usize) = (row[1].parse().unwrap(), row[3].parse().unwrap());
+        assert_eq!(row[0], "0");
+        let p: f64 = row[4].parse().unwrap();
+        let want = layer0["probs"][t][e].as_f64().unwrap();
+        assert!((p - want).abs() <= 1e-7 * want.abs().max(1e-3), "token {t} expert {e}: {p} vs {want}");
+        let topk: Vec<usize> = serde_json::from_value(layer0["topk"][t].clone()).unwrap();
+        let rank = topk.iter().position(|&c| c == e);
+        assert_eq!(row[5], if rank.is_some() { "1" } else { "0" }, "token {t} expert {e}");
+        if let Some(k) = rank {
+            let w: f64 = row[6].parse().unwrap();
+            assert!((w - layer0["weights"][t][k].as_f64().unwrap()).abs() < 1e-6);
+        }
+    }
+}
+
+/// Splits one CSV line, honouring double-quoted fields with "" escapes.
+fn split_csv(line: &str) -> Vec<String> {
+    let (mut fields, mut cur, mut quoted, mut chars) = (Vec::new(), String::new(), false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
