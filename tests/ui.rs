@@ -654,3 +654,47 @@ fn split_csv(line: &str) -> Vec<String> {
     fields.push(cur);
     fields
 }
+
+/// In-memory eframe storage, as the window's would be on disk.
+#[derive(Default)]
+struct MemoryStorage(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for MemoryStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+/// Settings and recent folders persist through eframe's storage: what `save` writes is read back, field for
+/// field, by the same `eframe::get_value` the window's start-up uses.
+#[test]
+fn settings_and_recent_folders_persist_through_eframe_storage() {
+    use eframe::App;
+    use llm_anatomy::workspace::Settings;
+    let mut app = AnatomyApp::default();
+    app.ws.open_blocking(&fixture("tiny-llama"));
+    let mut s = app.ws.settings.clone();
+    s.presenter = true;
+    s.dark = !s.dark;
+    s.view = "routing".into();
+    s.histogram.bins = 16;
+    s.sampling.temperature = 0.7;
+    s.sampling.top_p = 0.9;
+    s.sampling.seed = 1234;
+    s.lang = llm_anatomy::ui::i18n::Lang::Zh;
+    app.ws.apply(Action::Settings(Box::new(s.clone())));
+    let mut storage = MemoryStorage::default();
+    app.save(&mut storage);
+    let saved: Settings = eframe::get_value(&storage, "settings").expect("settings saved under their key");
+    assert_eq!(saved, s);
+    let recent: Vec<std::path::PathBuf> = eframe::get_value(&storage, "recent_folders").expect("recent folders saved");
+    assert_eq!(recent, app.ws.recent);
+    assert!(recent.iter().any(|p| p.ends_with("tiny-llama")), "{recent:?}");
+}
