@@ -24,10 +24,29 @@ fn peft_tree_text_and_trainable_count() {
     assert_eq!(peft::wrap(&base.tree, &adapter).repr(ROOT), r["repr_peft_v4"].as_str().unwrap());
     assert_eq!(adapter.trainable_params(), r["lora_param_count"].as_u64().unwrap());
     assert_eq!(adapter.scaling, r["scaling"].as_f64().unwrap());
-    assert_eq!(
-        peft::trainable_line(&adapter, base.tree.unique_param_count(ROOT)),
-        "trainable params: 3,584 || all params: 208,704 || trainable%: 1.7173"
+    // PEFT's print_trainable_parameters(): f"trainable params: {t:,d} || all params: {all:,d} || trainable%:
+    // {100 * t / all:.4f}", where all = the base's num_parameters() + the LoRA parameters (both in the references).
+    let trainable = r["lora_param_count"].as_u64().unwrap();
+    let all = reference("tiny-llama")["param_count"]["total"].as_u64().unwrap() + trainable;
+    let thousands = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let want = format!(
+        "trainable params: {} || all params: {} || trainable%: {:.4}",
+        thousands(trainable),
+        thousands(all),
+        100.0 * trainable as f64 / all as f64
     );
+    assert_eq!(want, "trainable params: 3,584 || all params: 208,704 || trainable%: 1.7173", "the formula itself");
+    assert_eq!(peft::trainable_line(&adapter, base.tree.unique_param_count(ROOT)), want);
     let out = bin()
         .args([
             "tree",

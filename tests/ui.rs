@@ -141,17 +141,27 @@ fn bits_view_flips_the_sign_of_a_real_weight() {
     app.ws.apply(Action::Select(Selection::Tensor(name.into())));
     let mut harness = harness_with(app);
     settle(&mut harness);
-    // The Bits section is open by default.
-    // Element 0 of q_proj is 0xbf0fa638 (dtype-roundings.json): −0.5611300468444824.
-    harness.get_by_label("value = -0.5611300468444824");
-    // Its BF16 and FP8 E4M3 values are both −0.5625.
-    assert_eq!(harness.get_all_by_label("-0.5625").count(), 2);
+    // The Bits section is open by default. Reference: torch's casts of element 0 of q_proj in
+    // dtype-roundings.json (its FP32 value, and its BF16 and FP8 E4M3 values, which are equal).
+    let roundings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("dtype-roundings.json")).unwrap()).unwrap();
+    let r = roundings["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["source"].as_str().is_some_and(|s| s.ends_with("q_proj.weight flat index 0")))
+        .unwrap()
+        .clone();
+    let value = r["f32"].as_f64().unwrap();
+    harness.get_by_label(&format!("value = {value}"));
+    assert_eq!(r["bf16"], r["f8_e4m3fn"]);
+    assert_eq!(harness.get_all_by_label(&format!("{}", r["bf16"].as_f64().unwrap())).count(), 2);
     click(&mut harness, "FP32 bit 31 (sign)");
-    harness.get_by_label("value = 0.5611300468444824");
+    harness.get_by_label(&format!("value = {}", -value));
     assert!(harness.state().panels.weights.bits.is_edited());
     // Flipping an FP16 exponent bit changes the value for every format.
     click(&mut harness, "FP16 bit 14 (exponent)");
-    assert!(harness.query_by_label("value = 0.5611300468444824").is_none());
+    assert!(harness.query_by_label(&format!("value = {}", -value)).is_none());
 }
 
 #[test]
