@@ -768,3 +768,55 @@ fn start_options_open_select_attach_run_and_show() {
         assert!((p[id] - e["prob"].as_f64().unwrap() as f32).abs() < 1e-4, "p({id}) with the adapter");
     }
 }
+
+/// The Token panel's next-token CSV carries `probs --json`'s numbers for the same prompt and sliders, row for
+/// row, and its rows are transformers' top candidates under T = 0.7, top-p = 0.9 (tiny-llama.reference.json).
+#[test]
+fn next_token_csv_export_round_trips_against_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = opened("tiny-llama");
+    llm_anatomy::ui::export::set_auto_dir(&harness.ctx, Some(dir.path().to_path_buf()));
+    {
+        let s = &mut harness.state_mut().ws.settings.sampling;
+        s.temperature = 0.7;
+        s.top_p = 0.9;
+    }
+    harness.get_by_label("Token probabilities").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the prompt's distribution", |a| a.ws.engine.derived().is_some());
+    harness.get_all_by_label("Export ▾").next().unwrap().click();
+    harness.run();
+    click(&mut harness, "Save as CSV…");
+    let csv = std::fs::read_to_string(dir.path().join("next-token.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("rank,token_id,token,probability_raw,probability,cumulative,removed_by"));
+    let rows: Vec<Vec<String>> = lines.map(split_csv).collect();
+    let shown = harness.state().panels.tokens.top_n;
+    assert_eq!(rows.len(), shown, "the rows the panel shows");
+
+    let path = fixture("tiny-llama");
+    let prompt = r_prompt();
+    let top = rows.len().to_string();
+    let args = ["probs", path.to_str().unwrap(), "--prompt", &prompt, "--temperature", "0.7", "--top-p", "0.9"];
+    let cli = common::cli_json(&[&args[..], &["--top", &top, "--json"]].concat());
+    let cands = cli["candidates"].as_array().unwrap();
+    assert_eq!(cands.len(), rows.len());
+    for (rank, (row, c)) in rows.iter().zip(cands).enumerate() {
+        assert_eq!(row[0], (rank + 1).to_string());
+        assert_eq!(row[1], c["id"].to_string(), "rank {rank}");
+        for (col, key) in [(3, "raw_prob"), (4, "prob")] {
+            let (got, want) = (row[col].parse::<f64>().unwrap(), c[key].as_f64().unwrap());
+            assert!((got - want).abs() <= 1e-7 * want.abs().max(1e-6), "rank {rank} {key}: {got} vs {want}");
+        }
+        assert_eq!(row[6].is_empty(), c["prob"].as_f64().unwrap() > 0.0, "removed_by iff probability 0");
+    }
+    let want = reference("tiny-llama")["prompts"][0]["samplers"]["t0.7_p0.9"].clone();
+    let kept = rows.iter().filter(|r| r[6].is_empty()).count() as u64;
+    assert_eq!(kept, want["n_kept"].as_u64().unwrap().min(shown as u64), "tokens kept by top-p");
+    for e in want["top20"].as_array().unwrap().iter().take(shown) {
+        let row = rows.iter().find(|r| r[1] == e["id"].to_string()).expect("transformers' top candidates are shown");
+        let p: f64 = row[4].parse().unwrap();
+        assert!((p - e["prob"].as_f64().unwrap()).abs() < 1e-4, "p({}) vs transformers", e["id"]);
+    }
+}
