@@ -314,25 +314,63 @@ mod tests {
 
     #[test]
     fn repetition_penalty_divides_positive_and_multiplies_negative() {
-        let d = distribution(
-            &[2.0, -2.0, 0.0],
-            &[0, 1, 1],
-            &SamplingParams { repetition_penalty: 2.0, temperature: 0.0, ..Default::default() },
-        );
-        assert_eq!(d.order[0], 0);
-        let p = SamplingParams { repetition_penalty: 4.0, temperature: 0.0, ..Default::default() };
-        // 2.0 / 4 = 0.5 still beats 0.0; with 0 in previous and a larger rival it would not.
-        assert_eq!(distribution(&[2.0, 1.0], &[0], &p).order[0], 1);
+        // Reference: transformers' RepetitionPenaltyLogitsProcessor with penalty 2 on the seen ids {0, 1}
+        // (token 1 seen twice is penalised once, as torch.gather/scatter over the id set does):
+        // [1, -4, 0] → [1/2, -4·2, 0] = [0.5, -8, 0], and softmax([0.5, -8, 0]) worked by hand:
+        // e^0.5 = 1.648721, e^-8 = 0.000335, e^0 = 1, sum 2.649057.
+        let p = SamplingParams { repetition_penalty: 2.0, ..Default::default() };
+        let d = distribution(&[1.0, -4.0, 0.0], &[0, 1, 1], &p);
+        let want = [0.622_380_5_f32, 0.000_126_634_75, 0.377_492_86];
+        assert_eq!(d.probs.len(), want.len());
+        for (i, (a, b)) in d.probs.iter().zip(&want).enumerate() {
+            assert!((a - b).abs() <= 1e-6 * b.max(1e-3), "token {i}: {a} vs {b} (all: {:?})", d.probs);
+        }
+        // raw_probs are before the penalty: softmax([1, -4, 0]) = [0.727475, 0.004902, 0.267623].
+        let raw = [0.727_475_2_f32, 0.004_901_689, 0.267_623_15];
+        for (a, b) in d.raw_probs.iter().zip(&raw) {
+            assert!((a - b).abs() < 1e-6, "{:?}", d.raw_probs);
+        }
+        // Unseen tokens are untouched: with only id 1 seen, 1 and 0 keep their logits.
+        let d = distribution(&[1.0, -4.0, 0.0], &[1], &p);
+        let e = [1f32.exp(), (-8f32).exp(), 1.0];
+        let sum: f32 = e.iter().sum();
+        for (a, b) in d.probs.iter().zip(e.iter().map(|x| x / sum)) {
+            assert!((a - b).abs() < 1e-6, "{:?}", d.probs);
+        }
+        // Greedy sees the penalised scores: 2.0 / 4 = 0.5 loses to an unseen 1.0.
+        let g = SamplingParams { repetition_penalty: 4.0, temperature: 0.0, ..Default::default() };
+        assert_eq!(distribution(&[2.0, 1.0], &[0], &g).order[0], 1);
     }
 
     #[test]
     fn draws_replay_and_follow_the_probabilities() {
-        let d = distribution(&[0.0, 0.0, 0.0, 0.0], &[], &SamplingParams::default());
+        // Reference: the multinomial itself. With p = [0.7, 0.2, 0.1, 0] and N = 20 000 draws each count is
+        // Binomial(N, p): within 4σ = 4·sqrt(N·p·(1-p)) of N·p, and the zero-probability token never comes.
+        // A draw that ignored the probabilities (uniform, or always the top) fails this.
+        let logits = [0.7f32.ln(), 0.2f32.ln(), 0.1f32.ln(), f32::NEG_INFINITY];
+        let d = distribution(&logits, &[], &SamplingParams::default());
+        assert_eq!(d.probs[3], 0.0);
         assert_eq!(uniform(7, 3), uniform(7, 3));
-        let mut counts = [0; 4];
-        for step in 0..4000 {
-            counts[draw(&d, uniform(1, step)) as usize] += 1;
+        assert_ne!(uniform(7, 3), uniform(8, 3), "the seed changes the stream");
+        const N: u64 = 20_000;
+        let mut counts = [0u64; 4];
+        for step in 0..N {
+            let u = uniform(1, step);
+            assert!((0.0..1.0).contains(&u));
+            counts[draw(&d, u) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert_eq!(counts[3], 0, "a zero-probability token was drawn: {counts:?}");
+        for (i, p) in [0.7f64, 0.2, 0.1].into_iter().enumerate() {
+            let mean = N as f64 * p;
+            let sigma = (N as f64 * p * (1.0 - p)).sqrt();
+            assert!((counts[i] as f64 - mean).abs() < 4.0 * sigma, "token {i}: {} vs {mean} ± 4·{sigma:.1}", counts[i]);
+        }
+        // The inverse CDF at known points: u below 0.7 is token 0, in [0.7, 0.9) token 1, above token 2.
+        assert_eq!(draw(&d, 0.0), 0);
+        assert_eq!(draw(&d, 0.69), 0);
+        assert_eq!(draw(&d, 0.71), 1);
+        assert_eq!(draw(&d, 0.89), 1);
+        assert_eq!(draw(&d, 0.91), 2);
+        assert_eq!(draw(&d, 0.999_999), 2);
     }
 }

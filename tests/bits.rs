@@ -139,3 +139,59 @@ fn cast_cli_reports_counts() {
         assert!(v.get(key).is_some(), "{key} missing");
     }
 }
+
+/// A tiny-llama copy whose `model.norm.weight` (64 F32 values) is overwritten with `values`.
+fn with_norm_weight(values: &[f32; 64]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, folder) = common::copy_fixture("tiny-llama");
+    let path = folder.join("model.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let t = &header["model.norm.weight"];
+    assert_eq!((t["dtype"].as_str(), t["shape"].clone()), (Some("F32"), serde_json::json!([64])));
+    let start = 8 + n + t["data_offsets"][0].as_u64().unwrap() as usize;
+    for (i, v) in values.iter().enumerate() {
+        bytes[start + 4 * i..start + 4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(&path, bytes).unwrap();
+    (dir, folder)
+}
+
+/// Counts on a tensor whose answer is known by construction (and was checked once with Python's IEEE half
+/// `struct.pack('<e', x)`, which raises on overflow and rounds half to even):
+/// 16 × k/4 (exact in FP16), 16 × 70000 + 1000k (past FP16's 65504: overflow), 16 × k·2⁻²⁴ (FP16 subnormals,
+/// exactly representable, so also exact), 8 × 1e-9 (below half of 2⁻²⁴: flushed to zero), 8 × 0.1 + 0.01k
+/// (rounded). E4M3 has no infinity and saturates at 448: everything ≥ 448 counts as an overflow there.
+#[test]
+fn cast_counts_on_a_tensor_built_to_have_known_answers() {
+    let mut values = [0f32; 64];
+    for k in 0..16 {
+        values[k] = 0.25 * (k + 1) as f32;
+        values[16 + k] = 70000.0 + 1000.0 * k as f32;
+        values[32 + k] = (k + 1) as f32 * 2f32.powi(-24);
+    }
+    for k in 0..8 {
+        values[48 + k] = 1e-9;
+        values[56 + k] = 0.1 + 0.01 * k as f32;
+    }
+    let (_dir, folder) = with_norm_weight(&values);
+    let p = folder.to_str().unwrap();
+    let v = common::cli_json(&["cast", p, "model.norm.weight", "--to", "f16", "--json"]);
+    let got = |k: &str| v[k].as_u64().unwrap();
+    assert_eq!(
+        [got("count"), got("exact"), got("overflow"), got("subnormal"), got("underflow"), got("non_finite_input")],
+        [64, 32, 16, 16, 8, 0],
+        "{v}"
+    );
+    // A flush to zero loses the whole value.
+    assert_eq!(v["max_rel_error"], 1.0);
+    // FP32 exponents of the non-zero inputs: 16 + 16 + 16 + 8 + 8 = 64 values in the histogram.
+    let exps: Vec<u64> = serde_json::from_value(v["exponent_histogram"]["counts"].clone()).unwrap();
+    assert_eq!(exps.iter().sum::<u64>(), 64);
+    // 1e-9: floor(log2 1e-9) = -30, eight of them.
+    let e: Vec<i64> = serde_json::from_value(v["exponent_histogram"]["exponents"].clone()).unwrap();
+    assert_eq!(exps[e.iter().position(|&x| x == -30).unwrap()], 8);
+
+    let v8 = common::cli_json(&["cast", p, "model.norm.weight", "--to", "f8e4m3", "--json"]);
+    assert_eq!(v8["overflow"], 16, "E4M3 clamps the 16 values above 448");
+}

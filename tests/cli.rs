@@ -145,3 +145,64 @@ fn names_with_control_characters_do_not_reach_the_terminal_raw() {
     assert!(!out.stdout.contains(&0x1b));
     assert!(String::from_utf8_lossy(&out.stdout).contains("evil\\u{1b}[2J.weight"));
 }
+
+/// Runs the CLI expecting a refusal; returns stderr.
+fn run_err(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout when refused");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// A folder without tokenizer.json still opens for inspection (tree), but inference says why it cannot run;
+/// an empty prompt is refused rather than run on zero tokens.
+#[test]
+fn missing_tokenizer_and_empty_prompt_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture("tiny-llama").join(f), dir.path().join(f)).unwrap();
+    }
+    let p = dir.path().to_str().unwrap();
+    // Reference for the tree: transformers' print(model), which needs no tokenizer either.
+    assert_eq!(run_ok(&["tree", p]), format!("{}\n", reference("tiny-llama")["repr_v4"].as_str().unwrap()));
+    for cmd in ["probs", "generate"] {
+        let err = run_err(&[cmd, p, "--prompt", "The model has weights"]);
+        assert!(err.contains("tokenizer.json"), "{cmd}: {err}");
+    }
+    let tiny = fixture("tiny-llama");
+    let err = run_err(&["probs", tiny.to_str().unwrap(), "--prompt", ""]);
+    assert!(err.contains("no tokens"), "{err}");
+}
+
+/// Seeded sampling replays: the same seed gives the same tokens run after run, another seed other tokens, and
+/// the CLI's tokens are the ones an in-process replay draws from the same distributions with
+/// `uniform(seed, step)` (step = tokens generated so far), the generator the Token panel shows.
+#[test]
+fn seeded_cli_sampling_replays() {
+    use llm_anatomy::sampling::{SamplingParams, distribution, draw, uniform};
+    let path = fixture("tiny-llama");
+    let p = path.to_str().unwrap();
+    let run = |seed: &str| -> Vec<u32> {
+        let args = ["generate", p, "--prompt", "The model has weights", "--max-new", "8", "--temperature", "1.2"];
+        let v = common::cli_json(&[&args[..], &["--top-k", "50", "--seed", seed, "--json"]].concat());
+        serde_json::from_value(v["new_ids"].clone()).unwrap()
+    };
+    let a = run("7");
+    assert_eq!(a.len(), 8);
+    assert_eq!(run("7"), a, "same seed, same tokens");
+    assert_ne!(run("8"), a, "another seed, other tokens");
+
+    let folder = llm_anatomy::arch::ModelFolder::open(&path).unwrap();
+    let mut s = llm_anatomy::engine::Session::load(&folder).unwrap();
+    s.set_prompt("The model has weights", false).unwrap();
+    // The prompt's ids are transformers' (reference), so the replay starts where the reference does.
+    let want_ids: Vec<u32> =
+        serde_json::from_value(reference("tiny-llama")["prompts"][0]["input_ids"].clone()).unwrap();
+    assert_eq!(s.tokens, want_ids);
+    let params = SamplingParams { temperature: 1.2, top_k: 50, seed: 7, ..Default::default() };
+    for (step, &id) in a.iter().enumerate() {
+        let d = distribution(&s.current_logits().unwrap(), &s.tokens, &params);
+        assert_eq!(draw(&d, uniform(7, step as u64)), id, "step {step}");
+        s.append(id).unwrap();
+    }
+}

@@ -1,6 +1,7 @@
 //! The bundled demo model (assets/demo, made by `cargo run --release --bin train-demo`):
 //! it opens like any Hub folder, and its learned behaviour is pinned so a regression in
-//! the forward pass or the tokenizer shows up here first.
+//! the forward pass or the tokenizer shows up here first. The pins are its own output (regression pins);
+//! `the_demo_matches_an_independent_mixtral_forward` checks it against a reference made without this program.
 
 use llm_anatomy::analysis::routing;
 use llm_anatomy::arch::ModelFolder;
@@ -79,4 +80,53 @@ fn the_demo_adapter_changes_one_fact_and_keeps_the_others() {
     assert!(with.starts_with(" blue"), "with the adapter: {with:?}");
     let paris = greedy(&mut s, "The capital of France is", false, 2);
     assert!(paris.starts_with(" Paris"), "other facts survive: {paris:?}");
+}
+
+/// The demo checked like every other model, not only against its own pinned output. Reference:
+/// `tests/fixtures/demo.reference.json`, made by `tools/make_demo_reference.py` with Hugging Face `tokenizers`
+/// (ids), jinja2 (the chat template) and a float64 numpy Mixtral forward written from transformers'
+/// modeling_mixtral: input ids identical, last-position logits within 1e-3, every layer's top-2 experts the same
+/// with their renormalised weights within 1e-4, and 10 greedy tokens identical.
+#[test]
+fn the_demo_matches_an_independent_mixtral_forward() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo.reference.json");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut s = demo_session();
+    let prompts = r["prompts"].as_array().unwrap();
+    assert!(!prompts.is_empty());
+    for p in prompts {
+        let text = p["text"].as_str().unwrap();
+        s.set_prompt(text, p["chat"].as_bool().unwrap()).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(p["input_ids"].clone()).unwrap();
+        assert_eq!(s.tokens, ids, "{text:?}: input ids");
+
+        let want: Vec<f32> = serde_json::from_value(p["last_logits"].clone()).unwrap();
+        let got = s.current_logits().unwrap();
+        assert_eq!(got.len(), want.len(), "{text:?}: vocabulary");
+        let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-3, "{text:?}: logits differ by up to {worst}");
+
+        let layers = p["router"].as_array().unwrap();
+        assert_eq!(s.routing.len(), ids.len(), "{text:?}: routing per position");
+        for (pos, record) in s.routing.iter().enumerate() {
+            assert_eq!(record.len(), layers.len(), "{text:?}: MoE layers at position {pos}");
+            for (layer, want) in record.iter().zip(layers) {
+                assert_eq!(layer.0 as u64, want["layer"].as_u64().unwrap());
+                let probs = llm_anatomy::sampling::softmax(&layer.1);
+                let top = routing::top_k_ids(&probs, 2);
+                let want_ids: Vec<usize> = serde_json::from_value(want["topk_ids"][pos].clone()).unwrap();
+                assert_eq!(top, want_ids, "{text:?}: layer {} position {pos}", layer.0);
+                let want_w: Vec<f32> = serde_json::from_value(want["topk_weights"][pos].clone()).unwrap();
+                let total: f32 = top.iter().map(|&e| probs[e]).sum();
+                for (&e, w) in top.iter().zip(&want_w) {
+                    assert!((probs[e] / total - w).abs() < 1e-4, "{text:?}: layer {} position {pos}", layer.0);
+                }
+            }
+        }
+
+        let greedy: Vec<u32> = serde_json::from_value(p["greedy_ids"].clone()).unwrap();
+        let ours = s.generate(greedy.len(), &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+        assert_eq!(ours, greedy, "{text:?}: greedy continuation");
+        assert_eq!(s.codec.decode(&ours), p["greedy_text"].as_str().unwrap());
+    }
 }

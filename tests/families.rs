@@ -37,6 +37,7 @@ fn extra_families_match_transformers() {
         s.set_prompt_ids(ids).unwrap();
         let want: Vec<f32> = serde_json::from_value(r["last_logits"].clone()).unwrap();
         let got = s.current_logits().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: vocabulary size of the logits");
         let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         assert!(worst < 1e-3, "{name}: logits differ by up to {worst}");
         if let Some(router) = r.get("router_probs") {
@@ -44,9 +45,13 @@ fn extra_families_match_transformers() {
             let moe_layers: Vec<usize> = s.routing[0].iter().map(|(l, _)| *l).collect();
             assert_eq!(moe_layers.len(), layers.len(), "{name}: MoE layers");
             for (k, layer) in layers.iter().enumerate() {
-                for (pos, row) in layer.as_array().unwrap().iter().enumerate() {
+                let rows = layer.as_array().unwrap();
+                assert_eq!(rows.len(), s.tokens.len(), "{name}: one router row per prompt token");
+                assert_eq!(s.routing.len(), rows.len(), "{name}: routing recorded for every position");
+                for (pos, row) in rows.iter().enumerate() {
                     let want: Vec<f32> = serde_json::from_value(row.clone()).unwrap();
                     let got = softmax(&s.routing[pos][k].1);
+                    assert_eq!(got.len(), want.len(), "{name}: experts in layer {}", moe_layers[k]);
                     for (a, b) in got.iter().zip(&want) {
                         assert!((a - b).abs() < 1e-5, "{name}: router layer {} pos {pos}", moe_layers[k]);
                     }

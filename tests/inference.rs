@@ -88,6 +88,7 @@ fn moe_router_probabilities_and_choices_match_transformers() {
                     let logits = &session.routing[pos].iter().find(|(layer, _)| *layer == l).unwrap().1;
                     let probs = sampling::softmax(logits);
                     let want: Vec<f32> = serde_json::from_value(tok["probs"].clone()).unwrap();
+                    assert_eq!(probs.len(), want.len(), "{name} layer {l}: number of experts");
                     for (e, (g, w)) in probs.iter().zip(&want).enumerate() {
                         assert!((g - w).abs() < 1e-5, "{name} layer {l} pos {pos} expert {e}: {g} vs {w}");
                     }
@@ -96,6 +97,7 @@ fn moe_router_probabilities_and_choices_match_transformers() {
                     assert_eq!(chosen, want_ids, "{name} layer {l} pos {pos}");
                     let total: f32 = chosen.iter().map(|&e| probs[e]).sum();
                     let want_w: Vec<f32> = serde_json::from_value(tok["topk_weights"].clone()).unwrap();
+                    assert_eq!(chosen.len(), want_w.len(), "{name} layer {l} pos {pos}: one weight per expert");
                     for (&e, w) in chosen.iter().zip(&want_w) {
                         let got = if norm { probs[e] / total } else { probs[e] };
                         assert!((got - w).abs() < 1e-5);
@@ -121,6 +123,7 @@ fn tokenizer_and_chat_template_match_transformers() {
         assert_eq!(codec.decode(&ids), e["decoded"].as_str().unwrap());
         let per: Vec<String> = serde_json::from_value(e["per_token_text"].clone()).unwrap();
         let tokens: Vec<String> = serde_json::from_value(e["tokens"].clone()).unwrap();
+        assert_eq!((per.len(), tokens.len()), (ids.len(), ids.len()), "{text:?}: one piece per id");
         for ((id, text), token) in ids.iter().zip(per).zip(tokens) {
             let piece = codec.piece(*id);
             assert_eq!(piece.text, text);
@@ -147,16 +150,18 @@ fn step_back_restores_the_previous_distribution() {
     let folder = ModelFolder::open(&fixture("tiny-llama")).unwrap();
     let mut s = Session::load(&folder).unwrap();
     s.set_prompt("The model has weights", false).unwrap();
+    // Reference: transformers' greedy continuation of this prompt.
+    let greedy: Vec<u32> = serde_json::from_value(reference("tiny-llama")["prompts"][0]["greedy_ids"].clone()).unwrap();
     let before = s.current_logits().unwrap();
-    s.append(818).unwrap();
-    s.append(578).unwrap();
+    s.append(greedy[0]).unwrap();
+    s.append(greedy[1]).unwrap();
     assert!(s.step_back().unwrap());
     assert!(s.step_back().unwrap());
     assert!(!s.step_back().unwrap(), "the prompt itself stays");
     assert_eq!(s.current_logits().unwrap(), before);
     // And the cache was truncated consistently: the same continuation again.
     let again = s.generate(3, &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
-    assert_eq!(again, vec![818, 578, 833]);
+    assert_eq!(again, greedy[..3]);
 }
 
 #[test]
@@ -193,6 +198,7 @@ fn probs_and_generate_cli_json() {
     let cands = v["candidates"].as_array().unwrap();
     assert_eq!(cands.len(), 5);
     let want = &r["prompts"][0]["samplers"]["t0.7_p0.9"]["top20"];
+    assert!(want.as_array().unwrap().len() >= cands.len());
     for (c, w) in cands.iter().zip(want.as_array().unwrap()) {
         for key in ["id", "token", "prob", "raw_prob", "logit"] {
             assert!(c.get(key).is_some(), "missing {key}");

@@ -34,12 +34,23 @@ fn router_probabilities_choices_and_load_match_transformers() {
             let ids: Vec<u64> = v["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_u64().unwrap()).collect();
             let want_ids: Vec<u64> = serde_json::from_value(rp["input_ids"].clone()).unwrap();
             assert_eq!(ids, want_ids, "{name} prompt {i}");
+            assert_eq!(
+                v["layers"].as_array().unwrap().len(),
+                rp["layers"].as_array().unwrap().len(),
+                "{name} prompt {i}: MoE layers"
+            );
             for (layer, want) in v["layers"].as_array().unwrap().iter().zip(rp["layers"].as_array().unwrap()) {
                 assert_eq!(layer["layer"], want["layer"]);
+                assert_eq!(
+                    layer["probs"].as_array().unwrap().len(),
+                    want["tokens"].as_array().unwrap().len(),
+                    "{name} prompt {i}: one row per token"
+                );
                 let mut load = vec![0u64; r["router"]["num_experts"].as_u64().unwrap() as usize];
                 for (t, tok) in want["tokens"].as_array().unwrap().iter().enumerate() {
                     let probs: Vec<f64> = serde_json::from_value(layer["probs"][t].clone()).unwrap();
                     let want_p: Vec<f64> = serde_json::from_value(tok["probs"].clone()).unwrap();
+                    assert_eq!(probs.len(), want_p.len(), "{name} prompt {i} token {t}: experts");
                     for (a, b) in probs.iter().zip(&want_p) {
                         assert!(
                             (a - b).abs() < 1e-5,
@@ -50,6 +61,7 @@ fn router_probabilities_choices_and_load_match_transformers() {
                     assert_eq!(layer["topk"][t], tok["topk_ids"], "{name} prompt {i} token {t}");
                     let w: Vec<f64> = serde_json::from_value(layer["weights"][t].clone()).unwrap();
                     let want_w: Vec<f64> = serde_json::from_value(tok["topk_weights"].clone()).unwrap();
+                    assert_eq!(w.len(), want_w.len(), "{name} prompt {i} token {t}: mixing weights");
                     for (a, b) in w.iter().zip(&want_w) {
                         assert!((a - b).abs() < 1e-5);
                     }

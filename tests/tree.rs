@@ -64,15 +64,51 @@ fn all_reprs_agree_with_recursive_repr() {
     }
 }
 
+/// transformers 4 and 5 write the same LlamaConfig with different keys (`rope_theta` + `rope_scaling` +
+/// `torch_dtype` vs `rope_parameters` + `dtype`). Reference: the two fixture configs were written by
+/// transformers 4.57.1 and 5.23 from the same model, so every parsed field must agree, not just two of them.
 #[test]
 fn v4_and_v5_config_keys_give_the_same_config() {
+    use llm_anatomy::arch::config::RopeScaling;
     let v5 = ModelFolder::open(&fixture("tiny-llama")).unwrap().config.unwrap();
     let v4 = ModelFolder::open(&fixture("tiny-llama-v4config")).unwrap().config.unwrap();
     assert_eq!(v4.rope_theta, 10000.0);
     assert_eq!(v4.dtype.as_deref(), Some("float32"));
-    assert_eq!(v5.dtype.as_deref(), Some("float32"));
-    assert_eq!(v4.hidden_size, v5.hidden_size);
-    assert_eq!(v4.rope_theta, v5.rope_theta);
+    assert_eq!(v4, v5, "the whole parsed config");
+
+    // The same scaled RoPE written both ways. transformers 5 folds rope_theta into rope_parameters and names
+    // the type `rope_type`; transformers 4 keeps rope_theta at the top and older files say `type`.
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(fixture(name).join("config.json")).unwrap()).unwrap()
+    };
+    let (base5, base4) = (read("tiny-llama"), read("tiny-llama-v4config"));
+    let cases = [
+        (serde_json::json!({"rope_type": "linear", "factor": 4.0}), RopeScaling::Linear { factor: 4.0 }),
+        (
+            serde_json::json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                               "original_max_position_embeddings": 64}),
+            RopeScaling::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max: 64.0 },
+        ),
+        // "dynamic" NTK equals plain RoPE until the sequence outgrows max_position_embeddings
+        // (transformers' _compute_dynamic_ntk_parameters at seq_len ≤ max_position_embeddings).
+        (serde_json::json!({"rope_type": "dynamic", "factor": 2.0}), RopeScaling::Default),
+    ];
+    for (params, want) in cases {
+        let mut c5 = base5.clone();
+        let mut p5 = params.clone();
+        p5["rope_theta"] = serde_json::json!(500000.0);
+        c5["rope_parameters"] = p5;
+        let mut c4 = base4.clone();
+        let mut p4 = params.clone();
+        let kind = p4.as_object_mut().unwrap().remove("rope_type").unwrap();
+        p4["type"] = kind;
+        c4["rope_scaling"] = p4;
+        c4["rope_theta"] = serde_json::json!(500000.0);
+        let (a5, a4) = (ArchConfig::parse(&c5).unwrap(), ArchConfig::parse(&c4).unwrap());
+        assert_eq!(a5.rope_scaling, want, "{params}");
+        assert_eq!(a5.rope_theta, 500000.0, "{params}");
+        assert_eq!(a4, a5, "{params}: v4 and v5 spellings");
+    }
 }
 
 #[test]

@@ -5,16 +5,25 @@ mod common;
 use common::{fixture, reference};
 use llm_anatomy::workspace::{Action, Selection, Workspace};
 
-/// Polls until `done` holds, as the shell would once per frame.
+/// Polls the engine's events until `done` holds, as the shell would once per frame. The deadline is generous (a
+/// loaded CI machine running a debug build); a hang or an engine error still fails, saying what was awaited.
 fn poll_until(ws: &mut Workspace, what: &str, done: impl Fn(&Workspace) -> bool) {
-    for _ in 0..1000 {
+    let start = std::time::Instant::now();
+    loop {
         ws.poll();
         if done(ws) {
             return;
         }
+        if ws.engine.error.is_some() || start.elapsed() > std::time::Duration::from_secs(120) {
+            panic!(
+                "no {what} after {:?} (engine status {:?}, error {:?})",
+                start.elapsed(),
+                ws.engine.status,
+                ws.engine.error
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    panic!("timed out waiting for {what}");
 }
 
 #[test]
@@ -75,6 +84,7 @@ fn a_prompt_runs_through_the_engine_client() {
     let d = &ws.engine.derived().unwrap().distribution;
     let top20 = prompt["samplers"]["t1.0"]["top20"].as_array().unwrap();
     assert_eq!(d.order.len(), d.probs.len());
+    assert_eq!(top20.len(), 20, "the reference's top 20");
     for (got, want) in d.order.iter().zip(top20) {
         assert_eq!(*got as u64, want["id"].as_u64().unwrap());
         assert!((d.probs[*got as usize] - want["prob"].as_f64().unwrap() as f32).abs() < 1e-4);
@@ -115,4 +125,41 @@ fn unknown_names_and_adapters_without_a_model_are_problems_not_panics() {
     ws.apply(Action::SelectByName("model.no.such.thing".into()));
     assert!(matches!(ws.problems.as_slice(), [llm_anatomy::workspace::Problem::UnknownName(_)]));
     assert_eq!(ws.selection, Selection::None);
+}
+
+/// Generate runs on the engine thread and Stop ends it after the current token. Reference for the tokens:
+/// transformers' 12 greedy tokens for the prompt (greedy = temperature 0), which every generated prefix must follow.
+#[test]
+fn generate_streams_greedy_tokens_and_stop_ends_it() {
+    let mut ws = Workspace::default();
+    ws.open_blocking(&fixture("tiny-llama"));
+    let r = reference("tiny-llama");
+    let prompt_ids: Vec<u32> = serde_json::from_value(r["prompts"][0]["input_ids"].clone()).unwrap();
+    let greedy: Vec<u32> = serde_json::from_value(r["prompts"][0]["greedy_ids"].clone()).unwrap();
+    ws.settings.sampling.temperature = 0.0;
+    ws.apply(Action::RunPrompt);
+    poll_until(&mut ws, "the prompt", |ws| ws.engine.snapshot.is_some() && !ws.engine.is_busy());
+    assert_eq!(ws.engine.snapshot.as_ref().unwrap().tokens, prompt_ids);
+
+    ws.apply(Action::Generate(greedy.len()));
+    poll_until(&mut ws, "the greedy tokens", |ws| {
+        ws.engine.snapshot.as_ref().is_some_and(|s| s.tokens.len() == prompt_ids.len() + greedy.len())
+    });
+    assert_eq!(ws.engine.snapshot.as_ref().unwrap().tokens[prompt_ids.len()..], greedy[..]);
+
+    // A long generation, stopped once it has started: it ends well short of what was asked, and stays ended.
+    let before = ws.engine.snapshot.as_ref().unwrap().tokens.len();
+    let asked = 400;
+    ws.apply(Action::Generate(asked));
+    poll_until(&mut ws, "the first of many tokens", |ws| {
+        ws.engine.snapshot.as_ref().is_some_and(|s| s.tokens.len() > before)
+    });
+    ws.apply(Action::StopGenerating);
+    poll_until(&mut ws, "the engine to stop", |ws| !ws.engine.is_busy());
+    let stopped = ws.engine.snapshot.as_ref().unwrap().tokens.len();
+    assert!(stopped < before + asked, "Stop did not stop: {} of {asked} made", stopped - before);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    ws.poll();
+    assert_eq!(ws.engine.snapshot.as_ref().unwrap().tokens.len(), stopped, "nothing arrives after Stop");
+    assert!(ws.engine.error.is_none(), "{:?}", ws.engine.error);
 }

@@ -138,6 +138,34 @@ mod tests {
     }
 
     #[test]
+    fn aux_loss_is_switch_transformer_formula() {
+        // Reference: transformers' load_balancing_loss_func, E · Σ_e f_e · P_e with f_e summed over the k
+        // choices. Perfect balance with top-1: f_e = P_e = 1/E, so the loss is E · E · 1/E² = 1 exactly.
+        let uniform: Vec<Vec<f32>> = vec![vec![0.0; 4]; 4];
+        let logits: Vec<Vec<f32>> = (0..4).map(|t| (0..4).map(|e| if e == t { 5.0 } else { 0.0 }).collect()).collect();
+        let r = layer_routing(0, &logits, 1, false, None);
+        assert!((r.aux_loss - 1.0).abs() < 1e-6, "balanced top-1: {}", r.aux_loss);
+        // Uniform probabilities (ties → lowest id, all tokens to expert 0 for top-1): f = [1, 0, 0, 0],
+        // P = [1/4; 4] → 4 · 1 · 1/4 = 1.
+        let u = layer_routing(0, &uniform, 1, false, None);
+        assert!((u.aux_loss - 1.0).abs() < 1e-6, "{}", u.aux_loss);
+        // Unbalanced, by hand: every token to expert 0 with softmax([5, 0, 0, 0])_0 = e^5 / (e^5 + 3)
+        // = 148.413159 / 151.413159 = 0.980187, f_0 = 1 → loss = 4 · 0.980187 = 3.920747.
+        let skewed: Vec<Vec<f32>> = (0..4).map(|_| vec![5.0, 0.0, 0.0, 0.0]).collect();
+        let s = layer_routing(0, &skewed, 1, false, None);
+        assert!((s.aux_loss - 3.920_746_65).abs() < 1e-5, "{}", s.aux_loss);
+        assert!((s.load_cv - 3f64.sqrt()).abs() < 1e-12, "load [4,0,0,0]: std √3 / mean 1");
+        // Top-2, by hand: 2 tokens over 4 experts, token 0 → {0, 1}, token 1 → {2, 3} (logits 5, 4 on its pair).
+        // f = [1/2; 4] (each expert gets 1 of 2 tokens); P_e = mean prob. Σ_e P_e = 1, so loss = 4 · ½ · 1 = 2.
+        let two = vec![vec![5.0, 4.0, 0.0, 0.0], vec![0.0, 0.0, 5.0, 4.0]];
+        let t = layer_routing(0, &two, 2, true, None);
+        assert_eq!(t.topk, vec![vec![0, 1], vec![2, 3]]);
+        assert!((t.aux_loss - 2.0).abs() < 1e-6, "{}", t.aux_loss);
+        // norm_topk_prob renormalises the chosen pair: e^5 / (e^5 + e^4) = 1 / (1 + e^-1) = 0.731059.
+        assert!((t.weights[0][0] - 0.731_058_6).abs() < 1e-6 && (t.weights[0][1] - 0.268_941_4).abs() < 1e-6);
+    }
+
+    #[test]
     fn viridis_ends() {
         assert_eq!(viridis(0.0), [68, 1, 84]);
         assert_eq!(viridis(1.0), [253, 231, 37]);

@@ -415,7 +415,13 @@ type Outcome = Result<(), Box<dyn std::error::Error>>;
 
 /// The `--json` outputs are pretty-printed, one value, with a trailing newline.
 fn print_json(out: &mut dyn Write, value: &serde_json::Value) -> Outcome {
-    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
+    // serde leaves DEL and the C1 controls raw (JSON allows them), and `TerminalSafe` would then write them
+    // as `\u{7f}`, which is not JSON: escape them here the JSON way (they only occur inside strings).
+    let text: String = serde_json::to_string_pretty(value)?
+        .chars()
+        .map(|c| if is_unsafe_control(c) { format!("\\u{:04x}", c as u32) } else { c.to_string() })
+        .collect();
+    writeln!(out, "{text}")?;
     Ok(())
 }
 
