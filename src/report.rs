@@ -404,3 +404,60 @@ pub fn diff_json(d: &crate::analysis::compare::Diff) -> Value {
         "tensors": d.tensors,
     })
 }
+
+/// `attention --json`: `{"input_ids", "layers": [{"layer", "heads": [[[w_ij …] …] …]}]}`, full
+/// T × T matrices per head (rows are queries, zeros above the diagonal), all layers and heads
+/// unless narrowed. The Attention panel's export uses it too.
+pub fn attention_json(
+    input_ids: &[u32],
+    internals: &crate::engine::internals::Internals,
+    layer: Option<usize>,
+    head: Option<usize>,
+) -> Value {
+    let t = internals.len();
+    let layers = internals.attention.first().map(|l| l.len()).unwrap_or(0);
+    let heads: Vec<usize> = match head {
+        Some(h) => vec![h],
+        None => (0..internals.heads).collect(),
+    };
+    let matrix = |l: usize, h: usize| -> Vec<Vec<f32>> {
+        internals
+            .head_rows(l, h)
+            .iter()
+            .map(|row| {
+                let mut full = row.to_vec();
+                full.resize(t, 0.0);
+                full
+            })
+            .collect()
+    };
+    json!({
+        "input_ids": input_ids,
+        "layers": (0..layers).filter(|l| layer.is_none_or(|x| x == *l)).map(|l| json!({
+            "layer": l,
+            "heads": heads.iter().map(|&h| matrix(l, h)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `lens --json`: `{"input_ids", "layers": [{"layer": "embed" | 0 | 1 | …, "top": [{"id", "token",
+/// "prob"}, …]}], "residual_norm": [[per token] per layer]}`, the lens at `lens.position`.
+pub fn lens_json(
+    input_ids: &[u32],
+    lens: &crate::engine::internals::Lens,
+    residual_norm: &[Vec<f32>],
+    top: usize,
+    piece: &dyn Fn(u32) -> Piece,
+) -> Value {
+    json!({
+        "input_ids": input_ids,
+        "layers": lens.probs.iter().enumerate().map(|(i, p)| json!({
+            "layer": if i == 0 { json!("embed") } else { json!(i - 1) },
+            "top": crate::analysis::attention::top_k(p, top).into_iter().map(|(id, prob)| {
+                let piece = piece(id);
+                json!({"id": id, "token": piece.token, "prob": prob})
+            }).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "residual_norm": residual_norm,
+    })
+}

@@ -3,7 +3,7 @@
 //! The order is generate's: repetition penalty (a logits processor), then the warpers
 //! temperature → top-k → top-p → min-p, then softmax and a draw. Each stage's surviving set
 //! is kept, so the panel can grey out what top-k, top-p or min-p removed and say why.
-//! Arithmetic is f32 where torch's is (softmax, cumulative sums), so borderline tokens are
+//! Arithmetic is f32 where torch's is (exponentials, cumulative sums), so borderline tokens are
 //! kept or dropped exactly as transformers does. Nothing here touches the model: moving a
 //! slider re-runs these functions on cached logits.
 
@@ -76,15 +76,19 @@ pub struct Distribution {
     pub kept: usize,
 }
 
-/// softmax in f32 with the max subtracted, as torch computes it.
+/// softmax with the max subtracted and f32 exponentials, as torch computes it, but the sum
+/// of the exponentials accumulated in f64. A running f32 sum over a 50k–150k vocabulary
+/// drops every term below half an ulp of the total once it nears 1 (SmolLM2's
+/// probabilities summed to 1.0002 and the top one was 1.8e-4 high); torch's vectorised
+/// reduction keeps them, and so does an f64 accumulator.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max == f32::NEG_INFINITY {
         return vec![0.0; logits.len()];
     }
     let exps: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
-    let sum: f32 = exps.iter().sum();
-    exps.iter().map(|&e| e / sum).collect()
+    let sum: f64 = exps.iter().map(|&e| e as f64).sum();
+    exps.iter().map(|&e| (e as f64 / sum) as f32).collect()
 }
 
 /// Says how many logits are NaN or ±∞ (None when all are finite): a forward pass that
@@ -257,6 +261,36 @@ pub fn draw(d: &Distribution, u: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 151,936-entry vocabulary (Qwen's) with one dominant token and a long tail of tiny
+    /// values: every probability must match an f64 softmax, and the sum must be 1.
+    #[test]
+    fn softmax_keeps_the_long_tail_on_a_large_vocabulary() {
+        let n = 151_936;
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let logits: Vec<f32> = (0..n)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32;
+                if i == 17 { 12.0 } else { -6.0 + 4.0 * u }
+            })
+            .collect();
+        let got = softmax(&logits);
+        // The reference subtracts the max in f32, as torch does; everything after is f64.
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exps: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
+        let total: f64 = exps.iter().sum();
+        for (i, (g, e)) in got.iter().zip(&exps).enumerate() {
+            let want = e / total;
+            assert!((*g as f64 - want).abs() <= 1e-6 * want.max(1e-30) + 1e-12, "token {i}: {g} vs {want}");
+        }
+        let sum: f64 = got.iter().map(|&p| p as f64).sum();
+        assert!((sum - 1.0).abs() < 1e-6, "sum {sum}");
+        let top = got[17] as f64;
+        assert!((top - exps[17] / total).abs() < 1e-6, "top {top}");
+    }
 
     #[test]
     fn greedy_keeps_only_the_argmax() {

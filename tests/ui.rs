@@ -539,7 +539,7 @@ fn a_frame_never_waits_for_the_lora_figures() {
 /// The welcome screen lists models found on this machine; clicking one opens it.
 #[test]
 fn the_library_on_the_welcome_screen_opens_a_model() {
-    let mut app = AnatomyApp::default();
+    let app = AnatomyApp::default();
     let entry = llm_anatomy::library::Entry {
         source: llm_anatomy::library::Source::HuggingFace,
         name: "TinyOrg/tiny-llama".into(),
@@ -560,4 +560,45 @@ fn the_library_on_the_welcome_screen_opens_a_model() {
     harness.get_by_label("TinyOrg/tiny-llama").click();
     step_until(&mut harness, "the model to open", |a| a.ws.model.is_some());
     harness.get_by_label("LlamaForCausalLM(");
+}
+
+/// The Compare tab sweeps the layers on a worker and diffs against a second model.
+#[test]
+fn compare_tab_sweeps_layers_and_diffs_a_bf16_copy() {
+    let mut harness = opened("tiny-llama");
+    harness.get_by_label("Compare").click();
+    harness.run_steps(2);
+    step_until(&mut harness, "the sweep", |a| a.ws.jobs.sweep.get(&()).is_some());
+    harness.get_by_label("Layer sweep");
+    harness.get_by_label("tensor role");
+    harness.state_mut().ws.apply(Action::OpenOther(fixture("tiny-llama-bf16")));
+    step_until(&mut harness, "the diff", |a| a.ws.current_diff().is_some_and(|d| d.is_ok()));
+    let d = harness.state().ws.current_diff().unwrap().as_ref().unwrap().clone();
+    assert_eq!(d.tensors.len(), 21);
+    harness.get_by_label("model.embed_tokens.weight");
+}
+
+/// The Attention and Logit lens tabs record the internals on demand and show them for the
+/// Token panel's sequence; the lens's last layer is the model's own distribution.
+#[test]
+fn attention_and_lens_tabs_look_inside_the_forward_pass() {
+    let mut harness = opened("tiny-llama");
+    harness.get_by_label("Attention").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the recorded internals", |a| {
+        a.ws.engine.snapshot.as_ref().is_some_and(|s| s.internals.as_ref().is_some_and(|i| i.len() == 11))
+    });
+    harness.get_by_label("every head of the layer");
+    harness.get_by_label("Logit lens").click();
+    step_until(&mut harness, "the lens", |a| a.ws.engine.lens.is_some());
+    harness.run_steps(2);
+    let lens = harness.state().ws.engine.lens.clone().unwrap().1;
+    assert_eq!(lens.position, 10);
+    assert_eq!(lens.probs.len(), 3, "embedding + 2 layers");
+    let model = harness.state().ws.engine.derived().unwrap().distribution.raw_probs.clone();
+    let last = lens.probs.last().unwrap();
+    assert_eq!(last.len(), model.len());
+    assert!(last.iter().zip(&model).all(|(a, b)| (a - b).abs() < 1e-5), "the last layer's lens is the output");
+    harness.get_by_label("residual stream norm ‖h‖ per layer and token");
 }

@@ -103,7 +103,9 @@ fn check_sizes(cfg: &ArchConfig, ckpt: &Checkpoint, file: &Path) -> Result<(), C
     };
     let stored_layers = ckpt.tensors.iter().filter_map(|t| index_after(&t.name, "model.layers.")).max().map(|m| m + 1);
     let bad = |what: String| CheckpointError::BadConfig { file: file.to_path_buf(), what };
-    if Some(cfg.num_layers) != stored_layers {
+    // Fewer layers than stored is what transformers loads with an "unexpected keys" warning
+    // (reported below); more would size the tree and the engine from tensors that do not exist.
+    if cfg.num_layers > stored_layers.unwrap_or(0) {
         let stored = stored_layers.unwrap_or(0);
         let missing =
             if cfg.num_layers > stored { format!("; there is no model.layers.{stored}.*") } else { String::new() };
@@ -114,7 +116,7 @@ fn check_sizes(cfg: &ArchConfig, ckpt: &Checkpoint, file: &Path) -> Result<(), C
     }
     if let Some(moe) = &cfg.moe {
         let stored = ckpt.tensors.iter().filter_map(|t| index_after(&t.name, ".experts.")).max().map(|m| m + 1);
-        if Some(moe.num_experts) != stored {
+        if moe.num_experts > stored.unwrap_or(0) {
             return Err(bad(format!(
                 "the config says {} experts per MoE layer, but the tensors hold {} (….experts.N.*)",
                 moe.num_experts,

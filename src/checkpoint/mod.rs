@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use dtype::Dtype;
 pub use error::CheckpointError;
-pub use safetensors::{Shard, TensorInfo};
+pub use safetensors::{Shard, SharedBytes, TensorInfo};
 
 pub const CONFIG_FILE: &str = "config.json";
 pub const INDEX_FILE: &str = "model.safetensors.index.json";
@@ -150,6 +150,11 @@ impl Checkpoint {
 
     pub fn bytes(&self, tensor: &TensorInfo) -> &[u8] {
         self.shards[tensor.shard].bytes(tensor)
+    }
+
+    /// A tensor's bytes that keep the shard mapped (for weights used in place).
+    pub fn shared_bytes(&self, tensor: &TensorInfo) -> Option<SharedBytes> {
+        self.shards[tensor.shard].shared_bytes(tensor)
     }
 
     pub fn shard_name(&self, tensor: &TensorInfo) -> &str {

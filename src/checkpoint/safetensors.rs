@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -49,7 +50,23 @@ pub struct Shard {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Tensors in header order.
     pub tensors: Vec<TensorInfo>,
-    map: Option<Mmap>,
+    /// Shared so that the engine can use weights in place and outlive the folder's handle.
+    map: Option<Arc<Mmap>>,
+}
+
+/// A tensor's stored bytes that keep their file mapped for as long as they live: the engine
+/// computes from these directly instead of copying the weights.
+#[derive(Clone)]
+pub struct SharedBytes {
+    map: Arc<Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl SharedBytes {
+    pub fn as_slice(&self) -> &[u8] {
+        &self.map[self.start..self.start + self.len]
+    }
 }
 
 impl Shard {
@@ -90,7 +107,7 @@ impl Shard {
             // SAFETY: the file is opened read-only and never written by this program; the map is
             // only read through bounds-checked slices. Another process truncating the file while
             // it is open is the one hazard no reader of mmapped files can exclude.
-            Some(unsafe { Mmap::map(&file) }.map_err(io_err)?)
+            Some(Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err)?))
         } else {
             None
         };
@@ -125,6 +142,12 @@ impl Shard {
             Some(map) => &map[start..end],
             None => &[],
         }
+    }
+
+    /// The same bytes as [`Shard::bytes`], holding the map alive; None when the shard has no data.
+    pub fn shared_bytes(&self, tensor: &TensorInfo) -> Option<SharedBytes> {
+        let start = 8 + self.header_len as usize + tensor.data_offsets.0;
+        Some(SharedBytes { map: Arc::clone(self.map.as_ref()?), start, len: tensor.byte_len() })
     }
 }
 

@@ -5,11 +5,13 @@
 //! One file per subcommand; each prints what a [`crate::report`] function builds, so the
 //! desktop Export menu writes the same JSON.
 
+mod attention;
 mod bits;
 mod blocks;
 mod cast;
 mod diff;
 mod generate;
+mod lens;
 mod library;
 mod lora;
 mod metadata;
@@ -79,6 +81,35 @@ pub enum Command {
     Diff {
         a: PathBuf,
         b: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attention weights after softmax, per layer and head (rows are queries), for a prompt.
+    Attention {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        /// Only this layer.
+        #[arg(long)]
+        layer: Option<usize>,
+        /// Only this head (of every layer shown).
+        #[arg(long)]
+        head: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The logit lens at the last position: each layer's residual stream read out through the
+    /// final norm and lm_head, and the residual norms per layer and token.
+    Lens {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        #[arg(long, default_value_t = 5)]
+        top: usize,
         #[arg(long)]
         json: bool,
     },
@@ -282,6 +313,12 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
     let command = resolve_names(command).map_err(|e| escape_controls(&e))?;
     let res = match command {
         Command::Library { json } => library::run(json, out),
+        Command::Attention { path, prompt, chat, layer, head, json } => {
+            attention::run(&Prompt { path: &path, text: &prompt, chat }, layer, head, json, out)
+        }
+        Command::Lens { path, prompt, chat, top, json } => {
+            lens::run(&Prompt { path: &path, text: &prompt, chat }, top, json, out)
+        }
         Command::Sweep { path, role, json } => sweep::run(&path, role.as_deref(), json, out),
         Command::Diff { a, b, json } => diff::run(&a, &b, json, out),
         Command::Tree { path, adapter, alpha } => tree::run(&path, adapter.as_deref(), alpha, out),
@@ -331,7 +368,9 @@ fn resolve_names(mut command: Command) -> Result<Command, String> {
         | Command::Cast { path, .. }
         | Command::Sweep { path, .. }
         | Command::Metadata { path, .. }
-        | Command::Blocks { path, .. } => resolve(path)?,
+        | Command::Blocks { path, .. }
+        | Command::Attention { path, .. }
+        | Command::Lens { path, .. } => resolve(path)?,
         Command::Bits { tensor, .. } => {
             if let Some(first) = tensor.as_mut().and_then(|t| t.first_mut()) {
                 let mut p = PathBuf::from(&*first);
@@ -400,6 +439,14 @@ impl Prompt<'_> {
         if let Some(adapter) = adapter {
             adapter.attach(model, &mut session)?;
         }
+        session.set_prompt(self.text, self.chat)?;
+        Ok(session)
+    }
+
+    /// The prompt run with the attention weights and residual stream recorded.
+    fn session_with_internals(&self, model: &ModelFolder) -> Result<Session, Box<dyn std::error::Error>> {
+        let mut session = Session::load(model)?;
+        session.set_internals(true)?;
         session.set_prompt(self.text, self.chat)?;
         Ok(session)
     }

@@ -5,7 +5,9 @@
 //! the tokens after it, and for every position the logits that predicted the next token,
 //! so stepping back is a truncation and moving a slider never runs the model.
 
+pub mod internals;
 pub mod matvec;
+pub mod memory;
 pub mod model;
 pub mod text;
 
@@ -13,8 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
-use candle_core::Device;
-
+use crate::analysis::control::{Cancelled, Control};
 use crate::arch::ModelFolder;
 use crate::sampling::{self, SamplingParams};
 pub use model::{KvCache, Model, Probes};
@@ -44,10 +45,20 @@ pub struct Session {
     /// the adapted ones, so the with/without view costs one incremental forward per token.
     base_cache: Option<KvCache>,
     base_logits: Vec<Arc<Vec<f32>>>,
+    /// Attention and residual stream per position, while something asks for them.
+    pub internals: Option<internals::Internals>,
 }
 
 impl Session {
     pub fn load(folder: &ModelFolder) -> Result<Self, String> {
+        Self::load_with(folder, &Control::new())
+    }
+
+    /// Admits the model against the memory available (refusing with both numbers when it
+    /// does not fit), then builds it over the stored weights, which stay in the read-only
+    /// map. Reading them in (page by page, so the first prompt does not stall on the disk)
+    /// reports bytes to `control` and stops when it is cancelled.
+    pub fn load_with(folder: &ModelFolder, control: &Control) -> Result<Self, String> {
         let cfg = folder.config.as_ref().ok_or_else(|| {
             format!(
                 "{}: inference needs one of the supported families ({}); this architecture is shown from its tensor names only",
@@ -55,10 +66,19 @@ impl Session {
                 crate::arch::Family::ALL.map(|f| f.model_type()).join(", ")
             )
         })?;
-        let codec = Arc::new(TextCodec::load(&folder.checkpoint.folder)?);
-        let device = Device::Cpu;
-        let vb = model::var_builder(folder, &device).map_err(|e| format!("loading weights: {e}"))?;
-        let model = Model::load(cfg, vb).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        let ckpt = &folder.checkpoint;
+        if let Some(why) = cfg.inference_blocker() {
+            return Err(format!(
+                "{}: {why}; the model can be inspected but not run",
+                ckpt.folder.join(crate::checkpoint::CONFIG_FILE).display()
+            ));
+        }
+        memory::admission(cfg, ckpt, memory::available_memory())
+            .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
+        let codec = Arc::new(TextCodec::load(&ckpt.folder)?);
+        let model =
+            Model::from_checkpoint(cfg, ckpt).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
         let cache = model.new_cache();
         Ok(Self {
             model,
@@ -73,6 +93,7 @@ impl Session {
             adapter: None,
             base_cache: None,
             base_logits: Vec::new(),
+            internals: None,
         })
     }
 
@@ -131,6 +152,9 @@ impl Session {
         self.logits.clear();
         self.routing.clear();
         self.shared_gate.clear();
+        if let Some(i) = &mut self.internals {
+            i.truncate(0);
+        }
         self.prompt_len = ids.len();
         self.run(&ids)?;
         self.tokens = ids;
@@ -138,11 +162,18 @@ impl Session {
     }
 
     fn run(&mut self, ids: &[u32]) -> Result<(), String> {
-        let mut probes = Probes::default();
+        let mut probes =
+            Probes { internals: self.internals.as_ref().map(|_| Default::default()), ..Default::default() };
         let moe = self.is_moe();
+        let record = moe || self.internals.is_some();
         let (model, cache) = (&self.model, &mut self.cache);
-        let logits = on_pool(|| model.next_token_logits(ids, cache, moe.then_some(&mut probes)))
+        let logits = on_pool(|| model.next_token_logits(ids, cache, record.then_some(&mut probes)))
             .map_err(|e| format!("forward pass: {e}"))?;
+        if let (Some(mine), Some(seen)) = (self.internals.as_mut(), probes.internals.as_ref()) {
+            for chunk in &seen.chunks {
+                mine.push_chunk(chunk);
+            }
+        }
         self.forwards += 1;
         self.logits.push(Arc::new(logits));
         if self.adapter.is_some() {
@@ -162,6 +193,38 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Starts (or stops) recording attention and the residual stream; starting re-runs the
+    /// sequence so what is already there is recorded too.
+    pub fn set_internals(&mut self, on: bool) -> Result<(), String> {
+        match (on, self.internals.is_some()) {
+            (true, false) => {
+                self.internals = Some(internals::Internals::new(self.model.cfg.num_heads));
+                self.rerun()
+            }
+            (false, true) => {
+                self.internals = None;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The logit lens at a recorded position: each layer's residual through the final norm
+    /// and lm_head, as probabilities.
+    pub fn lens(&self, position: usize) -> Result<internals::Lens, String> {
+        let rows = self
+            .internals
+            .as_ref()
+            .and_then(|i| i.residual.get(position))
+            .ok_or_else(|| format!("position {position} has no recorded residual stream"))?;
+        let probs = rows
+            .iter()
+            .map(|h| self.model.lens_logits(h).map(|l| crate::sampling::softmax(&l)))
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(|e| format!("logit lens: {e}"))?;
+        Ok(internals::Lens { position, probs })
     }
 
     /// Logits for the next token (after the last one in `tokens`).
@@ -193,6 +256,9 @@ impl Session {
         }
         self.routing.truncate(len);
         self.shared_gate.truncate(len);
+        if let Some(i) = &mut self.internals {
+            i.truncate(len);
+        }
         self.cache.truncate(len).map_err(|e| e.to_string())?;
         Ok(true)
     }
@@ -221,6 +287,24 @@ impl Session {
     }
 }
 
+/// Touches one byte per page of every tensor, so the weights are read from disk now, with
+/// progress, rather than during the first token.
+fn prefault(ckpt: &crate::checkpoint::Checkpoint, control: &Control) -> Result<(), Cancelled> {
+    const PAGE: usize = 4096;
+    control.add_total(ckpt.total_bytes());
+    for t in &ckpt.tensors {
+        control.check()?;
+        let bytes = ckpt.bytes(t);
+        let mut sum = 0u8;
+        for chunk in bytes.chunks(PAGE) {
+            sum = sum.wrapping_add(chunk[0]);
+        }
+        std::hint::black_box(sum);
+        control.advance(bytes.len() as u64);
+    }
+    Ok(())
+}
+
 pub enum Command {
     /// Read the weights of an opened folder (the first prompt asks for this; opening does
     /// not). `control` shows progress and cancels.
@@ -244,6 +328,10 @@ pub enum Command {
     StepBack,
     /// Attach (or remove) a LoRA adapter at a strength; the sequence is re-run.
     SetAdapter(Option<(Arc<crate::lora::LoraAdapter>, f64)>),
+    /// Record attention and the residual stream (a panel that shows them is open).
+    SetInternals(bool),
+    /// The logit lens at a recorded position.
+    Lens(usize),
 }
 
 /// What the token panel needs after every change.
@@ -262,6 +350,8 @@ pub struct Snapshot {
     pub text: String,
     /// With an adapter attached: the next-token logits of the base model, for comparison.
     pub base_logits: Option<Arc<Vec<f32>>>,
+    /// Attention and residual stream per position, when recorded.
+    pub internals: Option<internals::Internals>,
 }
 
 /// What the engine is doing, with its figures; the UI words it in the user's language.
@@ -304,9 +394,19 @@ impl std::fmt::Display for EngineError {
 }
 
 pub enum Event {
-    Loaded { architecture: String, vocab: usize, is_moe: bool, codec: Arc<TextCodec> },
+    Loaded {
+        architecture: String,
+        vocab: usize,
+        is_moe: bool,
+        codec: Arc<TextCodec>,
+    },
     Status(EngineStatus),
     Snapshot(Box<Snapshot>),
+    /// The logit lens asked for, and the forward count it belongs to.
+    Lens {
+        forwards: u64,
+        lens: Arc<internals::Lens>,
+    },
     Error(EngineError),
 }
 
@@ -383,6 +483,7 @@ fn snapshot_of(s: &Session) -> Event {
         forwards: s.forwards,
         text: s.codec.decode(&s.tokens[s.prompt_len..]),
         base_logits: s.base_logits(),
+        internals: s.internals.clone(),
     }))
 }
 
@@ -393,7 +494,8 @@ fn load(folder: &ModelFolder, control: &crate::analysis::Control) -> Result<Sess
     if control.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
-    let session = Session::load(folder).map_err(EngineError::Failed)?;
+    let session = Session::load_with(folder, control)
+        .map_err(|e| if control.is_cancelled() { EngineError::Cancelled } else { EngineError::Failed(e) })?;
     if control.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
@@ -427,6 +529,12 @@ fn handle(
             let s = session.as_mut().ok_or(EngineError::NotLoaded)?;
             match other {
                 Command::Load { .. } | Command::Unload => unreachable!("handled above"),
+                Command::SetInternals(on) => s.set_internals(on).map_err(EngineError::Failed)?,
+                Command::Lens(position) => {
+                    let lens = Arc::new(s.lens(position).map_err(EngineError::Failed)?);
+                    let _ = events.send(Event::Lens { forwards: s.forwards, lens });
+                    return Ok(());
+                }
                 Command::SetPrompt { text, chat } => {
                     status(EngineStatus::ReadingPrompt);
                     s.set_prompt(&text, chat).map_err(EngineError::Failed)?;

@@ -11,15 +11,20 @@
 //! Family differences are data, not separate code paths: q/k/v biases (Qwen2, Qwen2-MoE),
 //! per-head q/k norms (Qwen3, Qwen3-MoE), whole-projection q/k norms and clip_qkv (OLMoE),
 //! routed experts with or without top-k renormalisation, and Qwen2-MoE's shared expert
-//! with its sigmoid gate. All compute is f32; BF16/F16/FP8 weights are widened on load.
+//! with its sigmoid gate. All compute is f32; matrices stay at their stored width (F32 in
+//! place, BF16/F16 16-bit, widened inside the kernels) and only norms, biases and the rarer
+//! dtypes (F64, FP8) are widened on load.
 //!
-//! The model is built from a `candle_nn::VarBuilder`, so the same code runs under autograd
-//! when built from a `VarMap` (`training = true` picks the differentiable RMSNorm and RoPE).
+//! The model is built either from a checkpoint ([`Model::from_checkpoint`], weights used in
+//! place) or from a `candle_nn::VarBuilder` ([`Model::load`]), so the same code runs under
+//! autograd when built from a `VarMap` (`training = true` picks the differentiable RMSNorm
+//! and RoPE).
 
-use candle_core::{DType, Device, IndexOp, Module, Result, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder};
+use candle_core::{DType, Device, IndexOp, Result, Shape, Tensor};
+use candle_nn::VarBuilder;
 
-use super::matvec::FastLinear;
+use super::matvec::{FastLinear, Weight, Width};
+use crate::checkpoint::{Checkpoint, Dtype};
 
 use crate::arch::{ArchConfig, Family};
 
@@ -31,6 +36,48 @@ pub struct Probes {
     pub router_logits: Vec<(usize, Vec<Vec<f32>>)>,
     /// Per MoE layer, Qwen2-MoE's shared-expert gate value sigmoid(g·x) per token.
     pub shared_gate: Vec<(usize, Vec<f32>)>,
+    /// Attention weights and the residual stream, recorded only when this is Some (the
+    /// Attention and Logit lens panels, `attention` and `lens` in the CLI).
+    pub internals: Option<InternalsProbe>,
+}
+
+/// What the forward calls saw inside, one entry per call (a long prompt runs in chunks).
+#[derive(Clone, Debug, Default)]
+pub struct InternalsProbe {
+    pub chunks: Vec<ChunkInternals>,
+}
+
+/// One forward call's new positions `offset .. offset + t`.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkInternals {
+    pub offset: usize,
+    pub t: usize,
+    /// Per layer: t × heads × (offset + t) softmax weights, queries then heads then keys
+    /// (a query's weights on later keys are the mask's zeros). GQA heads are query heads.
+    pub attention: Vec<Vec<f32>>,
+    /// The embedding output, then each decoder layer's output: t × hidden each.
+    pub residual: Vec<Vec<f32>>,
+}
+
+impl Probes {
+    /// Appends a later chunk's rows to the same layers' entries.
+    fn extend(&mut self, later: Probes) {
+        if let (Some(mine), Some(theirs)) = (self.internals.as_mut(), later.internals) {
+            mine.chunks.extend(theirs.chunks);
+        }
+        for (layer, rows) in later.router_logits {
+            match self.router_logits.iter_mut().find(|(l, _)| *l == layer) {
+                Some((_, mine)) => mine.extend(rows),
+                None => self.router_logits.push((layer, rows)),
+            }
+        }
+        for (layer, gates) in later.shared_gate {
+            match self.shared_gate.iter_mut().find(|(l, _)| *l == layer) {
+                Some((_, mine)) => mine.extend(gates),
+                None => self.shared_gate.push((layer, gates)),
+            }
+        }
+    }
 }
 
 struct Rotary {
@@ -129,14 +176,93 @@ impl Rotary {
     }
 }
 
+/// Where the weights come from, and the dotted prefix reached so far (`model.layers.3`).
+#[derive(Clone)]
+struct Source<'a> {
+    from: From<'a>,
+    prefix: String,
+}
+
+#[derive(Clone)]
+enum From<'a> {
+    Vars(VarBuilder<'a>),
+    Stored(&'a Checkpoint),
+}
+
+impl<'a> Source<'a> {
+    fn pp(&self, name: impl AsRef<str>) -> Self {
+        let prefix = if self.prefix.is_empty() {
+            name.as_ref().to_string()
+        } else {
+            format!("{}.{}", self.prefix, name.as_ref())
+        };
+        Self { from: self.from.clone(), prefix }
+    }
+
+    fn device(&self) -> Device {
+        match &self.from {
+            From::Vars(vb) => vb.device().clone(),
+            From::Stored(_) => Device::Cpu,
+        }
+    }
+
+    /// The stored tensor `prefix.leaf`, checked against the shape the config implies.
+    fn info(&self, ckpt: &'a Checkpoint, shape: &Shape, leaf: &str) -> Result<&'a crate::checkpoint::TensorInfo> {
+        let name = self.pp(leaf).prefix;
+        let t = ckpt
+            .tensor(&name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no tensor `{name}` in the checkpoint")))?;
+        if t.shape != shape.dims() {
+            candle_core::bail!("tensor `{name}` is stored as {:?}; the config implies {:?}", t.shape, shape.dims());
+        }
+        Ok(t)
+    }
+
+    /// A small tensor (norm weight, bias), widened to f32.
+    fn small(&self, shape: impl Into<Shape>, leaf: &str) -> Result<Tensor> {
+        let shape = shape.into();
+        match &self.from {
+            From::Vars(vb) => vb.get(shape, &self.pp(leaf).prefix),
+            From::Stored(ckpt) => {
+                let t = self.info(ckpt, &shape, leaf)?;
+                Tensor::from_vec(t.dtype.decode_all_f32(ckpt.bytes(t)), shape, &Device::Cpu)
+            }
+        }
+    }
+
+    /// A [rows, cols] matrix, kept at its stored width when the kernels read that width.
+    fn matrix(&self, rows: usize, cols: usize, leaf: &str) -> Result<Weight> {
+        let shape = Shape::from((rows, cols));
+        match &self.from {
+            From::Vars(vb) => Ok(Weight::Tensor(vb.get(shape, &self.pp(leaf).prefix)?)),
+            From::Stored(ckpt) => {
+                let t = self.info(ckpt, &shape, leaf)?;
+                let width = match t.dtype {
+                    Dtype::F32 => Some(Width::F32),
+                    Dtype::BF16 => Some(Width::BF16),
+                    Dtype::F16 => Some(Width::F16),
+                    _ => None,
+                };
+                if let (Some(width), Some(bytes)) = (width, ckpt.shared_bytes(t))
+                    && let Some(w) = Weight::stored(bytes, width, rows, cols)
+                {
+                    return Ok(w);
+                }
+                // FP8, F64, or bytes not aligned to their width: widened once, here.
+                Ok(Weight::Tensor(Tensor::from_vec(t.dtype.decode_all_f32(ckpt.bytes(t)), shape, &Device::Cpu)?))
+            }
+        }
+    }
+}
+
 struct RmsNorm {
     weight: Tensor,
     eps: f32,
 }
 
 impl RmsNorm {
-    fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, eps: eps as f32 })
+    fn load(vb: Source, dim: usize, eps: f64) -> Result<Self> {
+        Ok(Self { weight: vb.small(dim, "weight")?, eps: eps as f32 })
     }
 
     fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
@@ -148,10 +274,10 @@ impl RmsNorm {
     }
 }
 
-fn linear(vb: VarBuilder, in_f: usize, out_f: usize, bias: bool) -> Result<FastLinear> {
-    let w = vb.get((out_f, in_f), "weight")?;
-    let b = if bias { Some(vb.get(out_f, "bias")?) } else { None };
-    Ok(FastLinear::new(Linear::new(w, b)))
+fn linear(vb: Source, in_f: usize, out_f: usize, bias: bool) -> Result<FastLinear> {
+    let w = vb.matrix(out_f, in_f, "weight")?;
+    let b = if bias { Some(vb.small(out_f, "bias")?) } else { None };
+    Ok(FastLinear::new(w, b))
 }
 
 /// gate_proj / up_proj / down_proj (Mixtral's w1 / w3 / w2) with SiLU.
@@ -171,7 +297,7 @@ impl SwiGlu {
         }
     }
 
-    fn load(vb: VarBuilder, hidden: usize, inter: usize, bias: bool, mixtral_names: bool) -> Result<Self> {
+    fn load(vb: Source, hidden: usize, inter: usize, bias: bool, mixtral_names: bool) -> Result<Self> {
         let (g, u, d) = if mixtral_names { ("w1", "w3", "w2") } else { ("gate_proj", "up_proj", "down_proj") };
         Ok(Self {
             gate: linear(vb.pp(g), hidden, inter, bias)?,
@@ -191,7 +317,8 @@ struct SparseMoe {
     experts: Vec<SwiGlu>,
     top_k: usize,
     norm_topk_prob: bool,
-    shared: Option<(SwiGlu, FastLinear)>,
+    /// Boxed: it would make every MoE layer's enum variant twice a dense one's size.
+    shared: Option<Box<(SwiGlu, FastLinear)>>,
 }
 
 impl SparseMoe {
@@ -232,7 +359,7 @@ impl SparseMoe {
             out = out.index_add(&idx, &y, 0)?;
         }
         let mut shared_gate_values = None;
-        if let Some((expert, gate)) = &self.shared {
+        if let Some((expert, gate)) = self.shared.as_deref() {
             let g = candle_nn::ops::sigmoid(&gate.forward_t(&xs, training)?)?;
             out = (out + expert.forward(&xs, training)?.broadcast_mul(&g)?)?;
             shared_gate_values = Some(g.flatten_all()?.to_vec1::<f32>()?);
@@ -286,7 +413,7 @@ impl Layer {
                 for e in moe.experts.iter_mut() {
                     v.extend([&mut e.gate, &mut e.up, &mut e.down]);
                 }
-                if let Some((e, g)) = moe.shared.as_mut() {
+                if let Some((e, g)) = moe.shared.as_deref_mut() {
                     v.extend([&mut e.gate, &mut e.up, &mut e.down, g]);
                 }
             }
@@ -327,7 +454,8 @@ impl KvCache {
 
 pub struct Model {
     pub cfg: ArchConfig,
-    embed: Embedding,
+    /// [vocab, hidden]; with tied embeddings lm_head reads the same rows.
+    embed: Weight,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: FastLinear,
@@ -337,11 +465,21 @@ pub struct Model {
 }
 
 impl Model {
+    /// Builds the model over candle tensors: a `VarMap` for training, or any f32 tensors.
     pub fn load(cfg: &ArchConfig, vb: VarBuilder) -> Result<Self> {
+        Self::build(cfg, Source { from: From::Vars(vb), prefix: String::new() })
+    }
+
+    /// Builds the model over a checkpoint's weights as stored: matrices are used in place
+    /// from the read-only map (kept alive by the model), so loading copies nothing large.
+    pub fn from_checkpoint(cfg: &ArchConfig, ckpt: &Checkpoint) -> Result<Self> {
+        Self::build(cfg, Source { from: From::Stored(ckpt), prefix: String::new() })
+    }
+
+    fn build(cfg: &ArchConfig, vb: Source) -> Result<Self> {
         let h = cfg.hidden_size;
         let vm = vb.pp("model");
-        let embed_w = vm.pp("embed_tokens").get((cfg.vocab_size, h), "weight")?;
-        let embed = Embedding::new(embed_w.clone(), h);
+        let embed = vm.pp("embed_tokens").matrix(cfg.vocab_size, h, "weight")?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let vl = vm.pp(format!("layers.{i}"));
@@ -372,10 +510,10 @@ impl Model {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let shared = match moe.shared_expert_intermediate {
-                    Some(si) => Some((
+                    Some(si) => Some(Box::new((
                         SwiGlu::load(vb_moe.pp("shared_expert"), h, si, false, false)?,
                         linear(vb_moe.pp("shared_expert_gate"), h, 1, false)?,
-                    )),
+                    ))),
                     None => None,
                 };
                 Mlp::Sparse(SparseMoe {
@@ -397,21 +535,14 @@ impl Model {
         }
         let norm = RmsNorm::load(vm.pp("norm"), h, cfg.rms_norm_eps)?;
         let lm_head = if cfg.tie_word_embeddings {
-            FastLinear::new(Linear::new(embed_w, None))
+            FastLinear::new(embed.clone(), None)
         } else {
             linear(vb.pp("lm_head"), h, cfg.vocab_size, false)?
         };
-        let rotary = Rotary::new(cfg, cfg.max_position_embeddings.clamp(1, 1 << 15), vb.device())?;
-        Ok(Self {
-            cfg: cfg.clone(),
-            embed,
-            layers,
-            norm,
-            lm_head,
-            rotary,
-            training: false,
-            device: vb.device().clone(),
-        })
+        let device = vb.device();
+        // As many positions as a session runs (admission counted the KV cache for these).
+        let rotary = Rotary::new(cfg, super::memory::context(cfg), &device)?;
+        Ok(Self { cfg: cfg.clone(), embed, layers, norm, lm_head, rotary, training: false, device })
     }
 
     /// Attaches (or with `None` removes) a LoRA adapter, its ΔW scaled by `strength`
@@ -479,7 +610,7 @@ impl Model {
                 Mlp::Dense(m) => m.by_name(p),
                 Mlp::Sparse(moe) => match *p {
                     "gate" => Some(&mut moe.gate),
-                    "shared_expert_gate" => moe.shared.as_mut().map(|(_, g)| g),
+                    "shared_expert_gate" => moe.shared.as_deref_mut().map(|(_, g)| g),
                     _ => None,
                 },
             },
@@ -492,7 +623,7 @@ impl Model {
                 _ => None,
             },
             ["mlp", "shared_expert", p] => match &mut layer.mlp {
-                Mlp::Sparse(moe) => moe.shared.as_mut()?.0.by_name(p),
+                Mlp::Sparse(moe) => moe.shared.as_deref_mut()?.0.by_name(p),
                 _ => None,
             },
             _ => None,
@@ -505,26 +636,39 @@ impl Model {
 
     /// Runs `ids` (b × t) after the positions already in `cache`; returns logits for every
     /// new position (b × t × vocab) and appends to the cache.
-    pub fn forward(&self, ids: &Tensor, cache: &mut KvCache, mut probes: Option<&mut Probes>) -> Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor, cache: &mut KvCache, probes: Option<&mut Probes>) -> Result<Tensor> {
+        let x = self.hidden(ids, cache, probes)?;
+        self.lm_head.forward_t(&self.norm.forward(&x, self.training)?, self.training)
+    }
+
+    /// The residual stream after the last layer (before the final norm), b × t × hidden.
+    fn hidden(&self, ids: &Tensor, cache: &mut KvCache, mut probes: Option<&mut Probes>) -> Result<Tensor> {
         let (_b, t) = ids.dims2()?;
         let offset = cache.len();
         if offset + t > self.rotary.cos.dim(0)? {
             candle_core::bail!(
-                "sequence of {} tokens is longer than this model's {} positions",
+                "sequence of {} tokens is longer than the {} positions this program runs the model with (its config allows {})",
                 offset + t,
-                self.rotary.cos.dim(0)?
+                self.rotary.cos.dim(0)?,
+                self.cfg.max_position_embeddings
             );
         }
         let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
-        let mut x = self.embed.forward(ids)?;
+        let mut x = self.embed.lookup(ids)?;
+        let record = probes.as_ref().is_some_and(|p| p.internals.is_some());
+        let mut inside = ChunkInternals { offset, t, ..Default::default() };
+        if record {
+            inside.residual.push(x.flatten_all()?.to_vec1::<f32>()?);
+        }
         for (i, layer) in self.layers.iter().enumerate() {
+            let weights = record.then(|| &mut inside.attention);
             let a = self.attention(
                 &layer.attn,
                 &layer.input_norm.forward(&x, self.training)?,
                 cache,
-                i,
-                offset,
+                (i, offset),
                 mask.as_ref(),
+                weights,
             )?;
             let h = (x + a)?;
             let n = layer.post_norm.forward(&h, self.training)?;
@@ -533,27 +677,62 @@ impl Model {
                 Mlp::Sparse(moe) => moe.forward(&n, probes.as_deref_mut().map(|p| (p, i)), self.training)?,
             };
             x = (h + m)?;
+            if record {
+                inside.residual.push(x.flatten_all()?.to_vec1::<f32>()?);
+            }
         }
-        let x = self.norm.forward(&x, self.training)?;
-        self.lm_head.forward_t(&x, self.training)
+        if let Some(internals) = probes.and_then(|p| p.internals.as_mut()) {
+            internals.chunks.push(inside);
+        }
+        Ok(x)
+    }
+
+    /// The logit lens of one residual-stream vector: lm_head(norm(h)), as the model's own
+    /// output would be if the remaining layers were skipped.
+    pub fn lens_logits(&self, h: &[f32]) -> Result<Vec<f32>> {
+        let x = Tensor::from_slice(h, (1, 1, h.len()), &self.device)?;
+        let logits = self.lm_head.forward_t(&self.norm.forward(&x, false)?, false)?;
+        logits.flatten_all()?.to_vec1::<f32>()
     }
 
     /// Logits of the last position only (what the next token is drawn from), as a Vec.
-    pub fn next_token_logits(&self, ids: &[u32], cache: &mut KvCache, probes: Option<&mut Probes>) -> Result<Vec<f32>> {
-        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
-        let logits = self.forward(&input, cache, probes)?;
-        let t = logits.dim(1)?;
-        logits.i((0, t - 1))?.to_vec1::<f32>()
+    /// A long prompt runs in chunks of [`PREFILL_CHUNK`](super::memory::PREFILL_CHUNK)
+    /// tokens, and only the last position goes through lm_head: the working memory stays
+    /// what admission counted, not tokens × (vocab + positions).
+    pub fn next_token_logits(
+        &self,
+        ids: &[u32],
+        cache: &mut KvCache,
+        mut probes: Option<&mut Probes>,
+    ) -> Result<Vec<f32>> {
+        let mut last = None;
+        for chunk in ids.chunks(super::memory::PREFILL_CHUNK) {
+            let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
+            let mut part = Probes {
+                internals: probes.as_ref().and_then(|p| p.internals.as_ref()).map(|_| Default::default()),
+                ..Default::default()
+            };
+            let x = self.hidden(&input, cache, probes.is_some().then_some(&mut part))?;
+            last = Some(x.i((.., chunk.len() - 1.., ..))?);
+            if let Some(p) = probes.as_deref_mut() {
+                p.extend(part);
+            }
+        }
+        let last = last.ok_or_else(|| candle_core::Error::Msg("no tokens to run".into()))?;
+        let logits = self.lm_head.forward_t(&self.norm.forward(&last, self.training)?, self.training)?;
+        logits.flatten_all()?.to_vec1::<f32>()
     }
 
+    /// `weights`: where to append this layer's softmax weights (t × heads × keys), when the
+    /// internals are recorded.
     fn attention(
         &self,
         a: &Attention,
         x: &Tensor,
         cache: &mut KvCache,
-        layer: usize,
-        offset: usize,
+        (layer, offset): (usize, usize),
         mask: Option<&Tensor>,
+        weights: Option<&mut Vec<Vec<f32>>>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (a.n_heads, a.n_kv_heads, a.head_dim);
@@ -587,17 +766,103 @@ impl Model {
             None => (k, v),
         };
         cache.layers[layer] = Some((k.clone(), v.clone()));
-        let k = repeat_kv(&k, nh / nkv)?;
-        let v = repeat_kv(&v, nh / nkv)?;
         let scale = 1.0 / (hd as f64).sqrt();
+        if !self.training && b == 1 && t == 1 {
+            let (y, w) = decode_attention(&q, &k, &v, nh / nkv, scale as f32, weights.is_some())?;
+            if let Some(out) = weights {
+                out.push(w);
+            }
+            return a.o.forward_t(&y.reshape((1, 1, nh * hd))?, false);
+        }
+        // Grouped-query attention without copying k and v once per query head: the n_rep
+        // query heads that share a KV head are consecutive, so they become n_rep × t rows
+        // against that head's keys (the mask repeated to match).
+        let n_rep = nh / nkv;
+        let q = q.reshape((b, nkv, n_rep * t, hd))?;
         let mut scores = (q.matmul(&k.t()?)? * scale)?;
         if let Some(m) = mask {
-            scores = scores.broadcast_add(m)?;
+            let m = if n_rep > 1 { m.repeat((n_rep, 1))? } else { m.clone() };
+            scores = scores.broadcast_add(&m)?;
         }
         let probs = softmax(&scores, self.training)?;
-        let y = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
+        if let Some(out) = weights {
+            // (nkv, n_rep·t, keys) is (heads, t, keys): make it queries first.
+            let keys = probs.dim(3)?;
+            out.push(probs.reshape((nh, t, keys))?.transpose(0, 1)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?);
+        }
+        let y = probs.matmul(&v)?.reshape((b, nh, t, hd))?.transpose(1, 2)?.reshape((b, t, nh * hd))?;
         a.o.forward_t(&y, self.training)
     }
+}
+
+/// One new token's attention over the cache, in plain loops: at this size (heads × positions
+/// × head_dim, a few hundred thousand multiply-adds) each candle matmul costs more in set-up
+/// than in arithmetic (it even re-reads /proc/cpuinfo to size its thread pool).
+/// q: (1, heads, 1, hd); k, v: (1, kv_heads, len, hd). Returns (heads × hd) as (1, heads, hd).
+/// With `keep`, also returns the softmax weights (heads × len) for the probes.
+fn decode_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    n_rep: usize,
+    scale: f32,
+    keep: bool,
+) -> Result<(Tensor, Vec<f32>)> {
+    use rayon::prelude::*;
+    let (_, nh, _, hd) = q.dims4()?;
+    let (_, _, len, _) = k.dims4()?;
+    let q = q.flatten_all()?.to_vec1::<f32>()?;
+    let mut y = vec![0f32; nh * hd];
+    let mut kept = vec![0f32; if keep { nh * len } else { 0 }];
+    let kept_rows: Vec<&mut [f32]> = if keep { kept.chunks_mut(len).collect() } else { Vec::new() };
+    let kept_rows = std::sync::Mutex::new(kept_rows.into_iter().map(Some).collect::<Vec<_>>());
+    with_f32(k, |k| {
+        with_f32(v, |v| {
+            // One task per query head: the positions of a long context are the work.
+            y.par_chunks_mut(hd).zip(q.par_chunks(hd)).enumerate().for_each(|(h, (yh, qh))| {
+                let g = h / n_rep;
+                let (kg, vg) = (&k[g * len * hd..(g + 1) * len * hd], &v[g * len * hd..(g + 1) * len * hd]);
+                let mut p: Vec<f32> = kg.chunks_exact(hd).map(|kj| dot(qh, kj) * scale).collect();
+                let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for pj in p.iter_mut() {
+                    *pj = (*pj - max).exp();
+                    sum += *pj;
+                }
+                for (pj, vj) in p.iter().zip(vg.chunks_exact(hd)) {
+                    let w = pj / sum;
+                    yh.iter_mut().zip(vj).for_each(|(o, x)| *o += w * x);
+                }
+                if keep && let Some(row) = kept_rows.lock().ok().and_then(|mut r| r[h].take()) {
+                    row.iter_mut().zip(&p).for_each(|(o, pj)| *o = pj / sum);
+                }
+            });
+        })
+    })??;
+    drop(kept_rows);
+    Ok((Tensor::from_vec(y, (1, nh, hd), &Device::Cpu)?, kept))
+}
+
+/// Eight partial sums, so the compiler can keep them in one vector register.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ah, at) = a.split_at(a.len() - a.len() % 8);
+    let (bh, bt) = b.split_at(ah.len());
+    for (x, y) in ah.chunks_exact(8).zip(bh.chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + at.iter().zip(bt).map(|(x, y)| x * y).sum::<f32>()
+}
+
+/// Runs `f` on a CPU f32 tensor's values in row-major order (copying only if it is strided).
+fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else { candle_core::bail!("attention runs on the CPU") };
+    let values = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + t.elem_count()];
+    Ok(f(values))
 }
 
 /// Softmax over the last dimension: the fused kernel for inference, the differentiable
@@ -614,17 +879,9 @@ fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
     Tensor::from_vec(mask, (t, total), dev)
 }
 
-/// Grouped-query attention: each key/value head serves `n_rep` query heads.
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv, t, d) = x.dims4()?;
-    x.unsqueeze(2)?.expand((b, kv, n_rep, t, d))?.reshape((b, kv * n_rep, t, d))
-}
-
-/// Builds a VarBuilder over the checkpoint's tensors, widened to f32. Every stored dtype
-/// goes through the same decoder as the statistics, so what is shown is what is computed.
+/// Builds a VarBuilder over f32 copies of the checkpoint's tensors, for training (the demo's
+/// adapter), where candle tensors are needed; inference uses [`Model::from_checkpoint`] and
+/// copies nothing. Every stored dtype goes through the same decoder as the statistics.
 pub fn var_builder(folder: &crate::arch::ModelFolder, dev: &Device) -> Result<VarBuilder<'static>> {
     let ckpt = &folder.checkpoint;
     let mut map = std::collections::HashMap::new();

@@ -11,6 +11,7 @@ use crate::workspace::Action;
 pub struct Dialogs {
     folder: Option<Receiver<Option<PathBuf>>>,
     adapter: Option<Receiver<Option<PathBuf>>>,
+    other: Option<Receiver<Option<PathBuf>>>,
 }
 
 impl Dialogs {
@@ -53,6 +54,19 @@ impl Dialogs {
         self.adapter = Some(rx);
     }
 
+    /// A second model to compare with (Compare panel).
+    pub fn pick_other(&mut self) {
+        if self.other.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let title = tr("Open a second model to compare");
+        std::thread::spawn(move || {
+            let _ = tx.send(rfd::FileDialog::new().set_title(title).pick_folder());
+        });
+        self.other = Some(rx);
+    }
+
     /// What the user picked since the last frame, as actions.
     pub fn poll(&mut self, actions: &mut Vec<Action>) {
         if let Some(rx) = &self.folder
@@ -67,9 +81,15 @@ impl Dialogs {
             self.adapter = None;
             actions.extend(picked.map(Action::OpenAdapter));
         }
+        if let Some(rx) = &self.other
+            && let Ok(picked) = rx.try_recv()
+        {
+            self.other = None;
+            actions.extend(picked.map(Action::OpenOther));
+        }
     }
 
     pub fn is_open(&self) -> bool {
-        self.folder.is_some() || self.adapter.is_some()
+        self.folder.is_some() || self.adapter.is_some() || self.other.is_some()
     }
 }

@@ -84,6 +84,49 @@ pub const NOTES: &[Note] = &[
             干个值，并查看它们的比特。",
     },
     Note {
+        panel: "attention",
+        en: "Each row is a query token, each column a key token before it: the colour is how much of its \
+            attention the row's token gives to the column's, after the softmax (each row adds up to 1; nothing \
+            above the diagonal, because a token cannot look ahead). Every layer has several heads that learn \
+            different habits. Two are famous: a previous-token head puts its weight just left of the diagonal \
+            (induction heads build on it to copy what followed last time), and an attention sink parks most \
+            weight on the first token when the head has nothing useful to attend to. With grouped-query \
+            attention several query heads share one key/value head; they are shown as query heads.",
+        zh: "每一行是一个查询 token，每一列是它之前的一个键 token：颜色表示该行的 token 在 softmax 之后把多少注意力\
+            分给该列的 token（每行之和为 1；对角线以上为空，因为 token 不能看到后面）。每层有多个头，各自学到不同的\
+            习惯。有两种很有名：前一个 token 头把权重放在对角线左边紧挨的位置（归纳头在它的基础上复制上次紧随其后的\
+            内容），注意力汇聚则在没有值得关注的内容时把大部分权重停在第一个 token 上。使用分组查询注意力时，几个查询\
+            头共享一个键/值头；这里按查询头显示。",
+    },
+    Note {
+        panel: "lens",
+        en: "Between layers every token is one vector of hidden_size numbers, the residual stream: each layer \
+            adds its attention and MLP output to it. The logit lens reads that vector out early: it applies the \
+            final norm and lm_head to the residual after layer l, as if the remaining layers were skipped. Going \
+            down the table you can watch the answer form: early layers predict generic tokens, later ones the \
+            right one, and the last row is exactly the Token panel's distribution. The heat map below shows the \
+            residual's length per layer and token; it grows through the layers.",
+        zh: "在层与层之间，每个 token 都是一个 hidden_size 维的向量，即残差流：每一层把自己的注意力和 MLP 输出加到它上面。\
+            Logit 透镜提前读出这个向量：对第 l 层之后的残差应用最后的归一化和 lm_head，就好像跳过了剩下的层。沿着表格往下\
+            看，可以看到答案逐渐形成：前面的层预测一些常见的 token，后面的层预测正确的那个，最后一行正好等于 Token 概率\
+            面板的分布。下面的热图显示每层、每个 token 的残差长度，它随层数增长。",
+    },
+    Note {
+        panel: "compare",
+        en: "A layer sweep puts the same tensor of every decoder layer side by side: its mean, its spread (std), \
+            its largest |x|, its excess kurtosis (0 for a bell curve; large when a few weights are far out) and the \
+            share of outliers beyond 6 std. Layers that behave differently stand out — often the first and last \
+            ones, which is one reason quantization keeps them at higher precision. The checkpoint diff compares \
+            two models tensor by tensor: after fine-tuning most tensors change a little (relative change around \
+            1e-3), a LoRA merge changes only the adapted ones, and a bf16 copy changes almost every number by at \
+            most half a bf16 step.",
+        zh: "层扫描把每个解码器层中的同一个张量并排放在一起：均值、离散程度（std）、最大 |x|、超额峰度\
+            （钟形分布为 0；少数权重离得很远时会很大）以及超过 6 个标准差的离群值比例。表现不同的层会被标出——\
+            通常是第一层和最后一层，这也是量化时常让它们保留更高精度的原因之一。检查点对比逐个张量比较两个模型：\
+            微调后大多数张量只变化一点（相对变化约 1e-3），合并 LoRA 只改变被适配的张量，而 bf16 副本几乎改变\
+            每一个数，但幅度至多半个 bf16 间隔。",
+    },
+    Note {
         panel: "children",
         en: "Each bar is one direct child of this module and the number of parameters inside it. In a decoder \
             layer the MLP usually holds several times as many as attention, and with grouped-query attention \

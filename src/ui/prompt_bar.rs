@@ -1,6 +1,9 @@
 //! The prompt box, shared by every panel that runs the model (Token probabilities, Routing):
 //! one prompt in the workspace, edited here, so switching tabs keeps what was typed.
 
+use egui::RichText;
+
+use crate::engine::internals::Internals;
 use crate::ui::i18n::tr;
 use crate::workspace::{Action, Workspace};
 
@@ -21,4 +24,28 @@ pub fn show(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>, width:
     if run || enter {
         actions.push(Action::RunPrompt);
     }
+}
+
+/// The recorded internals, or the prompt box and the engine's status when there are none yet.
+pub fn internals_or_prompt<'a>(
+    ui: &mut egui::Ui,
+    ws: &'a Workspace,
+    actions: &mut Vec<Action>,
+) -> Option<&'a Internals> {
+    if let Some(i) = ws.engine.snapshot.as_ref().and_then(|s| s.internals.as_ref()).filter(|i| !i.is_empty()) {
+        return Some(i);
+    }
+    if !ws.engine.can_run() {
+        ui.label(tr("Inference is not available for this architecture: only its tensors can be inspected."));
+        return None;
+    }
+    ui.label(tr("Run a prompt to look inside the forward pass:"));
+    ui.horizontal_wrapped(|ui| {
+        show(ui, ws, actions, 360.0);
+        crate::ui::engine_status::show(ui, ws, actions);
+    });
+    if let Some(e) = &ws.engine.error {
+        ui.label(RichText::new(crate::ui::engine_status::error_text(e)).color(ui.visuals().error_fg_color));
+    }
+    None
 }

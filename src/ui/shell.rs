@@ -136,6 +136,9 @@ impl AnatomyApp {
             ui.separator();
             tabs[shown].ui(ui, ws, actions);
         });
+        if std::mem::take(&mut self.panels.compare.wants_other_dialog) {
+            self.dialogs.pick_other();
+        }
     }
 
     fn shortcuts(&mut self, ctx: &egui::Context, actions: &mut Vec<Action>) {

@@ -63,6 +63,12 @@ pub struct EngineClient {
     pub status: Option<EngineStatus>,
     pub error: Option<EngineError>,
     pub snapshot: Option<Arc<Snapshot>>,
+    /// Whether the engine records attention and the residual stream (asked for by a panel).
+    pub internals_on: bool,
+    /// The last logit lens the engine sent, with the forward count it was computed after.
+    pub lens: Option<(u64, Arc<crate::engine::internals::Lens>)>,
+    /// A lens request in flight: (forward count, position).
+    pub lens_asked: Option<(u64, usize)>,
     derived: Option<(DerivedKey, Derived)>,
     /// How many times derived numbers were computed: the slider test counts these against
     /// forward passes.
@@ -92,6 +98,9 @@ impl EngineClient {
         self.status = None;
         self.snapshot = None;
         self.derived = None;
+        self.internals_on = false;
+        self.lens = None;
+        self.lens_asked = None;
     }
 
     pub fn can_run(&self) -> bool {
@@ -166,6 +175,7 @@ impl EngineClient {
                 }
                 Event::Status(s) => self.status = Some(s),
                 Event::Snapshot(s) => self.snapshot = Some(Arc::from(s)),
+                Event::Lens { forwards, lens } => self.lens = Some((forwards, lens)),
                 // Cancelled on purpose (another model, or the Cancel button): nothing to report.
                 Event::Error(EngineError::Cancelled) if self.loading.is_none() => {}
                 Event::Error(e) => {

@@ -129,6 +129,16 @@ pub enum Action {
     StepBack,
     StopGenerating,
     CancelLoad,
+    /// Open a second model beside the first, to diff against it.
+    OpenOther(PathBuf),
+    /// Per-layer figures of every repeated tensor role (Compare panel).
+    RequestSweep,
+    /// The open model against the second one, tensor by tensor.
+    RequestDiff,
+    /// A panel that shows attention or the residual stream is open: record them.
+    WantInternals,
+    /// The logit lens at this position of the current sequence.
+    LensAt(usize),
     /// Look for models in the Hugging Face cache, Ollama and LM Studio (on a worker).
     ScanLibrary,
     Exported(PathBuf),
@@ -151,7 +161,16 @@ pub struct Jobs {
     pub lora: KeyedJobs<LoraKey, Arc<LoraFigures>>,
     /// ‖ΔW‖ / ‖W‖ for every adapted module, by adapter epoch.
     pub lora_table: KeyedJobs<u64, Arc<Vec<DeltaSummary>>>,
+    /// Layer sweeps of the open model (one key: they cover every role).
+    pub sweep: KeyedJobs<(), Arc<Sweep>>,
+    /// The diff against the second model, by its path.
+    pub diff: KeyedJobs<PathBuf, Arc<crate::analysis::compare::Diff>>,
+    /// The second model, opened on a worker.
+    pub other: KeyedJobs<PathBuf, Arc<ModelFolder>>,
 }
+
+/// Every repeated tensor role's per-layer figures.
+pub type Sweep = std::collections::BTreeMap<String, Vec<crate::analysis::compare::LayerFigure>>;
 
 impl Jobs {
     fn clear(&mut self) {
@@ -160,11 +179,20 @@ impl Jobs {
         self.bin_values.clear();
         self.lora.clear();
         self.lora_table.clear();
+        self.sweep.clear();
+        self.diff.clear();
     }
 
     fn poll(&mut self) -> bool {
         // Every queue is polled: `|` rather than `||`.
-        self.stats.poll() | self.casts.poll() | self.bin_values.poll() | self.lora.poll() | self.lora_table.poll()
+        self.stats.poll()
+            | self.casts.poll()
+            | self.bin_values.poll()
+            | self.lora.poll()
+            | self.lora_table.poll()
+            | self.sweep.poll()
+            | self.diff.poll()
+            | self.other.poll()
     }
 }
 
@@ -189,6 +217,8 @@ pub struct Workspace {
     pub last_export: Option<PathBuf>,
     /// A name the tree should show, with a counter so the same name can be revealed twice.
     pub reveal: Option<(u64, String)>,
+    /// The second model's path (Compare panel), once asked for.
+    pub other_path: Option<PathBuf>,
     /// The models found on this machine, once a scan has finished (see [`Action::ScanLibrary`]).
     pub library: Option<Vec<crate::library::Entry>>,
     library_scan: Option<Job<Vec<crate::library::Entry>>>,
@@ -217,6 +247,7 @@ impl Default for Workspace {
             recent: Vec::new(),
             last_export: None,
             reveal: None,
+            other_path: None,
             library: None,
             library_scan: None,
             epoch: 0,
@@ -337,9 +368,14 @@ impl Workspace {
     /// Sends a command to the engine, loading the weights first when this is the first
     /// command for the open model.
     fn engine_send(&mut self, command: Command) {
-        if !self.engine.is_load_sent() && self.engine.start_load() && self.active.is_some() {
-            let adapter = self.engine_adapter();
-            self.engine.send(Command::SetAdapter(adapter));
+        if !self.engine.is_load_sent() && self.engine.start_load() {
+            if self.active.is_some() {
+                let adapter = self.engine_adapter();
+                self.engine.send(Command::SetAdapter(adapter));
+            }
+            if self.engine.internals_on {
+                self.engine.send(Command::SetInternals(true));
+            }
         }
         self.engine.send(command);
     }
@@ -477,6 +513,40 @@ impl Workspace {
             Action::StepBack => self.engine_send(Command::StepBack),
             Action::StopGenerating => self.engine.stop(),
             Action::CancelLoad => self.engine.cancel_load(),
+            Action::WantInternals => {
+                if !self.engine.internals_on && self.engine.can_run() {
+                    self.engine.internals_on = true;
+                    // Not a reason to load the weights: a model not loaded yet records from
+                    // its first prompt on (see `engine_send`).
+                    if self.engine.is_load_sent() {
+                        self.engine.send(Command::SetInternals(true));
+                    }
+                }
+            }
+            Action::LensAt(position) => {
+                let key = (self.engine.forwards(), position);
+                if self.engine.lens_asked != Some(key) {
+                    self.engine.lens_asked = Some(key);
+                    self.engine_send(Command::Lens(position));
+                }
+            }
+            Action::OpenOther(path) => {
+                let p = path.clone();
+                self.jobs
+                    .other
+                    .ensure(&path, move || Job::spawn("open-other", move |_| ModelFolder::open(&p).map(Arc::new)));
+                self.other_path = Some(path);
+            }
+            Action::RequestSweep => {
+                let Some(model) = &self.model else { return };
+                let folder = Arc::clone(&model.folder);
+                self.jobs.sweep.ensure(&(), move || {
+                    Job::spawn("sweep", move |ctl| {
+                        crate::analysis::compare::sweep(&folder.checkpoint, None, ctl).map(Arc::new)
+                    })
+                });
+            }
+            Action::RequestDiff => self.request_diff(),
             Action::ScanLibrary => {
                 if self.library_scan.is_none() {
                     self.library_scan =
@@ -573,6 +643,28 @@ impl Workspace {
             })
         });
         self.bin_query = Some(key);
+    }
+
+    /// The second model, once open.
+    pub fn other_model(&self) -> Option<&Result<Arc<ModelFolder>, String>> {
+        self.jobs.other.get(self.other_path.as_ref()?)
+    }
+
+    pub fn current_diff(&self) -> Option<&Result<Arc<crate::analysis::compare::Diff>, String>> {
+        self.jobs.diff.get(self.other_path.as_ref()?)
+    }
+
+    fn request_diff(&mut self) {
+        let (Some(model), Some(Ok(other)), Some(path)) = (&self.model, self.other_model(), self.other_path.clone())
+        else {
+            return;
+        };
+        let (a, b) = (Arc::clone(&model.folder), Arc::clone(other));
+        self.jobs.diff.ensure(&path, move || {
+            Job::spawn("diff", move |ctl| {
+                crate::analysis::compare::diff(&a.checkpoint, &b.checkpoint, ctl).map(Arc::new)
+            })
+        });
     }
 
     fn request_lora_figures(&mut self, module: &str) {

@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 mod zh_app;
 mod zh_bits;
 mod zh_inspector;
+mod zh_internals;
 mod zh_lora;
 mod zh_metadata;
 mod zh_routing;
@@ -50,6 +51,7 @@ pub fn zh_entries() -> Vec<(&'static str, &'static str)> {
         zh_lora::ENTRIES,
         zh_routing::ENTRIES,
         zh_tokens::ENTRIES,
+        zh_internals::ENTRIES,
         zh_metadata::ENTRIES,
     ]
     .concat()

@@ -4,6 +4,9 @@
 //! frame, and never reaches into another panel. To add one: write `panels/NAME.rs`, add a
 //! field to [`Panels`] and a line to [`Panels::tabs`].
 
+pub mod attention;
+pub mod compare;
+pub mod lens;
 pub mod metadata;
 pub mod routing;
 pub mod tokens;
@@ -32,14 +35,25 @@ pub struct Panels {
     pub weights: weights::WeightsPanel,
     pub tokens: tokens::TokensPanel,
     pub routing: routing::RoutingPanel,
+    pub compare: compare::ComparePanel,
+    pub attention: attention::AttentionPanel,
+    pub lens: lens::LensPanel,
     pub metadata: metadata::MetadataPanel,
     pub welcome: welcome::WelcomePanel,
 }
 
 impl Panels {
     /// The centre tabs, in the order they are shown.
-    pub fn tabs(&mut self) -> [&mut dyn Panel; 4] {
-        [&mut self.weights, &mut self.tokens, &mut self.routing, &mut self.metadata]
+    pub fn tabs(&mut self) -> [&mut dyn Panel; 7] {
+        [
+            &mut self.weights,
+            &mut self.tokens,
+            &mut self.attention,
+            &mut self.lens,
+            &mut self.routing,
+            &mut self.compare,
+            &mut self.metadata,
+        ]
     }
 
     pub fn reset_all(&mut self) {

