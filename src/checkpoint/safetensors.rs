@@ -126,7 +126,7 @@ impl Shard {
         let io_err = |e: std::io::Error| CheckpointError::Io { path: path.to_path_buf(), source: e };
         let file = File::open(path).map_err(io_err)?;
         // SAFETY: as in `open`: read-only, read through bounds-checked slices.
-        let map = Some(unsafe { Mmap::map(&file) }.map_err(io_err)?);
+        let map = Some(Arc::new(unsafe { Mmap::map(&file) }.map_err(io_err)?));
         let file_name =
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         let header_len = data_start - 8;
