@@ -198,7 +198,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, NotReadable> {
 
 /// The 4-bit code `j` (0..32) of a 32-weight block: low nibbles first, then high nibbles.
 #[inline]
-fn nibble(qs: &[u8], j: usize) -> u8 {
+pub(crate) fn nibble(qs: &[u8], j: usize) -> u8 {
     (qs[j % 16] >> (4 * (j / 16))) & 0x0f
 }
 
@@ -218,7 +218,7 @@ fn q4_1(b: &[u8], o: &mut [f32]) {
 
 /// The 5-bit code `j` of a Q5_0/Q5_1 block: a nibble plus bit `j` of the 32-bit `qh`.
 #[inline]
-fn five_bit(qh: &[u8], qs: &[u8], j: usize) -> u8 {
+pub(crate) fn five_bit(qh: &[u8], qs: &[u8], j: usize) -> u8 {
     let high = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]) >> j & 1;
     nibble(qs, j) | ((high as u8) << 4)
 }
@@ -246,7 +246,7 @@ fn q8_0(b: &[u8], o: &mut [f32]) {
 
 /// The 2-bit code `i` (0..256) of Q2_K/Q3_K: 32-byte groups, each read at shifts 0, 2, 4, 6.
 #[inline]
-fn crumb(qs: &[u8], i: usize) -> u8 {
+pub(crate) fn crumb(qs: &[u8], i: usize) -> u8 {
     let (group, shift, l) = (i / 128, (i % 128) / 32, i % 32);
     (qs[group * 32 + l] >> (2 * shift)) & 3
 }
@@ -295,7 +295,7 @@ pub fn k_scale_min(scales: &[u8]) -> ([u8; 8], [u8; 8]) {
 
 /// The 4-bit code `i` (0..256) of Q4_K/Q5_K: 32-byte groups, low nibbles then high nibbles.
 #[inline]
-fn k_nibble(qs: &[u8], i: usize) -> u8 {
+pub(crate) fn k_nibble(qs: &[u8], i: usize) -> u8 {
     (qs[(i / 64) * 32 + i % 32] >> (4 * ((i % 64) / 32))) & 0x0f
 }
 

@@ -4,7 +4,9 @@
 
 use half::f16;
 
-use super::quant::{GgmlType, NotReadable, dequantize, k_scale_min, q3_k_scales, q6_k_code};
+use super::quant::{
+    GgmlType, NotReadable, crumb, dequantize, five_bit, k_nibble, k_scale_min, nibble, q3_k_scales, q6_k_code,
+};
 
 /// A raw field of a block.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +43,7 @@ pub fn block(ty: GgmlType, bytes: &[u8], index: usize) -> Result<Option<Block>, 
     let (n, size) = ty.block_geometry().filter(|_| ty.is_readable()).ok_or(NotReadable(ty))?;
     let Some(b) = bytes.get(index * size..(index + 1) * size) else { return Ok(None) };
     let values = dequantize(ty, b)?;
-    let nib = |qs: &[u8], j: usize| ((qs[j % 16] >> (4 * (j / 16))) & 0x0f) as i32;
+    let nib = |qs: &[u8], j: usize| nibble(qs, j) as i32;
     let qh32 = |at: usize| u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
     let (fields, codes, formula): (Vec<(&'static str, Field)>, Vec<i32>, &'static str) = match ty {
         GgmlType::Q4_0 => (vec![("d", half(b, 0))], (0..n).map(|j| nib(&b[2..], j)).collect(), "w = d·(q − 8)"),
@@ -50,12 +52,12 @@ pub fn block(ty: GgmlType, bytes: &[u8], index: usize) -> Result<Option<Block>, 
         }
         GgmlType::Q5_0 => {
             let qh = qh32(2);
-            let codes = (0..n).map(|j| nib(&b[6..], j) | (((qh >> j) & 1) as i32) << 4).collect();
+            let codes = (0..n).map(|j| five_bit(&b[2..6], &b[6..], j) as i32).collect();
             (vec![("d", half(b, 0)), ("qh", Field::Bits(qh))], codes, "w = d·(q − 16)")
         }
         GgmlType::Q5_1 => {
             let qh = qh32(4);
-            let codes = (0..n).map(|j| nib(&b[8..], j) | (((qh >> j) & 1) as i32) << 4).collect();
+            let codes = (0..n).map(|j| five_bit(&b[4..8], &b[8..], j) as i32).collect();
             (vec![("d", half(b, 0)), ("m", half(b, 2)), ("qh", Field::Bits(qh))], codes, "w = d·q + m")
         }
         GgmlType::Q8_0 => (vec![("d", half(b, 0))], b[2..].iter().map(|&q| q as i8 as i32).collect(), "w = d·q"),
@@ -74,7 +76,7 @@ type Parts = (Vec<(&'static str, Field)>, Vec<i32>, &'static str);
 fn k2(b: &[u8]) -> Parts {
     let scales = Field::Ints(b[..16].iter().map(|&s| (s & 0x0f) as i32).collect());
     let mins = Field::Ints(b[..16].iter().map(|&s| (s >> 4) as i32).collect());
-    let codes = (0..256).map(|i| ((b[16 + (i / 128) * 32 + i % 32] >> (2 * ((i % 128) / 32))) & 3) as i32).collect();
+    let codes = (0..256).map(|i| crumb(&b[16..80], i) as i32).collect();
     let fields = vec![("scales", scales), ("mins", mins), ("d", half(b, 80)), ("dmin", half(b, 82))];
     (fields, codes, "w = d·scales[s]·q − dmin·mins[s]  (s = j / 16)")
 }
@@ -83,7 +85,7 @@ fn k3(b: &[u8]) -> Parts {
     let scales = Field::Ints(q3_k_scales(&b[96..108]).iter().map(|&s| s as i32).collect());
     let codes = (0..256)
         .map(|i| {
-            let low = ((b[32 + (i / 128) * 32 + i % 32] >> (2 * ((i % 128) / 32))) & 3) as i32;
+            let low = crumb(&b[32..96], i) as i32;
             let high_unset = ((b[i % 32] >> (i / 32)) & 1) ^ 1;
             low - 4 * high_unset as i32
         })
@@ -101,7 +103,7 @@ fn k45(ty: GgmlType, b: &[u8]) -> Parts {
     let (qs, qh) = if ty == GgmlType::Q5_K { (&b[48..176], Some(&b[16..48])) } else { (&b[16..144], None) };
     let codes = (0..256)
         .map(|i| {
-            let low = ((qs[(i / 64) * 32 + i % 32] >> (4 * ((i % 64) / 32))) & 0x0f) as i32;
+            let low = k_nibble(qs, i) as i32;
             low | qh.map_or(0, |qh| (((qh[i % 32] >> (i / 32)) & 1) as i32) << 4)
         })
         .collect();
