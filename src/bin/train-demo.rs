@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Optimizer, VarBuilder, VarMap};
 use llm_anatomy::arch::{ArchConfig, families};
 use llm_anatomy::demo;
-use llm_anatomy::engine::Model;
+use llm_anatomy::engine::LoadedModel;
 use tokenizers::SplitDelimiterBehavior;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
@@ -112,7 +112,7 @@ fn main() -> Result<(), Error> {
             }
         }
     }
-    let mut model = Model::load(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    let mut model = LoadedModel::load(&cfg, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
     model.training = true;
     let mut opt = candle_nn::AdamW::new(
         varmap.all_vars(),
@@ -156,7 +156,7 @@ fn main() -> Result<(), Error> {
 
 /// Next-token cross-entropy on BATCH random windows of the token stream; `rng` advances
 /// the same way every run, so training replays exactly.
-fn batch_loss(model: &Model, stream: &[u32], rng: &mut u64, vocab: usize) -> Result<Tensor, Error> {
+fn batch_loss(model: &LoadedModel, stream: &[u32], rng: &mut u64, vocab: usize) -> Result<Tensor, Error> {
     let mut inputs = Vec::with_capacity(BATCH * SEQ);
     let mut targets = Vec::with_capacity(BATCH * SEQ);
     for _ in 0..BATCH {
@@ -181,7 +181,7 @@ fn train_adapter(steps: usize) -> Result<(), Error> {
     let base = llm_anatomy::arch::ModelFolder::open(&demo::demo_folder())?;
     let cfg = base.config.clone().ok_or("the demo config")?;
     let tok = Tokenizer::from_file(demo::demo_folder().join("tokenizer.json"))?;
-    let mut model = Model::load(&cfg, llm_anatomy::engine::model::var_builder(&base, &dev)?)?;
+    let mut model = LoadedModel::load(&cfg, llm_anatomy::engine::model::var_builder(&base, &dev)?)?;
     model.training = true;
     let eot = tok.token_to_id("<|endoftext|>").expect("special token");
     let mut stream: Vec<u32> = Vec::new();

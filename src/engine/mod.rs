@@ -18,14 +18,14 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use crate::analysis::control::{Cancelled, Control};
 use crate::arch::ModelFolder;
 use crate::sampling::{self, SamplingParams};
-pub use model::{KvCache, Model, Probes};
+pub use model::{KvCache, LoadedModel, Probes};
 pub use text::{Piece, TextCodec};
 
 /// Router logits of one position in every MoE layer: `[(layer, logits per expert)]`.
 pub type PositionRouting = Vec<(usize, Vec<f32>)>;
 
 pub struct Session {
-    pub model: Model,
+    pub model: LoadedModel,
     pub codec: Arc<TextCodec>,
     cache: KvCache,
     /// Prompt then generated tokens.
@@ -77,7 +77,7 @@ impl Session {
             .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
         let codec = Arc::new(TextCodec::load(&ckpt.folder)?);
         let model =
-            Model::from_checkpoint(cfg, ckpt).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+            LoadedModel::from_checkpoint(cfg, ckpt).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
         let cache = model.new_cache();
         Ok(Self {

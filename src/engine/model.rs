@@ -15,8 +15,8 @@
 //! place, BF16/F16 16-bit, widened inside the kernels) and only norms, biases and the rarer
 //! dtypes (F64, FP8) are widened on load.
 //!
-//! The model is built either from a checkpoint ([`Model::from_checkpoint`], weights used in
-//! place) or from a `candle_nn::VarBuilder` ([`Model::load`]), so the same code runs under
+//! The model is built either from a checkpoint ([`LoadedModel::from_checkpoint`], weights used in
+//! place) or from a `candle_nn::VarBuilder` ([`LoadedModel::load`]), so the same code runs under
 //! autograd when built from a `VarMap` (`training = true` picks the differentiable RMSNorm
 //! and RoPE).
 
@@ -452,7 +452,7 @@ impl KvCache {
     }
 }
 
-pub struct Model {
+pub struct LoadedModel {
     pub cfg: ArchConfig,
     /// [vocab, hidden]; with tied embeddings lm_head reads the same rows.
     embed: Weight,
@@ -464,7 +464,7 @@ pub struct Model {
     pub device: Device,
 }
 
-impl Model {
+impl LoadedModel {
     /// Builds the model over candle tensors: a `VarMap` for training, or any f32 tensors.
     pub fn load(cfg: &ArchConfig, vb: VarBuilder) -> Result<Self> {
         Self::build(cfg, Source { from: From::Vars(vb), prefix: String::new() })
@@ -880,7 +880,7 @@ fn causal_mask(t: usize, offset: usize, dev: &Device) -> Result<Tensor> {
 }
 
 /// Builds a VarBuilder over f32 copies of the checkpoint's tensors, for training (the demo's
-/// adapter), where candle tensors are needed; inference uses [`Model::from_checkpoint`] and
+/// adapter), where candle tensors are needed; inference uses [`LoadedModel::from_checkpoint`] and
 /// copies nothing. Every stored dtype goes through the same decoder as the statistics.
 pub fn var_builder(folder: &crate::arch::ModelFolder, dev: &Device) -> Result<VarBuilder<'static>> {
     let ckpt = &folder.checkpoint;
