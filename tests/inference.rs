@@ -222,3 +222,39 @@ fn probs_and_generate_cli_json() {
     assert_eq!(v["new_ids"], r["prompts"][2]["greedy_ids"]);
     assert_eq!(v["text"], r["prompts"][2]["greedy_text"]);
 }
+
+/// The experts each MoE block actually ran, and the weights it mixed them with, read from the
+/// forward pass itself (not recomputed from the router logits), against transformers' forward
+/// hooks on the router: `topk_ids` in torch.topk's order and the applied `topk_weights`.
+#[test]
+fn moe_blocks_run_the_experts_transformers_runs() {
+    for name in ["tiny-mixtral", "tiny-qwen2moe"] {
+        let folder = llm_anatomy::arch::ModelFolder::open(&common::fixture(name)).unwrap();
+        let session = llm_anatomy::engine::Session::load(&folder).unwrap();
+        let r = common::reference(name);
+        let prompts = r["router"]["prompts"].as_array().unwrap();
+        assert!(!prompts.is_empty());
+        for p in prompts {
+            let ids: Vec<u32> = p["input_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+            let mut cache = session.model.new_cache();
+            let mut probes = llm_anatomy::engine::Probes::default();
+            session.model.next_token_logits(&ids, &mut cache, Some(&mut probes)).unwrap();
+            let layers = p["layers"].as_array().unwrap();
+            assert_eq!(probes.expert_choice.len(), layers.len(), "{name}: MoE layers");
+            for ((layer, used_ids, used_w), want) in probes.expert_choice.iter().zip(layers) {
+                assert_eq!(*layer as u64, want["layer"].as_u64().unwrap());
+                let tokens = want["tokens"].as_array().unwrap();
+                assert_eq!(used_ids.len(), tokens.len(), "{name} layer {layer}: tokens");
+                for ((got_ids, got_w), tok) in used_ids.iter().zip(used_w).zip(tokens) {
+                    let want_ids: Vec<usize> = serde_json::from_value(tok["topk_ids"].clone()).unwrap();
+                    assert_eq!(got_ids, &want_ids, "{name} layer {layer} position {}", tok["position"]);
+                    let want_w: Vec<f32> = serde_json::from_value(tok["topk_weights"].clone()).unwrap();
+                    assert_eq!(got_w.len(), want_w.len());
+                    for (g, w) in got_w.iter().zip(&want_w) {
+                        assert!((g - w).abs() < 1e-5, "{name} layer {layer}: weight {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+}

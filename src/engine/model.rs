@@ -36,6 +36,9 @@ pub struct Probes {
     pub router_logits: Vec<(usize, Vec<Vec<f32>>)>,
     /// Per MoE layer, Qwen2-MoE's shared-expert gate value sigmoid(g·x) per token.
     pub shared_gate: Vec<(usize, Vec<f32>)>,
+    /// Per MoE layer, the experts the block actually ran for each token and the weights it
+    /// mixed them with: what the forward did, not a recomputation from the router logits.
+    pub expert_choice: Vec<(usize, Vec<Vec<usize>>, Vec<Vec<f32>>)>,
     /// Attention weights and the residual stream, recorded only when this is Some (the
     /// Attention and Logit lens panels, `attention` and `lens` in the CLI).
     pub internals: Option<InternalsProbe>,
@@ -69,6 +72,15 @@ impl Probes {
             match self.router_logits.iter_mut().find(|(l, _)| *l == layer) {
                 Some((_, mine)) => mine.extend(rows),
                 None => self.router_logits.push((layer, rows)),
+            }
+        }
+        for (layer, ids, weights) in later.expert_choice {
+            match self.expert_choice.iter_mut().find(|(l, _, _)| *l == layer) {
+                Some((_, my_ids, my_weights)) => {
+                    my_ids.extend(ids);
+                    my_weights.extend(weights);
+                }
+                None => self.expert_choice.push((layer, ids, weights)),
             }
         }
         for (layer, gates) in later.shared_gate {
@@ -366,6 +378,8 @@ impl SparseMoe {
         }
         if let Some((probes, layer)) = probes {
             probes.router_logits.push((layer, router_logits.to_vec2()?));
+            let used: Vec<Vec<f32>> = weights.to_vec1::<f32>()?.chunks(k).map(<[f32]>::to_vec).collect();
+            probes.expert_choice.push((layer, chosen.clone(), used));
             if let Some(g) = shared_gate_values {
                 probes.shared_gate.push((layer, g));
             }
