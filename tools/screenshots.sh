@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs}
 mkdir -p "$out"
-cargo build --release --quiet
-bin=target/release/llm-anatomy
+cargo build --release --quiet --bin llm-anatomy
+bin="${CARGO_TARGET_DIR:-target}/release/llm-anatomy"
 Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp & xvfb=$!
 trap 'kill $xvfb 2>/dev/null || true' EXIT
 # A fresh settings store: remembered views or languages must not leak into the pictures.
@@ -29,4 +29,7 @@ for lang in en zh; do
   shot screenshot-tokens-$lang --lang $lang assets/demo --prompt "$prompt"
   shot screenshot-routing-$lang --lang $lang assets/demo --prompt "The capital of Japan is Tokyo. 3 + 4 = 7" --view routing
   shot screenshot-lora-$lang --lang $lang assets/demo --adapter assets/demo/adapters/banana-is-blue --select base_model.model.model.layers.0.self_attn.q_proj
+  shot screenshot-attention-$lang --lang $lang assets/demo --prompt "$prompt" --view attention
+  shot screenshot-lens-$lang --lang $lang assets/demo --prompt "$prompt" --view lens
+  shot screenshot-compare-$lang --lang $lang assets/demo --view compare
 done

@@ -7,10 +7,10 @@ pub mod dtype;
 pub mod error;
 pub mod ggml_dtype;
 pub mod gguf;
+pub mod pickle;
 pub mod quant;
 pub mod quant_blocks;
 pub mod quantize;
-pub mod pickle;
 pub mod safetensors;
 pub mod side_file;
 

@@ -54,8 +54,8 @@ pub struct Cli {
     /// Attach this LoRA adapter (PEFT folder or .pth) once the model is open.
     #[arg(long, requires = "path")]
     pub adapter: Option<PathBuf>,
-    /// Which panel to show first: weights, tokens or routing.
-    #[arg(long, value_parser = ["weights", "tokens", "routing", "metadata"])]
+    /// Which panel to show first (a tab id).
+    #[arg(long, value_parser = ["weights", "tokens", "attention", "lens", "routing", "compare", "metadata"])]
     pub view: Option<String>,
     /// Interface language: en or zh (中文). Otherwise the remembered one, or the desktop's.
     #[arg(long, value_parser = ["en", "zh"])]

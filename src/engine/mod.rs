@@ -76,8 +76,8 @@ impl Session {
         memory::admission(cfg, ckpt, memory::available_memory())
             .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
         let codec = Arc::new(TextCodec::load(&ckpt.folder)?);
-        let model =
-            LoadedModel::from_checkpoint(cfg, ckpt).map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        let model = LoadedModel::from_checkpoint(cfg, ckpt)
+            .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
         let cache = model.new_cache();
         Ok(Self {

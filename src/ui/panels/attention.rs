@@ -91,7 +91,8 @@ fn show(ui: &mut egui::Ui, st: &mut AttentionPanel, ws: &Workspace, actions: &mu
         if let Some(p) = attention::head_pattern(&rows) {
             ui.label(RichText::new(pattern_text(p)).strong().color(Color32::from_rgb(230, 160, 40)));
         }
-        let rect = heatmap(ui, &rows, &labels, 22.0, true);
+        let cell = ((ui.available_width() - 140.0) / rows.len().max(1) as f32).clamp(8.0, 44.0);
+        let rect = heatmap(ui, &rows, &labels, cell, true);
         let json = || {
             let v = crate::report::attention_json(&snap.tokens, internals, Some(st.layer), Some(st.head));
             serde_json::to_string_pretty(&v).unwrap_or_default()
@@ -106,12 +107,13 @@ fn show(ui: &mut egui::Ui, st: &mut AttentionPanel, ws: &Workspace, actions: &mu
 /// axes and a hover for each weight. Returns the drawn rect.
 fn heatmap(ui: &mut egui::Ui, rows: &[&[f32]], labels: &[String], cell: f32, labels_on: bool) -> egui::Rect {
     let t = rows.len();
-    let margin = if labels_on { 110.0 } else { 0.0 };
-    let size = egui::vec2(margin + cell * t as f32, margin + cell * t as f32);
+    // Token labels on the rows; the key columns carry their positions (words would overlap).
+    let (margin, top) = if labels_on { (130.0, 18.0) } else { (0.0, 0.0) };
+    let size = egui::vec2(margin + cell * t as f32, top + cell * t as f32);
     let (rect, response) = ui.allocate_exact_size(size, Sense::hover());
     let painter = ui.painter_at(rect);
-    let origin = rect.min + egui::vec2(margin, margin);
-    let font = egui::FontId::monospace((cell * 0.6).clamp(9.0, 14.0));
+    let origin = rect.min + egui::vec2(margin, top);
+    let font = egui::FontId::monospace((cell * 0.6).clamp(10.0, 15.0));
     for (i, row) in rows.iter().enumerate() {
         for (j, &w) in row.iter().enumerate() {
             let r = egui::Rect::from_min_size(
