@@ -11,6 +11,7 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("looks at itself ({}%)", "关注自身（{}%）"),
     ("recorded for the first {} tokens only", "只记录了前 {} 个 token"),
     ("head", "头"),
+    ("head {}", "头 {}"),
     ("every head of the layer", "该层的所有头"),
     ("query {} “{}” → key {} “{}”: {}", "查询 {} “{}” → 键 {} “{}”：{}"),
     (

@@ -123,21 +123,12 @@ fn heatmap(ui: &mut egui::Ui, rows: &[&[f32]], labels: &[String], cell: f32, lab
             painter.rect_filled(r.shrink(0.5), 1.0, color(w));
         }
         if labels_on {
-            let text = labels.get(i).cloned().unwrap_or_default();
-            painter.text(
-                origin + egui::vec2(-4.0, (i as f32 + 0.5) * cell),
-                egui::Align2::RIGHT_CENTER,
-                &text,
-                font.clone(),
-                ui.visuals().text_color(),
-            );
-            painter.text(
-                origin + egui::vec2((i as f32 + 0.5) * cell, -4.0),
-                egui::Align2::LEFT_BOTTOM,
-                &text,
-                font.clone(),
-                ui.visuals().text_color(),
-            );
+            let text = format!("{i} {}", labels.get(i).cloned().unwrap_or_default());
+            let color = ui.visuals().text_color();
+            let row_at = origin + egui::vec2(-4.0, (i as f32 + 0.5) * cell);
+            painter.text(row_at, egui::Align2::RIGHT_CENTER, &text, font.clone(), color);
+            let column_at = origin + egui::vec2((i as f32 + 0.5) * cell, -2.0);
+            painter.text(column_at, egui::Align2::CENTER_BOTTOM, i.to_string(), font.clone(), color);
         }
     }
     if let Some(pos) = response.hover_pos() {
@@ -173,7 +164,7 @@ fn small_multiples(ui: &mut egui::Ui, st: &mut AttentionPanel, internals: &Inter
                     HeadPattern::FirstTokenSink(_) => " ⚓",
                     HeadPattern::SelfToken(_) => " ○",
                 });
-                if ui.link(format!("head {h}{}", badge.unwrap_or(""))).clicked() {
+                if ui.link(format!("{}{}", trf("head {}", &[&h]), badge.unwrap_or(""))).clicked() {
                     st.head = h;
                     st.all_heads = false;
                 }
@@ -205,7 +196,7 @@ fn where_it_looks(ui: &mut egui::Ui, st: &AttentionPanel, internals: &Internals,
         }
         ui.end_row();
         for h in 0..internals.heads {
-            ui.label(RichText::new(format!("head {h}")).small());
+            ui.label(RichText::new(trf("head {}", &[&h])).small());
             for j in 0..=pos {
                 let w = weights[h * (pos + 1) + j];
                 let (rect, resp) = ui.allocate_exact_size(egui::vec2(28.0, 16.0), Sense::hover());
