@@ -163,3 +163,15 @@ fn generate_streams_greedy_tokens_and_stop_ends_it() {
     assert_eq!(ws.engine.snapshot.as_ref().unwrap().tokens.len(), stopped, "nothing arrives after Stop");
     assert!(ws.engine.error.is_none(), "{:?}", ws.engine.error);
 }
+
+/// With an adapter attached, a module can still be selected by its base-model name.
+#[test]
+fn base_names_select_inside_the_peft_tree() {
+    let mut ws = Workspace::default();
+    ws.open_blocking(&fixture("tiny-llama"));
+    ws.apply(Action::OpenAdapter(fixture("tiny-llama-lora")));
+    ws.apply(Action::SelectByName("model.layers.0.mlp".into()));
+    assert!(ws.problems.is_empty(), "{:?}", ws.problems);
+    let Selection::Module(id) = ws.selection else { panic!("{:?}", ws.selection) };
+    assert_eq!(ws.model.as_ref().unwrap().tree.nodes[id].path, "base_model.model.model.layers.0.mlp");
+}

@@ -406,7 +406,13 @@ impl Workspace {
         let found = if model.folder.checkpoint.tensor(name).is_some() {
             Some(Selection::Tensor(name.to_string()))
         } else {
-            model.tree.find(name).map(Selection::Module)
+            // With an adapter the tree is PEFT's: `model.layers.0.mlp` lives under
+            // `base_model.model.`, and the base model's names should still work.
+            model
+                .tree
+                .find(name)
+                .or_else(|| model.tree.find(&format!("base_model.model.{name}")))
+                .map(Selection::Module)
         };
         match found {
             Some(selection) => {
