@@ -42,7 +42,13 @@ impl Target {
     pub fn exec(self, input: &[u8]) -> bool {
         let path = Path::new("fuzz-input");
         match self {
-            Target::SafetensorsHeader => crate::checkpoint::safetensors::parse_header(input, 4096, 0).is_ok(),
+            // Input: the data length after the header (8 bytes, LE), then the header's JSON.
+            Target::SafetensorsHeader => {
+                let (len, header) = input.split_at(input.len().min(8));
+                let mut bytes = [0u8; 8];
+                bytes[..len.len()].copy_from_slice(len);
+                crate::checkpoint::safetensors::parse_header(header, u64::from_le_bytes(bytes), 0).is_ok()
+            }
             Target::ShardIndex => {
                 let text = String::from_utf8_lossy(input);
                 crate::checkpoint::parse_index(path, &text).is_ok()
@@ -247,10 +253,12 @@ pub fn run(target: Target, seeds: &[Vec<u8>], execs: u64, seed: u64) -> Report {
 pub fn seeds(root: &Path, target: Target) -> Vec<Vec<u8>> {
     let fixtures = root.join("tests/fixtures");
     let read = |p: &str| std::fs::read(fixtures.join(p)).ok();
+    // The data length after the header, then the header: what `Target::SafetensorsHeader` reads.
     let header = |p: &str| -> Option<Vec<u8>> {
         let bytes = read(p)?;
         let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
-        bytes.get(8..8 + n).map(<[u8]>::to_vec)
+        let data_len = (bytes.len().checked_sub(8 + n)? as u64).to_le_bytes();
+        Some([&data_len[..], bytes.get(8..8 + n)?].concat())
     };
     let pickle = |p: &str| -> Option<Vec<u8>> {
         let bytes = read(p)?;
