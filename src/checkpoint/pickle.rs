@@ -326,6 +326,44 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// BININT, BININT1, BININT2, LONG1 and BINFLOAT.
+    fn number(&mut self, op: u8) -> Result<()> {
+        let v = match op {
+            b'J' => Value::Int(self.u32()? as i32 as i64),
+            b'K' => Value::Int(self.u8()? as i64),
+            b'M' => Value::Int(self.u16()? as i64),
+            b'G' => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"))),
+            _ => {
+                let n = self.u8()? as usize;
+                let bytes = self.take(n)?;
+                if n > 8 {
+                    return Err(self.bad("an integer wider than 64 bits"));
+                }
+                let mut buf = if bytes.last().is_some_and(|&b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+                buf[..n].copy_from_slice(bytes);
+                Value::Int(i64::from_le_bytes(buf))
+            }
+        };
+        self.push(v)
+    }
+
+    /// The string and bytes opcodes; lengths are checked against what is left before reading.
+    fn text_or_bytes(&mut self, op: u8) -> Result<()> {
+        let n = match op {
+            b'X' | b'B' | b'T' => self.u32()? as u64,
+            0x8d | 0x8e => self.u64()?,
+            _ => self.u8()? as u64,
+        };
+        let raw = self.take(usize::try_from(n).map_err(|_| self.bad("a string longer than memory"))?)?;
+        self.charge(raw.len() as u64 / 64)?;
+        let v = match op {
+            b'X' | 0x8c | 0x8d => Value::Str(self.utf8(raw)?),
+            b'T' | b'U' => Value::Str(String::from_utf8_lossy(raw).into()),
+            _ => Value::Bytes(raw.to_vec()),
+        };
+        self.push(v)
+    }
+
     fn step(&mut self, op: u8) -> Result<()> {
         match op {
             0x80 => {
@@ -342,58 +380,8 @@ impl<'a> Machine<'a> {
             b'N' => self.push(Value::None)?,
             0x88 => self.push(Value::Bool(true))?,
             0x89 => self.push(Value::Bool(false))?,
-            b'J' => {
-                let v = self.u32()? as i32 as i64;
-                self.push(Value::Int(v))?
-            }
-            b'K' => {
-                let v = self.u8()? as i64;
-                self.push(Value::Int(v))?
-            }
-            b'M' => {
-                let v = self.u16()? as i64;
-                self.push(Value::Int(v))?
-            }
-            0x8a => {
-                let n = self.u8()? as usize;
-                let bytes = self.take(n)?;
-                if n > 8 {
-                    return Err(self.bad("an integer wider than 64 bits"));
-                }
-                let mut buf = if bytes.last().is_some_and(|&b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
-                buf[..n].copy_from_slice(bytes);
-                self.push(Value::Int(i64::from_le_bytes(buf)))?
-            }
-            b'G' => {
-                let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
-                self.push(Value::Float(v))?
-            }
-            b'X' | 0x8c | 0x8d => {
-                let n = match op {
-                    b'X' => self.u32()? as u64,
-                    0x8c => self.u8()? as u64,
-                    _ => self.u64()?,
-                };
-                let s = self.take(usize::try_from(n).map_err(|_| self.bad("a string longer than memory"))?)?;
-                let s = self.utf8(s)?;
-                self.charge(s.len() as u64 / 64)?;
-                self.push(Value::Str(s))?
-            }
-            b'B' | b'C' | b'T' | b'U' | 0x8e => {
-                let n = match op {
-                    b'B' | b'T' => self.u32()? as u64,
-                    0x8e => self.u64()?,
-                    _ => self.u8()? as u64,
-                };
-                let b = self.take(usize::try_from(n).map_err(|_| self.bad("bytes longer than memory"))?)?;
-                self.charge(b.len() as u64 / 64)?;
-                let v = if matches!(op, b'T' | b'U') {
-                    Value::Str(String::from_utf8_lossy(b).into())
-                } else {
-                    Value::Bytes(b.to_vec())
-                };
-                self.push(v)?
-            }
+            b'J' | b'K' | b'M' | 0x8a | b'G' => self.number(op)?,
+            b'X' | 0x8c | 0x8d | b'B' | b'C' | b'T' | b'U' | 0x8e => self.text_or_bytes(op)?,
             b'c' => {
                 let module = self.line()?.to_string();
                 let name = self.line()?.to_string();
