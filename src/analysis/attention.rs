@@ -78,14 +78,6 @@ pub fn rank_of(probs: &[f32], id: u32) -> usize {
     1 + probs.iter().filter(|&&q| q > p).count()
 }
 
-/// Softmax in f64 accumulation, as the sampling module computes it.
-pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f64> = logits.iter().map(|&l| ((l - max) as f64).exp()).collect();
-    let sum: f64 = exps.iter().sum();
-    exps.iter().map(|&e| (e / sum) as f32).collect()
-}
-
 /// L2 norm of a vector, accumulated in f64.
 pub fn l2(v: &[f32]) -> f32 {
     v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() as f32
