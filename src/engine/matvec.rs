@@ -58,14 +58,14 @@ pub enum Weight {
 
 /// Row-major stored values, typed: what the kernels iterate over.
 #[derive(Clone, Copy)]
-enum Rows<'a> {
+pub(crate) enum Rows<'a> {
     F32(&'a [f32]),
     BF16(&'a [u16]),
     F16(&'a [u16]),
 }
 
 impl<'a> Rows<'a> {
-    fn slice(self, first: usize, n: usize) -> Self {
+    pub(crate) fn slice(self, first: usize, n: usize) -> Self {
         match self {
             Rows::F32(w) => Rows::F32(&w[first..first + n]),
             Rows::BF16(w) => Rows::BF16(&w[first..first + n]),
@@ -73,7 +73,7 @@ impl<'a> Rows<'a> {
         }
     }
 
-    fn widen_into(self, out: &mut [f32]) {
+    pub(crate) fn widen_into(self, out: &mut [f32]) {
         match self {
             Rows::F32(w) => out.copy_from_slice(w),
             Rows::BF16(w) => out.iter_mut().zip(w).for_each(|(o, &b)| *o = f32::from_bits((b as u32) << 16)),
@@ -106,36 +106,39 @@ impl Weight {
         }
     }
 
+    /// The stored values as typed rows, borrowed from the map; None for a candle tensor,
+    /// whose values sit behind a lock (the fused decode step then does not apply).
+    pub(crate) fn stored_rows(&self) -> Option<Rows<'_>> {
+        let Weight::Stored { bytes, width, rows, cols } = self else { return None };
+        let b = bytes.as_slice();
+        let n = rows * cols;
+        // SAFETY: `Weight::stored` checked that the bytes are aligned to the element width
+        // and hold exactly rows × cols elements; every bit pattern is a valid f32 or u16,
+        // and the map is read-only for the life of `bytes`, which `self` owns.
+        Some(unsafe {
+            match width {
+                Width::F32 => Rows::F32(std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), n)),
+                Width::BF16 => Rows::BF16(std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), n)),
+                Width::F16 => Rows::F16(std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), n)),
+            }
+        })
+    }
+
     /// Runs `f` on the weight's values as typed rows (a contiguous f32 tensor counts too).
     fn with_rows<R>(&self, f: impl FnOnce(Rows) -> R) -> Result<R> {
-        match self {
-            Weight::Stored { bytes, width, rows, cols } => {
-                let b = bytes.as_slice();
-                let n = rows * cols;
-                // SAFETY: `Weight::stored` checked that the bytes are aligned to the element
-                // width and hold exactly rows × cols elements; every bit pattern is a valid
-                // f32 or u16, and the map is read-only for the life of `bytes`.
-                let rows = unsafe {
-                    match width {
-                        Width::F32 => Rows::F32(std::slice::from_raw_parts(b.as_ptr().cast::<f32>(), n)),
-                        Width::BF16 => Rows::BF16(std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), n)),
-                        Width::F16 => Rows::F16(std::slice::from_raw_parts(b.as_ptr().cast::<u16>(), n)),
-                    }
-                };
-                Ok(f(rows))
-            }
-            Weight::Tensor(t) => {
-                let t = if t.is_contiguous() && t.dtype() == DType::F32 {
-                    t.clone()
-                } else {
-                    t.to_dtype(DType::F32)?.contiguous()?
-                };
-                let (storage, layout) = t.storage_and_layout();
-                let Storage::Cpu(cpu) = &*storage else { candle_core::bail!("weights must be on the CPU") };
-                let w = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + t.elem_count()];
-                Ok(f(Rows::F32(w)))
-            }
+        if let Some(rows) = self.stored_rows() {
+            return Ok(f(rows));
         }
+        let Weight::Tensor(t) = self else { unreachable!("stored weights have rows") };
+        let t = if t.is_contiguous() && t.dtype() == DType::F32 {
+            t.clone()
+        } else {
+            t.to_dtype(DType::F32)?.contiguous()?
+        };
+        let (storage, layout) = t.storage_and_layout();
+        let Storage::Cpu(cpu) = &*storage else { candle_core::bail!("weights must be on the CPU") };
+        let w = &cpu.as_slice::<f32>()?[layout.start_offset()..layout.start_offset() + t.elem_count()];
+        Ok(f(Rows::F32(w)))
     }
 
     /// Rows `first..first + n`, widened to f32, as a (n, cols) tensor.
@@ -191,6 +194,10 @@ impl FastLinear {
 
     pub fn weight(&self) -> &Weight {
         &self.weight
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
     }
 
     fn add_lora(&self, x: &Tensor, y: Tensor) -> Result<Tensor> {
@@ -292,7 +299,8 @@ impl FastLinear {
     }
 }
 
-fn dot_rows(w: Rows, x: &[f32], out: &mut [f32]) {
+/// out[r] = row r of `w` · x, for the out.len() rows of x.len() values `w` holds.
+pub(crate) fn dot_rows(w: Rows, x: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;

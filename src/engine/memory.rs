@@ -125,6 +125,27 @@ pub fn admission(cfg: &ArchConfig, ckpt: &Checkpoint, available: Option<u64>) ->
     }
 }
 
+/// What attaching a LoRA adapter adds to a running session: the base model's own KV cache
+/// and logits (the side-by-side run keeps both), and the adapter's A and B as f32.
+pub fn adapter_extra(cfg: &ArchConfig, adapter_floats: u64) -> u64 {
+    let ctx = context(cfg) as u64;
+    let kv_cache = 2 * (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim) as u64 * ctx * 4;
+    kv_cache + ctx * cfg.vocab_size as u64 * 4 + adapter_floats * 4
+}
+
+/// Admits an adapter on a loaded model when what it adds fits in `available` bytes.
+pub fn admit_adapter(cfg: &ArchConfig, adapter_floats: u64, available: Option<u64>) -> Result<(), String> {
+    let extra = adapter_extra(cfg, adapter_floats);
+    match available {
+        Some(available) if extra > available => Err(format!(
+            "attaching the adapter needs {} more (the base model's own KV cache and logits for the side-by-side comparison, and the adapter), {} available: its weights can still be inspected",
+            gb(extra),
+            gb(available)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `MemAvailable` from `/proc/meminfo`: what the kernel says can be allocated without
 /// swapping (free memory plus reclaimable caches). None where there is no such file.
 pub fn available_memory() -> Option<u64> {
@@ -147,6 +168,23 @@ mod tests {
         let text = "MemTotal:       24576000 kB\nMemFree:         1000 kB\nMemAvailable:    9800000 kB\n";
         assert_eq!(parse_meminfo(text), Some(9_800_000 * 1024));
         assert_eq!(parse_meminfo("MemTotal: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn an_adapter_counts_the_second_kv_cache_and_logits() {
+        let cfg = ArchConfig::parse(&serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576,
+            "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+            "num_key_value_heads": 3, "vocab_size": 49152, "max_position_embeddings": 8192
+        }))
+        .unwrap();
+        // SmolLM2-135M's shapes: 4,096 positions × (30 layers × 2 × 192 floats + 49,152 logits).
+        let want = 4096 * (30 * 2 * 192 + 49152) * 4 + 100 * 4;
+        assert_eq!(adapter_extra(&cfg, 100), want);
+        assert!(admit_adapter(&cfg, 100, Some(want)).is_ok());
+        let refused = admit_adapter(&cfg, 100, Some(want - 1)).unwrap_err();
+        assert!(refused.contains("needs 1.0 GB more") && refused.contains("1.0 GB available"), "{refused}");
+        assert!(admit_adapter(&cfg, 100, None).is_ok());
     }
 
     #[test]

@@ -100,6 +100,12 @@ impl Session {
     /// Attaches a LoRA adapter at a strength (or removes it) and re-runs the sequence so
     /// every cached distribution reflects the new weights.
     pub fn set_adapter(&mut self, adapter: Option<(Arc<crate::lora::LoraAdapter>, f64)>) -> Result<(), String> {
+        if let Some((a, _)) = &adapter
+            && self.adapter.is_none()
+        {
+            let floats = a.modules.iter().map(|m| (m.a.len() + m.b.len()) as u64).sum();
+            memory::admit_adapter(&self.model.cfg, floats, memory::available_memory())?;
+        }
         self.model
             .set_adapter(adapter.as_ref().map(|(a, _)| a.as_ref()), adapter.as_ref().map(|(_, s)| *s).unwrap_or(0.0))
             .map_err(|e| e.to_string())?;

@@ -28,6 +28,8 @@ use crate::checkpoint::{Checkpoint, Dtype};
 
 use crate::arch::{ArchConfig, Family};
 
+mod decode;
+
 /// What a forward pass records besides the logits, for the panels.
 #[derive(Clone, Debug, Default)]
 pub struct Probes {
@@ -436,33 +438,66 @@ impl Layer {
     }
 }
 
-/// Keys and values of every position seen so far, per layer: (b, kv_heads, len, head_dim).
+/// Keys and values of every position seen so far, per layer, position-major
+/// (`len × kv_heads × head_dim`) in buffers that grow by doubling up to the context admission
+/// counted. Appending a token writes one row; the old cache of candle tensors was rebuilt by
+/// `cat` on every token, copying the whole cache each step.
 #[derive(Clone, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<LayerKv>,
+    len: usize,
+    /// kv_heads × head_dim: the floats one position adds to K (and to V) of a layer.
+    row: usize,
+    /// Positions the buffers may grow to (the session's context).
+    capacity: usize,
+}
+
+#[derive(Clone, Default)]
+struct LayerKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
 }
 
 impl KvCache {
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).and_then(|(k, _)| k.dim(2).ok()).unwrap_or(0)
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Forgets every position from `len` on (step back).
     pub fn truncate(&mut self, len: usize) -> Result<()> {
-        for slot in self.layers.iter_mut() {
-            if let Some((k, v)) = slot {
-                if len == 0 {
-                    *slot = None;
-                } else if k.dim(2)? > len {
-                    *slot = Some((k.narrow(2, 0, len)?, v.narrow(2, 0, len)?));
-                }
+        if len < self.len {
+            for layer in self.layers.iter_mut() {
+                layer.k.truncate(len * self.row);
+                layer.v.truncate(len * self.row);
             }
+            self.len = len;
         }
         Ok(())
+    }
+
+    /// Makes room for `t` more positions in every layer (zeros until written), so a forward
+    /// pass writes into fixed buffers. Grows by doubling, never past the context.
+    fn grow(&mut self, t: usize) {
+        let want = (self.len + t) * self.row;
+        for layer in self.layers.iter_mut() {
+            for buf in [&mut layer.k, &mut layer.v] {
+                if buf.capacity() < want {
+                    let target = want.max(2 * buf.capacity()).min(self.capacity.max(self.len + t) * self.row);
+                    buf.reserve_exact(target - buf.len());
+                }
+                buf.resize(want, 0.0);
+            }
+        }
+    }
+
+    /// Layer `layer`'s keys and values for positions `0..len` (what is stored so far).
+    fn stored(&self, layer: usize, len: usize) -> (&[f32], &[f32]) {
+        let l = &self.layers[layer];
+        (&l.k[..len * self.row], &l.v[..len * self.row])
     }
 }
 
@@ -476,6 +511,8 @@ pub struct LoadedModel {
     rotary: Rotary,
     pub training: bool,
     pub device: Device,
+    /// Built on the first one-token step (see [`decode`]); None for a sparse model.
+    fused: std::sync::OnceLock<Option<decode::Plan>>,
 }
 
 impl LoadedModel {
@@ -556,7 +593,17 @@ impl LoadedModel {
         let device = vb.device();
         // As many positions as a session runs (admission counted the KV cache for these).
         let rotary = Rotary::new(cfg, super::memory::context(cfg), &device)?;
-        Ok(Self { cfg: cfg.clone(), embed, layers, norm, lm_head, rotary, training: false, device })
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            rotary,
+            training: false,
+            device,
+            fused: Default::default(),
+        })
     }
 
     /// Attaches (or with `None` removes) a LoRA adapter, its ΔW scaled by `strength`
@@ -645,7 +692,12 @@ impl LoadedModel {
     }
 
     pub fn new_cache(&self) -> KvCache {
-        KvCache { layers: vec![None; self.layers.len()] }
+        KvCache {
+            layers: vec![LayerKv::default(); self.layers.len()],
+            len: 0,
+            row: self.cfg.num_kv_heads * self.cfg.head_dim,
+            capacity: self.rotary.cos.dim(0).unwrap_or(0),
+        }
     }
 
     /// Runs `ids` (b × t) after the positions already in `cache`; returns logits for every
@@ -657,8 +709,13 @@ impl LoadedModel {
 
     /// The residual stream after the last layer (before the final norm), b × t × hidden.
     fn hidden(&self, ids: &Tensor, cache: &mut KvCache, mut probes: Option<&mut Probes>) -> Result<Tensor> {
-        let (_b, t) = ids.dims2()?;
+        let (b, t) = ids.dims2()?;
         let offset = cache.len();
+        if b > 1 && offset > 0 {
+            candle_core::bail!(
+                "a batch of sequences runs from an empty cache (training), not after {offset} positions"
+            );
+        }
         if offset + t > self.rotary.cos.dim(0)? {
             candle_core::bail!(
                 "sequence of {} tokens is longer than the {} positions this program runs the model with (its config allows {})",
@@ -668,6 +725,10 @@ impl LoadedModel {
             );
         }
         let mask = if t > 1 { Some(causal_mask(t, offset, &self.device)?) } else { None };
+        // A batch (training) is run once and not continued, so only one sequence is cached.
+        if b == 1 {
+            cache.grow(t);
+        }
         let mut x = self.embed.lookup(ids)?;
         let record = probes.as_ref().is_some_and(|p| p.internals.is_some());
         let mut inside = ChunkInternals { offset, t, ..Default::default() };
@@ -698,6 +759,9 @@ impl LoadedModel {
         if let Some(internals) = probes.and_then(|p| p.internals.as_mut()) {
             internals.chunks.push(inside);
         }
+        if b == 1 {
+            cache.len += t;
+        }
         Ok(x)
     }
 
@@ -719,6 +783,13 @@ impl LoadedModel {
         cache: &mut KvCache,
         mut probes: Option<&mut Probes>,
     ) -> Result<Vec<f32>> {
+        let internals = probes.as_ref().is_some_and(|p| p.internals.is_some());
+        if let [id] = ids
+            && !internals
+            && let Some(logits) = self.fused_step(*id, cache)?
+        {
+            return Ok(logits);
+        }
         let mut last = None;
         for chunk in ids.chunks(super::memory::PREFILL_CHUNK) {
             let input = Tensor::new(chunk, &self.device)?.unsqueeze(0)?;
@@ -735,6 +806,34 @@ impl LoadedModel {
         let last = last.ok_or_else(|| candle_core::Error::Msg("no tokens to run".into()))?;
         let logits = self.lm_head.forward_t(&self.norm.forward(&last, self.training)?, self.training)?;
         logits.flatten_all()?.to_vec1::<f32>()
+    }
+
+    /// Writes this chunk's keys and values (1, kv_heads, t, hd) into the cache at `offset`,
+    /// and returns them preceded by the cached ones: constants before, the chunk's own
+    /// tensors after, so gradients still reach the chunk.
+    fn cache_and_extend(
+        &self,
+        cache: &mut KvCache,
+        layer: usize,
+        offset: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        let (_, nkv, t, hd) = k.dims4()?;
+        let row = cache.row;
+        for (new, stored) in [(&k, 0), (&v, 1)] {
+            let rows = new.transpose(1, 2)?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+            let l = &mut cache.layers[layer];
+            let buf = if stored == 0 { &mut l.k } else { &mut l.v };
+            buf[offset * row..(offset + t) * row].copy_from_slice(&rows);
+        }
+        if offset == 0 {
+            return Ok((k, v));
+        }
+        let (pk, pv) = cache.stored(layer, offset);
+        let before =
+            |p: &[f32]| Tensor::from_slice(p, (1, offset, nkv, hd), &self.device)?.transpose(1, 2)?.contiguous();
+        Ok((Tensor::cat(&[&before(pk)?, &k], 2)?, Tensor::cat(&[&before(pv)?, &v], 2)?))
     }
 
     /// `weights`: where to append this layer's softmax weights (t × heads × keys), when the
@@ -775,11 +874,7 @@ impl LoadedModel {
         }
         let q = self.rotary.apply(&q.transpose(1, 2)?.contiguous()?, offset, self.training)?;
         let k = self.rotary.apply(&k.transpose(1, 2)?.contiguous()?, offset, self.training)?;
-        let (k, v) = match &cache.layers[layer] {
-            Some((pk, pv)) => (Tensor::cat(&[pk, &k], 2)?, Tensor::cat(&[pv, &v], 2)?),
-            None => (k, v),
-        };
-        cache.layers[layer] = Some((k.clone(), v.clone()));
+        let (k, v) = if b == 1 { self.cache_and_extend(cache, layer, offset, k, v)? } else { (k, v) };
         let scale = 1.0 / (hd as f64).sqrt();
         if !self.training && b == 1 && t == 1 {
             let (y, w) = decode_attention(&q, &k, &v, nh / nkv, scale as f32, weights.is_some())?;
