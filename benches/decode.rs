@@ -17,9 +17,7 @@ use std::time::Instant;
 
 use llm_anatomy::arch::ModelFolder;
 use llm_anatomy::engine::Session;
-use llm_anatomy::engine::matvec::MATVEC_NS;
 use llm_anatomy::sampling::{self, SamplingParams};
-use std::sync::atomic::Ordering;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -79,18 +77,14 @@ fn run_one(folder: &Path) {
     };
     run(1); // warm-up: pages in the weights
     let (mut t1, mut t64, mut prefill) = (f64::MAX, f64::MAX, f64::MAX);
-    let mut matvec_ms = f64::MAX;
     for _ in 0..3 {
         let (t, p) = run(1);
         (t1, prefill) = (t1.min(t), prefill.min(p));
-        MATVEC_NS.store(0, Ordering::Relaxed);
         t64 = t64.min(run(64).0);
-        matvec_ms = matvec_ms.min(MATVEC_NS.load(Ordering::Relaxed) as f64 / 1e6 / 64.0);
     }
     let tok_s = 63.0 / (t64 - t1);
     let kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * (prompt.len() + 64) * 4;
     let peak = peak_rss();
-    println!("  of which matvec: {matvec_ms:.1} ms/token");
     println!(
         "  decode {tok_s:.1} tok/s ({:.1} ms/token)   prefill {} tokens: {:.1} tok/s   peak RSS {:.0} MB = {:.2} × stored weights (+ KV cache {:.1} MB)",
         1e3 / tok_s,

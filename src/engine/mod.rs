@@ -79,6 +79,7 @@ impl Session {
         let model = LoadedModel::from_checkpoint(cfg, ckpt)
             .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
+        memory::release_freed_heap();
         let cache = model.new_cache();
         Ok(Self {
             model,
@@ -163,6 +164,7 @@ impl Session {
         }
         self.prompt_len = ids.len();
         self.run(&ids)?;
+        memory::release_freed_heap();
         self.tokens = ids;
         Ok(())
     }
