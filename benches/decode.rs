@@ -4,7 +4,10 @@
 //! With no folder it writes random-weight F32 and BF16 folders with SmolLM2-135M's shapes
 //! (hidden 576, 30 layers, 9 heads / 3 KV heads, intermediate 1536, vocab 49152, tied
 //! embeddings), so speed can be measured with no download, and adds the real SmolLM2 folders
-//! when `LLM_ANATOMY_SMOLLM2` names the folder `tools/fetch-smollm2.sh` printed.
+//! and the wheel's Q4_1 GGUF (run as llama.cpp computes it) when `LLM_ANATOMY_SMOLLM2` names
+//! the folder `tools/fetch-smollm2.sh` printed. Any folder or `.gguf` can be given instead.
+//! llama.cpp's figures for the same files come from `tools/llamacpp-decode.py`, which
+//! measures the same way.
 //!
 //! Decode speed is llama.cpp's measure: tok/s = 63 / (t(64 new) − t(1 new)), both runs from
 //! the same 64 prompt ids, greedy, so the prefill cancels out. Each folder runs in its own
@@ -33,9 +36,9 @@ fn main() {
             folders.push(f);
         }
         if let Ok(dir) = std::env::var("LLM_ANATOMY_SMOLLM2") {
-            for name in ["smollm2-135m-instruct-f32", "smollm2-135m-instruct"] {
+            for name in ["smollm2-135m-instruct-f32", "smollm2-135m-instruct", "SmolLM2-135M-Instruct.Q4_1.gguf"] {
                 let f = Path::new(&dir).join(name);
-                if f.is_dir() {
+                if f.exists() {
                     folders.push(f);
                 }
             }

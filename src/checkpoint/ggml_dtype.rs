@@ -59,6 +59,18 @@ impl GgmlLayout {
         Ok(())
     }
 
+    /// The stored row that holds Hugging Face row `hf_row` (the inverse of the q/k
+    /// permutation; the row itself when the tensor is not permuted).
+    pub fn stored_row(self, hf_row: usize) -> usize {
+        let head_rows = self.head_rows as usize;
+        if head_rows == 0 {
+            return hf_row;
+        }
+        let half_rows = head_rows / 2;
+        let (head, within) = (hf_row / head_rows, hf_row % head_rows);
+        head * head_rows + 2 * (within % half_rows) + within / half_rows
+    }
+
     /// One head: stored row `2·i + half` is Hugging Face row `half·(head_rows/2) + i`.
     fn unpermute_group(self, stored: &[f32], hf: &mut [f32]) {
         let (row, half_rows) = (self.row_len as usize, self.head_rows as usize / 2);
@@ -119,5 +131,9 @@ mod tests {
         let layout = GgmlLayout { ty: GgmlType::F32, row_len: row_len as u32, head_rows: head_rows as u32 };
         assert_eq!(layout.decode_all_f32(&bytes), hf);
         assert_eq!(layout.element(&bytes, 13), Some(13.0));
+        for r in 0..head_rows * heads {
+            let s = layout.stored_row(r);
+            assert_eq!(&stored[s * row_len..(s + 1) * row_len], &hf[r * row_len..(r + 1) * row_len], "row {r}");
+        }
     }
 }

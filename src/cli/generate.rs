@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{AdapterArgs, Outcome, Prompt, SamplingArgs, print_json};
+use super::{Outcome, Prompt, SamplingArgs, WeightArgs, print_json};
 use crate::arch::ModelFolder;
 use crate::report;
 
@@ -10,7 +10,7 @@ pub fn run(
     prompt: &Prompt<'_>,
     max_new: usize,
     sampling: &SamplingArgs,
-    adapter: &AdapterArgs,
+    adapter: &WeightArgs,
     json: bool,
     out: &mut dyn Write,
 ) -> Outcome {

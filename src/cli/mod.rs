@@ -195,7 +195,7 @@ pub enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
-        adapter: AdapterArgs,
+        adapter: WeightArgs,
         /// How many candidates to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
@@ -214,7 +214,7 @@ pub enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
-        adapter: AdapterArgs,
+        adapter: WeightArgs,
         #[arg(long)]
         json: bool,
     },
@@ -240,8 +240,15 @@ pub enum Command {
     },
 }
 
+/// How the weights run: an adapter on top, and the arithmetic of quantized files.
 #[derive(clap::Args, Debug, Clone)]
-pub struct AdapterArgs {
+pub struct WeightArgs {
+    /// Quantized (GGUF) weights: `exact` multiplies the dequantized values with f32
+    /// activations (what transformers computes); `llamacpp` quantizes the activations to Q8
+    /// blocks and uses integer dot products, as llama.cpp's CPU backend does (the default for
+    /// a quantized file). The two coincide for F32/F16/BF16 weights.
+    #[arg(long, value_parser = ["exact", "llamacpp"])]
+    pub arith: Option<String>,
     /// Run with this LoRA adapter (PEFT folder or MiniMind .pth).
     #[arg(long)]
     pub adapter: Option<PathBuf>,
@@ -253,8 +260,11 @@ pub struct AdapterArgs {
     pub alpha: Option<f64>,
 }
 
-impl AdapterArgs {
+impl WeightArgs {
     fn attach(&self, model: &ModelFolder, session: &mut Session) -> Result<(), String> {
+        if let Some(arith) = self.arith.as_deref().and_then(crate::engine::quant_matvec::Arith::from_id) {
+            session.set_arith(arith)?;
+        }
         if let Some(path) = &self.adapter {
             let adapter = LoraAdapter::open(path, model, self.alpha)?;
             session.set_adapter(Some((std::sync::Arc::new(adapter), self.adapter_scale)))?;
@@ -439,7 +449,7 @@ impl Prompt<'_> {
     fn session(
         &self,
         model: &ModelFolder,
-        adapter: Option<&AdapterArgs>,
+        adapter: Option<&WeightArgs>,
     ) -> Result<Session, Box<dyn std::error::Error>> {
         let mut session = Session::load(model)?;
         if let Some(adapter) = adapter {

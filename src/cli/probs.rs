@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{AdapterArgs, Outcome, Prompt, SamplingArgs, print_json};
+use super::{Outcome, Prompt, SamplingArgs, WeightArgs, print_json};
 use crate::arch::ModelFolder;
 use crate::engine::Piece;
 use crate::report;
@@ -10,7 +10,7 @@ use crate::report;
 pub fn run(
     prompt: &Prompt<'_>,
     sampling: &SamplingArgs,
-    adapter: &AdapterArgs,
+    adapter: &WeightArgs,
     top: usize,
     json: bool,
     out: &mut dyn Write,

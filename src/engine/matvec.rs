@@ -16,7 +16,9 @@ use candle_core::{DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
+use super::quant_matvec::{Arith, QuantRows, dot_quant_rows};
 use crate::checkpoint::SharedBytes;
+use crate::checkpoint::ggml_dtype::GgmlLayout;
 
 /// Floats in one widened prefill tile: 16 MB, small next to any weight worth tiling and
 /// large enough that candle's matmul runs at full speed on it.
@@ -48,7 +50,20 @@ impl Width {
 #[derive(Clone)]
 pub enum Weight {
     Tensor(Tensor),
-    Stored { bytes: SharedBytes, width: Width, rows: usize, cols: usize },
+    Stored {
+        bytes: SharedBytes,
+        width: Width,
+        rows: usize,
+        cols: usize,
+    },
+    /// GGML blocks (and llama.cpp's q/k row order), read in place by the quantized kernels.
+    Quantized {
+        bytes: SharedBytes,
+        layout: GgmlLayout,
+        rows: usize,
+        cols: usize,
+        arith: Arith,
+    },
 }
 
 /// Row-major stored values, typed: what the kernels iterate over.
@@ -57,14 +72,20 @@ pub(crate) enum Rows<'a> {
     F32(&'a [f32]),
     BF16(&'a [u16]),
     F16(&'a [u16]),
+    Quant(QuantRows<'a>),
 }
 
 impl<'a> Rows<'a> {
+    /// Elements `first..first + n`: whole rows for quantized weights.
     pub(crate) fn slice(self, first: usize, n: usize) -> Self {
         match self {
             Rows::F32(w) => Rows::F32(&w[first..first + n]),
             Rows::BF16(w) => Rows::BF16(&w[first..first + n]),
             Rows::F16(w) => Rows::F16(&w[first..first + n]),
+            Rows::Quant(q) => {
+                assert!(first.is_multiple_of(q.cols) && n.is_multiple_of(q.cols), "quantized rows slice by whole rows");
+                Rows::Quant(QuantRows { first: q.first + first / q.cols, ..q })
+            }
         }
     }
 
@@ -73,6 +94,11 @@ impl<'a> Rows<'a> {
             Rows::F32(w) => out.copy_from_slice(w),
             Rows::BF16(w) => out.iter_mut().zip(w).for_each(|(o, &b)| *o = f32::from_bits((b as u32) << 16)),
             Rows::F16(w) => out.iter_mut().zip(w).for_each(|(o, &b)| *o = half::f16::from_bits(b).to_f32()),
+            Rows::Quant(q) => {
+                for (r, row) in out.chunks_exact_mut(q.cols).enumerate() {
+                    q.widen_row(r, row);
+                }
+            }
         }
     }
 }
@@ -86,24 +112,46 @@ impl Weight {
         (aligned && b.len() == rows * cols * width.bytes()).then_some(Weight::Stored { bytes, width, rows, cols })
     }
 
+    /// GGML blocks used in place: any type the dequantizer reads, whole blocks per row.
+    pub fn quantized(bytes: SharedBytes, layout: GgmlLayout, rows: usize, cols: usize) -> Option<Self> {
+        let (n, size) = layout.ty.block_geometry()?;
+        let fits =
+            layout.ty.is_readable() && cols.is_multiple_of(n) && bytes.as_slice().len() == rows * (cols / n) * size;
+        fits.then_some(Weight::Quantized { bytes, layout, rows, cols, arith: Arith::Exact })
+    }
+
     pub fn dims(&self) -> (usize, usize) {
         match self {
             Weight::Tensor(t) => t.dims2().unwrap_or((0, 0)),
-            Weight::Stored { rows, cols, .. } => (*rows, *cols),
+            Weight::Stored { rows, cols, .. } | Weight::Quantized { rows, cols, .. } => (*rows, *cols),
         }
     }
 
-    /// The stored width, or None for a candle tensor.
-    pub fn width(&self) -> Option<Width> {
-        match self {
-            Weight::Tensor(_) => None,
-            Weight::Stored { width, .. } => Some(*width),
+    /// Picks how a quantized weight is multiplied (no effect on other weights).
+    pub fn set_arith(&mut self, to: Arith) {
+        if let Weight::Quantized { arith, .. } = self {
+            *arith = to;
         }
+    }
+
+    /// Quantized with llama.cpp's arithmetic: every row count goes through the quantized
+    /// kernels (a prefill too), as ggml quantizes the activations of a batch as well.
+    fn computes_like_llamacpp(&self) -> bool {
+        matches!(self, Weight::Quantized { arith: Arith::LlamaCpp, .. })
     }
 
     /// The stored values as typed rows, borrowed from the map; None for a candle tensor,
     /// whose values sit behind a lock (the fused decode step then does not apply).
     pub(crate) fn stored_rows(&self) -> Option<Rows<'_>> {
+        if let Weight::Quantized { bytes, layout, cols, arith, .. } = self {
+            return Some(Rows::Quant(QuantRows {
+                bytes: bytes.as_slice(),
+                layout: *layout,
+                cols: *cols,
+                first: 0,
+                arith: *arith,
+            }));
+        }
         let Weight::Stored { bytes, width, rows, cols } = self else { return None };
         let b = bytes.as_slice();
         let n = rows * cols;
@@ -191,6 +239,10 @@ impl FastLinear {
         &self.weight
     }
 
+    pub fn set_arith(&mut self, arith: Arith) {
+        self.weight.set_arith(arith);
+    }
+
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
@@ -212,13 +264,14 @@ impl FastLinear {
 
     fn base_forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
         let rows = x.elem_count() / self.in_features.max(1);
-        let y = if !training && rows <= FEW_ROWS && x.dtype() == DType::F32 {
+        let few = rows <= FEW_ROWS || self.weight.computes_like_llamacpp();
+        let y = if !training && few && x.dtype() == DType::F32 {
             self.matvec(x, rows)?
         } else {
             match &self.weight {
                 // candle's own Linear: autograd for training, its matmul for prefill.
                 Weight::Tensor(w) => return Linear::new(w.clone(), self.bias.clone()).forward(x),
-                Weight::Stored { .. } => self.tiled(x)?,
+                Weight::Stored { .. } | Weight::Quantized { .. } => self.tiled(x)?,
             }
         };
         match &self.bias {
@@ -304,7 +357,7 @@ pub(crate) fn dot_rows(w: Rows, x: &[f32], out: &mut [f32]) {
                 Rows::F32(w) => return unsafe { dot_rows_f32_avx2(w, x, out) },
                 Rows::BF16(w) => return unsafe { dot_rows_bf16_avx2(w, x, out) },
                 Rows::F16(w) if has!("f16c") => return unsafe { dot_rows_f16_avx2(w, x, out) },
-                Rows::F16(_) => {}
+                Rows::F16(_) | Rows::Quant(_) => {}
             }
         }
     }
@@ -312,6 +365,7 @@ pub(crate) fn dot_rows(w: Rows, x: &[f32], out: &mut [f32]) {
         Rows::F32(w) => dot_rows_portable(w, x, out, |v| v),
         Rows::BF16(w) => dot_rows_portable(w, x, out, |b| f32::from_bits((b as u32) << 16)),
         Rows::F16(w) => dot_rows_portable(w, x, out, |b| half::f16::from_bits(b).to_f32()),
+        Rows::Quant(q) => dot_quant_rows(q, x, out),
     }
 }
 
@@ -482,6 +536,7 @@ mod tests {
                 Rows::F32(w) => dot_rows_portable(w, &x, &mut portable, |v| v),
                 Rows::BF16(w) => dot_rows_portable(w, &x, &mut portable, |b| f32::from_bits((b as u32) << 16)),
                 Rows::F16(w) => dot_rows_portable(w, &x, &mut portable, |b| half::f16::from_bits(b).to_f32()),
+                Rows::Quant(_) => unreachable!("only the three widths are built here"),
             }
             check(&portable, &want);
             let mut widened = vec![0f32; rows * cols];

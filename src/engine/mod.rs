@@ -9,6 +9,7 @@ pub mod internals;
 pub mod matvec;
 pub mod memory;
 pub mod model;
+pub mod quant_matvec;
 pub mod text;
 
 use std::sync::Arc;
@@ -75,9 +76,16 @@ impl Session {
         }
         memory::admission(cfg, ckpt, memory::available_memory())
             .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
-        let codec = Arc::new(TextCodec::load(&ckpt.folder)?);
-        let model = LoadedModel::from_checkpoint(cfg, ckpt)
+        let codec = Arc::new(match &ckpt.gguf {
+            Some(g) => TextCodec::from_gguf(&g.file)?,
+            None => TextCodec::load(&ckpt.folder)?,
+        });
+        let mut model = LoadedModel::from_checkpoint(cfg, ckpt)
             .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        // A quantized file runs as llama.cpp runs it unless the user asks for exact values.
+        if model.is_quantized() {
+            model.set_arith(quant_matvec::Arith::LlamaCpp);
+        }
         prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
         memory::release_freed_heap();
         let cache = model.new_cache();
@@ -111,6 +119,16 @@ impl Session {
             .set_adapter(adapter.as_ref().map(|(a, _)| a.as_ref()), adapter.as_ref().map(|(_, s)| *s).unwrap_or(0.0))
             .map_err(|e| e.to_string())?;
         self.adapter = adapter;
+        self.rerun()
+    }
+
+    /// Switches between exact and llama.cpp arithmetic for quantized weights, and re-runs
+    /// the sequence so every cached distribution is computed the new way.
+    pub fn set_arith(&mut self, arith: quant_matvec::Arith) -> Result<(), String> {
+        if self.model.arith == arith {
+            return Ok(());
+        }
+        self.model.set_arith(arith);
         self.rerun()
     }
 

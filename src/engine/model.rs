@@ -24,6 +24,7 @@ use candle_core::{DType, Device, IndexOp, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 use super::matvec::{FastLinear, Weight, Width};
+use super::quant_matvec::Arith;
 use crate::checkpoint::{Checkpoint, Dtype};
 
 use crate::arch::{ArchConfig, Family};
@@ -259,6 +260,11 @@ impl<'a> Source<'a> {
                 };
                 if let (Some(width), Some(bytes)) = (width, ckpt.shared_bytes(t))
                     && let Some(w) = Weight::stored(bytes, width, rows, cols)
+                {
+                    return Ok(w);
+                }
+                if let (Dtype::Ggml(layout), Some(bytes)) = (t.dtype, ckpt.shared_bytes(t))
+                    && let Some(w) = Weight::quantized(bytes, layout, rows, cols)
                 {
                     return Ok(w);
                 }
@@ -511,6 +517,7 @@ pub struct LoadedModel {
     rotary: Rotary,
     pub training: bool,
     pub device: Device,
+    pub arith: Arith,
     /// Built on the first one-token step (see [`decode`]); None for a sparse model.
     fused: std::sync::OnceLock<Option<decode::Plan>>,
 }
@@ -602,6 +609,7 @@ impl LoadedModel {
             rotary,
             training: false,
             device,
+            arith: Arith::Exact,
             fused: Default::default(),
         })
     }
@@ -623,6 +631,23 @@ impl LoadedModel {
             self.attach_lora(&m.module, a, b, adapter.scaling * strength)?;
         }
         Ok(())
+    }
+
+    /// How quantized matrices are multiplied from now on (see [`super::quant_matvec`]);
+    /// caches computed before are stale afterwards.
+    pub fn set_arith(&mut self, arith: Arith) {
+        self.embed.set_arith(arith);
+        self.lm_head.set_arith(arith);
+        for lin in self.layers.iter_mut().flat_map(|l| l.linears_mut()) {
+            lin.set_arith(arith);
+        }
+        self.arith = arith;
+    }
+
+    /// Whether any matrix is stored GGML-quantized (so the two arithmetic modes differ).
+    pub fn is_quantized(&self) -> bool {
+        let q = |w: &Weight| matches!(w, Weight::Quantized { .. });
+        q(&self.embed) || q(self.lm_head.weight()) || self.layers.iter().any(|l| q(l.attn.q.weight()))
     }
 
     /// Runs `f` with every LoRA update set aside (the base model), then puts them back:

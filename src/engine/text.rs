@@ -168,6 +168,102 @@ impl TextCodec {
     }
 }
 
+/// The pre-tokenizer llama.cpp uses for a GGUF's `tokenizer.ggml.pre` (its
+/// `llama_vocab::impl::load` table), as a `tokenizers` pre-tokenizer. transformers' GGUF
+/// converter always uses plain byte-level splitting; llama.cpp's choice is the model's own
+/// (SmolLM2's original tokenizer also splits digits one by one), so prompt ids equal llama.cpp's.
+fn gguf_pre_tokenizer(pre: &str) -> serde_json::Value {
+    use serde_json::json;
+    let byte_level =
+        |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": regex});
+    let split = |pattern: &str| json!({"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": false});
+    const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    match pre {
+        "smollm" | "starcoder" | "refact" => {
+            json!({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, byte_level(true)]})
+        }
+        "qwen2" | "deepseek-r1-qwen" => json!({"type": "Sequence", "pretokenizers": [split(QWEN2), byte_level(false)]}),
+        "llama3" | "llama-bpe" | "llama-v3" | "smaug-bpe" => {
+            json!({"type": "Sequence", "pretokenizers": [split(LLAMA3), byte_level(false)]})
+        }
+        _ => byte_level(true),
+    }
+}
+
+impl TextCodec {
+    /// The tokenizer a GGUF file carries in its `tokenizer.ggml.*` keys, built as a
+    /// `tokenizers` tokenizer the way transformers' GGUF converter builds a byte-level BPE
+    /// (`GGUFGPTConverter`): vocabulary and merges from the arrays, control and user-defined
+    /// tokens as added tokens, BOS prepended when `add_bos_token` says so, and the chat
+    /// template from `tokenizer.chat_template`.
+    pub fn from_gguf(file: &crate::checkpoint::gguf::GgufFile) -> Result<Self, String> {
+        use serde_json::json;
+        let name = file.path.display();
+        let model = file.get("tokenizer.ggml.model").and_then(|v| v.as_str()).unwrap_or("");
+        if model != "gpt2" {
+            return Err(format!(
+                "{name}: tokenizer.ggml.model is \"{model}\"; only byte-level BPE (\"gpt2\") tokenizers are built from GGUF metadata so far, so text cannot be turned into token ids"
+            ));
+        }
+        let strings = |key: &str| -> Result<Vec<&str>, String> {
+            let arr = file.get(key).and_then(|v| v.as_array()).ok_or(format!("{name}: no `{key}` array"))?;
+            arr.values.iter().map(|v| v.as_str().ok_or(format!("{name}: `{key}` holds a non-string"))).collect()
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let merges = strings("tokenizer.ggml.merges")?;
+        let types: Vec<u64> = file
+            .get("tokenizer.ggml.token_type")
+            .and_then(|v| v.as_array())
+            .map(|a| a.values.iter().map(|v| v.as_u64().unwrap_or(1)).collect())
+            .unwrap_or_default();
+        let id_of = |key: &str| file.get(key).and_then(|v| v.as_u64()).filter(|&i| (i as usize) < tokens.len());
+        let vocab: serde_json::Map<String, serde_json::Value> =
+            tokens.iter().enumerate().map(|(i, t)| (t.to_string(), json!(i))).collect();
+        // 3 = control, 4 = user-defined (llama.cpp's LLAMA_TOKEN_TYPE_*).
+        let added: Vec<serde_json::Value> = types
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t, 3 | 4))
+            .filter_map(|(i, t)| {
+                Some(json!({"id": i, "content": tokens.get(i)?, "single_word": false, "lstrip": false, "rstrip": false,
+                    "normalized": *t == 4, "special": *t == 3}))
+            })
+            .collect();
+        let bos = id_of("tokenizer.ggml.bos_token_id");
+        let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+        let post = match bos.filter(|_| add_bos) {
+            Some(id) => {
+                let t = tokens[id as usize];
+                json!({"type": "TemplateProcessing",
+                    "single": [{"SpecialToken": {"id": t, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                    "pair": [{"SpecialToken": {"id": t, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                             {"Sequence": {"id": "B", "type_id": 1}}],
+                    "special_tokens": {t: {"id": t, "ids": [id], "tokens": [t]}}})
+            }
+            None => json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
+        };
+        let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
+        let spec = json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added, "normalizer": null,
+            "pre_tokenizer": gguf_pre_tokenizer(pre), "post_processor": post,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+                "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
+                "vocab": vocab, "merges": merges},
+        });
+        let tokenizer = Tokenizer::from_bytes(spec.to_string().as_bytes())
+            .map_err(|e| format!("{name}: the tokenizer.ggml.* keys do not make a tokenizer: {e}"))?;
+        let token = |key: &str| id_of(key).map(|i| tokens[i as usize].to_string());
+        Ok(Self {
+            tokenizer,
+            chat_template: file.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string),
+            bos_token: token("tokenizer.ggml.bos_token_id"),
+            eos_token: token("tokenizer.ggml.eos_token_id"),
+        })
+    }
+}
+
 /// `"bos_token": "<s>"` or the older `{"content": "<s>", …}` form.
 fn special_token(cfg: &serde_json::Value, key: &str) -> Option<String> {
     match cfg.get(key)? {
