@@ -157,7 +157,7 @@ fn describe(t: GgmlType) -> String {
 }
 
 #[inline]
-fn half_at(b: &[u8], i: usize) -> f32 {
+pub(crate) fn half_at(b: &[u8], i: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
 }
 

@@ -10,12 +10,12 @@ pub fn run(
     prompt: &Prompt<'_>,
     max_new: usize,
     sampling: &SamplingArgs,
-    adapter: &WeightArgs,
+    weights: &WeightArgs,
     json: bool,
     out: &mut dyn Write,
 ) -> Outcome {
     let model = ModelFolder::open(prompt.path)?;
-    let mut session = prompt.session(&model, Some(adapter))?;
+    let mut session = prompt.session(&model, Some(weights))?;
     let input_ids = session.tokens.clone();
     let params = sampling.params()?;
     let mut new_ids = Vec::with_capacity(max_new);

@@ -195,7 +195,7 @@ pub enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
-        adapter: WeightArgs,
+        weights: WeightArgs,
         /// How many candidates to list.
         #[arg(long, default_value_t = 10)]
         top: usize,
@@ -214,7 +214,7 @@ pub enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
         #[command(flatten)]
-        adapter: WeightArgs,
+        weights: WeightArgs,
         #[arg(long)]
         json: bool,
     },
@@ -261,7 +261,7 @@ pub struct WeightArgs {
 }
 
 impl WeightArgs {
-    fn attach(&self, model: &ModelFolder, session: &mut Session) -> Result<(), String> {
+    fn apply(&self, model: &ModelFolder, session: &mut Session) -> Result<(), String> {
         if let Some(arith) = self.arith.as_deref().and_then(crate::engine::quant_matvec::Arith::from_id) {
             session.set_arith(arith)?;
         }
@@ -340,11 +340,11 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
         Command::Bits { value, tensor, index, json } => {
             bits::run(value.as_deref(), tensor.as_deref(), index, json, out)
         }
-        Command::Probs { path, prompt, chat, sampling, adapter, top, json } => {
-            probs::run(&Prompt { path: &path, text: &prompt, chat }, &sampling, &adapter, top, json, out)
+        Command::Probs { path, prompt, chat, sampling, weights, top, json } => {
+            probs::run(&Prompt { path: &path, text: &prompt, chat }, &sampling, &weights, top, json, out)
         }
-        Command::Generate { path, prompt, chat, max_new, sampling, adapter, json } => {
-            generate::run(&Prompt { path: &path, text: &prompt, chat }, max_new, &sampling, &adapter, json, out)
+        Command::Generate { path, prompt, chat, max_new, sampling, weights, json } => {
+            generate::run(&Prompt { path: &path, text: &prompt, chat }, max_new, &sampling, &weights, json, out)
         }
         Command::Routing { path, prompt, chat, json } => {
             routing::run(&Prompt { path: &path, text: &prompt, chat }, json, out)
@@ -449,11 +449,11 @@ impl Prompt<'_> {
     fn session(
         &self,
         model: &ModelFolder,
-        adapter: Option<&WeightArgs>,
+        weights: Option<&WeightArgs>,
     ) -> Result<Session, Box<dyn std::error::Error>> {
         let mut session = Session::load(model)?;
-        if let Some(adapter) = adapter {
-            adapter.attach(model, &mut session)?;
+        if let Some(weights) = weights {
+            weights.apply(model, &mut session)?;
         }
         session.set_prompt(self.text, self.chat)?;
         Ok(session)

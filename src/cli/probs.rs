@@ -10,13 +10,13 @@ use crate::report;
 pub fn run(
     prompt: &Prompt<'_>,
     sampling: &SamplingArgs,
-    adapter: &WeightArgs,
+    weights: &WeightArgs,
     top: usize,
     json: bool,
     out: &mut dyn Write,
 ) -> Outcome {
     let model = ModelFolder::open(prompt.path)?;
-    let session = prompt.session(&model, Some(adapter))?;
+    let session = prompt.session(&model, Some(weights))?;
     let d = session.distribution(&sampling.params()?).ok_or("no logits")?;
     if let Some(warning) = crate::sampling::non_finite_warning(&d.logits) {
         eprintln!("warning: {warning}");

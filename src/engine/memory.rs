@@ -95,10 +95,8 @@ pub fn estimate(cfg: &ArchConfig, ckpt: &Checkpoint) -> Estimate {
         .sum();
     let ctx = context(cfg) as u64;
     let f = 4u64;
-    let (layers, heads, kv, hd) =
-        (cfg.num_layers as u64, cfg.num_heads as u64, cfg.num_kv_heads as u64, cfg.head_dim as u64);
-    let kv_cache = 2 * layers * kv * hd * ctx * f;
-    let logits = ctx * cfg.vocab_size as u64 * f;
+    let (heads, kv, hd) = (cfg.num_heads as u64, cfg.num_kv_heads as u64, cfg.head_dim as u64);
+    let (kv_cache, logits) = (kv_cache_bytes(cfg), logits_bytes(cfg));
     let chunk = PREFILL_CHUNK.min(context(cfg)) as u64;
     let inter = match &cfg.moe {
         Some(m) => (m.expert_intermediate * m.top_k).max(cfg.intermediate_size) as u64,
@@ -115,6 +113,16 @@ pub fn estimate(cfg: &ArchConfig, ckpt: &Checkpoint) -> Estimate {
     Estimate { weights, kv_cache, logits, buffers, context: ctx as usize }
 }
 
+/// K and V of every layer for the whole context, in f32.
+fn kv_cache_bytes(cfg: &ArchConfig) -> u64 {
+    2 * (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim) as u64 * context(cfg) as u64 * 4
+}
+
+/// The logits kept for every position of the context, in f32.
+fn logits_bytes(cfg: &ArchConfig) -> u64 {
+    context(cfg) as u64 * cfg.vocab_size as u64 * 4
+}
+
 /// Admits the model when its estimate fits in `available` bytes; with no figure for the
 /// machine (`None`, a platform without `/proc/meminfo`), it never refuses.
 pub fn admission(cfg: &ArchConfig, ckpt: &Checkpoint, available: Option<u64>) -> Result<Estimate, Refusal> {
@@ -128,9 +136,7 @@ pub fn admission(cfg: &ArchConfig, ckpt: &Checkpoint, available: Option<u64>) ->
 /// What attaching a LoRA adapter adds to a running session: the base model's own KV cache
 /// and logits (the side-by-side run keeps both), and the adapter's A and B as f32.
 pub fn adapter_extra(cfg: &ArchConfig, adapter_floats: u64) -> u64 {
-    let ctx = context(cfg) as u64;
-    let kv_cache = 2 * (cfg.num_layers * cfg.num_kv_heads * cfg.head_dim) as u64 * ctx * 4;
-    kv_cache + ctx * cfg.vocab_size as u64 * 4 + adapter_floats * 4
+    kv_cache_bytes(cfg) + logits_bytes(cfg) + adapter_floats * 4
 }
 
 /// Admits an adapter on a loaded model when what it adds fits in `available` bytes.

@@ -83,7 +83,7 @@ impl Session {
         let mut model = LoadedModel::from_checkpoint(cfg, ckpt)
             .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         // A quantized file runs as llama.cpp runs it unless the user asks for exact values.
-        if model.is_quantized() {
+        if ckpt.tensors.iter().any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized())) {
             model.set_arith(quant_matvec::Arith::LlamaCpp);
         }
         prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
@@ -278,14 +278,14 @@ impl Session {
         self.base_logits.pop();
         let len = self.tokens.len();
         if let Some(cache) = &mut self.base_cache {
-            cache.truncate(len).map_err(|e| e.to_string())?;
+            cache.truncate(len);
         }
         self.routing.truncate(len);
         self.shared_gate.truncate(len);
         if let Some(i) = &mut self.internals {
             i.truncate(len);
         }
-        self.cache.truncate(len).map_err(|e| e.to_string())?;
+        self.cache.truncate(len);
         Ok(true)
     }
 

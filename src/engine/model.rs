@@ -474,7 +474,7 @@ impl KvCache {
     }
 
     /// Forgets every position from `len` on (step back).
-    pub fn truncate(&mut self, len: usize) -> Result<()> {
+    pub fn truncate(&mut self, len: usize) {
         if len < self.len {
             for layer in self.layers.iter_mut() {
                 layer.k.truncate(len * self.row);
@@ -482,7 +482,6 @@ impl KvCache {
             }
             self.len = len;
         }
-        Ok(())
     }
 
     /// Makes room for `t` more positions in every layer (zeros until written), so a forward
@@ -642,12 +641,6 @@ impl LoadedModel {
             lin.set_arith(arith);
         }
         self.arith = arith;
-    }
-
-    /// Whether any matrix is stored GGML-quantized (so the two arithmetic modes differ).
-    pub fn is_quantized(&self) -> bool {
-        let q = |w: &Weight| matches!(w, Weight::Quantized { .. });
-        q(&self.embed) || q(self.lm_head.weight()) || self.layers.iter().any(|l| q(l.attn.q.weight()))
     }
 
     /// Runs `f` with every LoRA update set aside (the base model), then puts them back:

@@ -20,7 +20,7 @@ use half::f16;
 
 use super::matvec::{Rows, dot_rows};
 use crate::checkpoint::ggml_dtype::GgmlLayout;
-use crate::checkpoint::quant::{GgmlType, dequantize_into};
+use crate::checkpoint::quant::{self, GgmlType, dequantize_into, half_at};
 
 /// How a quantized model's matvecs are computed (see the module notes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -103,11 +103,6 @@ fn quantize_q8(x: &[f32]) -> Vec<Q8Block> {
         .collect()
 }
 
-#[inline]
-fn half_at(b: &[u8], i: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32()
-}
-
 /// Σ over a 32-code block: `code(j)` · q_x[j], in integers.
 #[inline]
 fn int_dot(code: impl Fn(usize) -> i32, q: &[i8; 32]) -> i32 {
@@ -115,12 +110,7 @@ fn int_dot(code: impl Fn(usize) -> i32, q: &[i8; 32]) -> i32 {
 }
 
 fn nibble(qs: &[u8], j: usize) -> i32 {
-    ((qs[j % 16] >> (4 * (j / 16))) & 0x0f) as i32
-}
-
-fn five(qh: &[u8], qs: &[u8], j: usize) -> i32 {
-    let high = (u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]) >> j & 1) as i32;
-    nibble(qs, j) | (high << 4)
+    quant::nibble(qs, j) as i32
 }
 
 /// AVX2 block dot products for the common types, the same integer sums as the portable
@@ -166,7 +156,7 @@ mod avx2 {
                             (_mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), ones), half_at(b, 0) * x.d)
                         }
                     }
-                    _ => unreachable!("only the types `has_avx2_kernel` names"),
+                    _ => unreachable!("only the types `has_llamacpp_kernel` names"),
                 };
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sums), acc);
             }
@@ -178,26 +168,29 @@ mod avx2 {
     }
 }
 
-fn has_avx2_kernel(ty: GgmlType) -> bool {
+/// AVX2 and FMA on this CPU: the block kernels above cover every type `has_llamacpp_kernel`
+/// names.
+fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1) && has!("avx2") && has!("fma")
+        has!("avx2") && has!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = ty;
         false
     }
 }
 
 /// ggml's `vec_dot_{type}_q8_{0,1}` for one row: per-block float terms summed in order.
-fn llamacpp_row(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
+/// `simd` is `avx2_available()`, decided once per matvec rather than per row.
+fn llamacpp_row(ty: GgmlType, row: &[u8], xq: &[Q8Block], simd: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_kernel(ty) {
-        // SAFETY: the features were detected; the caller passes whole blocks.
+    if simd {
+        // SAFETY: the caller detected the features; rows hold whole blocks.
         return unsafe { avx2::row(ty, row, xq) };
     }
+    let _ = simd;
     llamacpp_row_portable(ty, row, xq)
 }
 
@@ -209,13 +202,8 @@ fn llamacpp_row_portable(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
         match ty {
             GgmlType::Q8_0 => acc += half_at(b, 0) * x.d * int_dot(|j| b[2 + j] as i8 as i32, &x.q) as f32,
             GgmlType::Q4_0 => acc += half_at(b, 0) * x.d * int_dot(|j| nibble(&b[2..], j) - 8, &x.q) as f32,
-            GgmlType::Q5_0 => acc += half_at(b, 0) * x.d * int_dot(|j| five(&b[2..6], &b[6..], j) - 16, &x.q) as f32,
             GgmlType::Q4_1 => {
                 acc += half_at(b, 0) * x.d * int_dot(|j| nibble(&b[4..], j), &x.q) as f32;
-                mins += half_at(b, 2) * x.s;
-            }
-            GgmlType::Q5_1 => {
-                acc += half_at(b, 0) * x.d * int_dot(|j| five(&b[4..8], &b[8..], j), &x.q) as f32;
                 mins += half_at(b, 2) * x.s;
             }
             _ => unreachable!("llamacpp_row is called for the Q8 partners only"),
@@ -225,8 +213,8 @@ fn llamacpp_row_portable(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
 }
 
 /// Whether llama.cpp's CPU backend quantizes the activations for this weight type here.
-/// Q5_0/Q5_1 have a portable kernel below but no quantizer here to test it against, so they
-/// stay exact until one is.
+/// Q5_0/Q5_1 (and K-quants) would need a quantizer here to test their kernels against, so
+/// they stay exact until they have one.
 fn has_llamacpp_kernel(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
 }
@@ -236,8 +224,9 @@ pub(crate) fn dot_quant_rows(w: QuantRows, x: &[f32], out: &mut [f32]) {
     let ty = w.layout.ty;
     if w.arith == Arith::LlamaCpp && has_llamacpp_kernel(ty) && w.cols.is_multiple_of(32) {
         let xq = quantize_q8(x);
+        let simd = avx2_available();
         for (r, o) in out.iter_mut().enumerate() {
-            *o = llamacpp_row(ty, w.stored(r), &xq);
+            *o = llamacpp_row(ty, w.stored(r), &xq, simd);
         }
         return;
     }
@@ -330,7 +319,7 @@ mod tests {
             let rb = bytes.len() / 3;
             for r in 0..3 {
                 let row = &bytes[r * rb..(r + 1) * rb];
-                let (fast, slow) = (llamacpp_row(ty, row, &xq), llamacpp_row_portable(ty, row, &xq));
+                let (fast, slow) = (llamacpp_row(ty, row, &xq, avx2_available()), llamacpp_row_portable(ty, row, &xq));
                 assert!((fast - slow).abs() <= 1e-5 * (1.0 + slow.abs()), "{ty:?} row {r}: {fast} vs {slow}");
             }
         }

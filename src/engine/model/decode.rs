@@ -391,12 +391,8 @@ impl<'a> Step<'a> {
             }
             self.barrier.wait();
             // o_proj of this thread's rows, added to the residual.
-            let mine = block(i, n, h);
-            let sums = &mut sum_rows[..mine.len()];
-            // SAFETY: attn is read by all; x is written in this thread's rows only.
-            dot_rows(wo.slice(mine.start * q_out, mine.len() * q_out), unsafe { self.attn.read(0..q_out) }, sums);
-            add(sums, lp.o_bias.as_ref(), mine.clone());
-            unsafe { self.x.part(mine.clone()) }.iter_mut().zip(sums.iter()).for_each(|(x, s)| *x += s);
+            // SAFETY: attn is read by all until the barrier.
+            self.add_to_residual(wo, unsafe { self.attn.read(0..q_out) }, lp.o_bias.as_ref(), (i, n), &mut sum_rows);
             self.barrier.wait();
             // MLP: gate and up of this thread's rows, SiLU(gate) · up into act.
             rms_norm(unsafe { self.x.read(0..h) }, &lp.post_norm, &mut normed);
@@ -411,17 +407,32 @@ impl<'a> Step<'a> {
                 *a = g / (1.0 + (-g).exp()) * u;
             }
             self.barrier.wait();
-            let mine = block(i, n, h);
-            let sums = &mut sum_rows[..mine.len()];
-            dot_rows(wd.slice(mine.start * inter, mine.len() * inter), unsafe { self.act.read(0..inter) }, sums);
-            add(sums, lp.down_bias.as_ref(), mine.clone());
-            unsafe { self.x.part(mine.clone()) }.iter_mut().zip(sums.iter()).for_each(|(x, s)| *x += s);
+            // SAFETY: act is read by all until the barrier.
+            self.add_to_residual(wd, unsafe { self.act.read(0..inter) }, lp.down_bias.as_ref(), (i, n), &mut sum_rows);
             self.barrier.wait();
         }
         rms_norm(unsafe { self.x.read(0..h) }, &self.plan.norm, &mut normed);
         let mine = block(i, n, vocab);
         // SAFETY: logits are written in this thread's rows only; the join publishes them.
         dot_rows(self.mats.lm_head.slice(mine.start * h, mine.len() * h), &normed, unsafe { self.logits.part(mine) });
+    }
+
+    /// Adds thread `i` of `n`'s block of rows of `w · input (+ bias)` to the residual stream
+    /// (o_proj and down_proj); `sums` is the thread's scratch.
+    fn add_to_residual(
+        &self,
+        w: Rows,
+        input: &[f32],
+        bias: Option<&Vec<f32>>,
+        (i, n): (usize, usize),
+        sums: &mut [f32],
+    ) {
+        let mine = block(i, n, self.model.cfg.hidden_size);
+        let sums = &mut sums[..mine.len()];
+        dot_rows(w.slice(mine.start * input.len(), mine.len() * input.len()), input, sums);
+        add(sums, bias, mine.clone());
+        // SAFETY: x is written in this thread's rows only until the next barrier.
+        unsafe { self.x.part(mine) }.iter_mut().zip(sums.iter()).for_each(|(x, s)| *x += s);
     }
 
     /// Biases, q/k norms, clip and RoPE on the new token's q, k, v (in place), as
