@@ -10,7 +10,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::fs::{self, File};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -76,72 +75,10 @@ fn best_of<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     (best, last.expect("at least one run"))
 }
 
-/// Tensor names and shapes of Llama-3-8B (BF16).
-fn llama3_8b_tensors() -> Vec<(String, Vec<usize>)> {
-    let (h, inter, vocab, layers, kv) = (4096, 14336, 128256, 32, 1024);
-    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![vocab, h])];
-    for i in 0..layers {
-        let p = format!("model.layers.{i}");
-        t.push((format!("{p}.input_layernorm.weight"), vec![h]));
-        t.push((format!("{p}.mlp.down_proj.weight"), vec![h, inter]));
-        t.push((format!("{p}.mlp.gate_proj.weight"), vec![inter, h]));
-        t.push((format!("{p}.mlp.up_proj.weight"), vec![inter, h]));
-        t.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
-        t.push((format!("{p}.self_attn.k_proj.weight"), vec![kv, h]));
-        t.push((format!("{p}.self_attn.o_proj.weight"), vec![h, h]));
-        t.push((format!("{p}.self_attn.q_proj.weight"), vec![h, h]));
-        t.push((format!("{p}.self_attn.v_proj.weight"), vec![kv, h]));
-    }
-    t.push(("model.norm.weight".into(), vec![h]));
-    t.push(("lm_head.weight".into(), vec![vocab, h]));
-    t
-}
-
+/// Opens a Llama-3-8B-shaped folder of sparse BF16 shards, and draws its first frame.
 fn open_8b(root: &Path) {
     let folder = root.join("llama-3-8b-shaped");
-    fs::create_dir_all(&folder).unwrap();
-    fs::write(
-        folder.join("config.json"),
-        r#"{"architectures":["LlamaForCausalLM"],"model_type":"llama","hidden_size":4096,"intermediate_size":14336,
-           "num_hidden_layers":32,"num_attention_heads":32,"num_key_value_heads":8,"vocab_size":128256,
-           "rms_norm_eps":1e-05,"rope_theta":500000.0,"torch_dtype":"bfloat16","tie_word_embeddings":false,
-           "bos_token_id":128000,"eos_token_id":128001}"#,
-    )
-    .unwrap();
-    let tensors = llama3_8b_tensors();
-    let per_shard = tensors.len().div_ceil(4);
-    let mut weight_map = serde_json::Map::new();
-    let mut total = 0u64;
-    for (s, chunk) in tensors.chunks(per_shard).enumerate() {
-        let file = format!("model-{:05}-of-00004.safetensors", s + 1);
-        let mut header = serde_json::Map::new();
-        header.insert("__metadata__".into(), serde_json::json!({"format": "pt"}));
-        let mut offset = 0usize;
-        for (name, shape) in chunk {
-            let bytes = shape.iter().product::<usize>() * 2;
-            header.insert(
-                name.clone(),
-                serde_json::json!({"dtype": "BF16", "shape": shape, "data_offsets": [offset, offset + bytes]}),
-            );
-            weight_map.insert(name.clone(), file.clone().into());
-            offset += bytes;
-        }
-        total += offset as u64;
-        let text = serde_json::to_string(&header).unwrap();
-        let mut prefix = (text.len() as u64).to_le_bytes().to_vec();
-        prefix.extend_from_slice(text.as_bytes());
-        let path = folder.join(&file);
-        fs::write(&path, &prefix).unwrap();
-        // Sparse: the data region exists but holds no blocks on disk.
-        File::options().write(true).open(&path).unwrap().set_len(prefix.len() as u64 + offset as u64).unwrap();
-    }
-    fs::write(
-        folder.join("model.safetensors.index.json"),
-        serde_json::to_string(&serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map}))
-            .unwrap(),
-    )
-    .unwrap();
-
+    let total = common::sparse::write_sparse_llama(&folder, &common::sparse::LLAMA3_8B);
     let (open, model) = best_of(5, || ModelFolder::open(&folder).expect("open 8B-shaped folder"));
     let params = model.tree.unique_param_count(0);
     let mut harness = egui_kittest::Harness::builder()

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod sparse;
+
 pub const MODEL_FIXTURES: [&str; 7] = [
     "tiny-llama",
     "tiny-llama-bf16",
