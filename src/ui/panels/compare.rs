@@ -80,16 +80,7 @@ impl super::Panel for ComparePanel {
 }
 
 fn progress_or_request(ui: &mut egui::Ui, progress: Option<f32>, request: Action, actions: &mut Vec<Action>) {
-    ui.horizontal(|ui| {
-        ui.spinner();
-        if let Some(p) = progress {
-            ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(240.0));
-        }
-        ui.label(RichText::new(tr("reading every layer on worker threads…")).weak());
-    });
-    if progress.is_none() {
-        actions.push(request);
-    }
+    super::job_progress_or_request(ui, progress, tr("reading every layer on worker threads…"), request, actions);
 }
 
 fn sweep_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions: &mut Vec<Action>) {

@@ -64,3 +64,24 @@ impl Panels {
         }
     }
 }
+
+/// A job that is running (a spinner, its progress bar and what it is doing), or that is not
+/// there yet: then it is requested, and shows as running from the next frame.
+fn job_progress_or_request(
+    ui: &mut egui::Ui,
+    progress: Option<f32>,
+    doing: &str,
+    request: Action,
+    actions: &mut Vec<Action>,
+) {
+    ui.horizontal(|ui| {
+        ui.spinner();
+        if let Some(p) = progress {
+            ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(240.0));
+        }
+        ui.label(egui::RichText::new(doing).weak());
+    });
+    if progress.is_none() {
+        actions.push(request);
+    }
+}

@@ -69,16 +69,8 @@ fn figures_or_progress<'a, T>(
             None
         }
         None => {
-            ui.horizontal(|ui| {
-                ui.spinner();
-                if let Some(p) = progress {
-                    ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(240.0));
-                }
-                ui.label(RichText::new(tr("computing ΔW = B·A and its singular values on a worker…")).weak());
-            });
-            if progress.is_none() {
-                actions.push(request);
-            }
+            let note = tr("computing ΔW = B·A and its singular values on a worker…");
+            super::super::job_progress_or_request(ui, progress, note, request, actions);
             None
         }
     }
