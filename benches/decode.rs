@@ -10,7 +10,7 @@
 //! measures the same way.
 //!
 //! Decode speed is llama.cpp's measure: tok/s = 63 / (t(64 new) − t(1 new)), both runs from
-//! the same 64 prompt ids, greedy, so the prefill cancels out. Each folder runs in its own
+//! the same 64 prompt ids, greedy, so the prefill cancels out; each the median of 5 runs. Each folder runs in its own
 //! child process, so the peak RSS (VmHWM) printed is that model's alone.
 
 use std::fs;
@@ -79,12 +79,14 @@ fn run_one(folder: &Path) {
         (t.elapsed().as_secs_f64(), prefill)
     };
     run(1); // warm-up: pages in the weights
-    let (mut t1, mut t64, mut prefill) = (f64::MAX, f64::MAX, f64::MAX);
-    for _ in 0..3 {
+    let (mut t1, mut t64, mut prefill) = (vec![], vec![], vec![]);
+    for _ in 0..5 {
         let (t, p) = run(1);
-        (t1, prefill) = (t1.min(t), prefill.min(p));
-        t64 = t64.min(run(64).0);
+        t1.push(t);
+        prefill.push(p);
+        t64.push(run(64).0);
     }
+    let (t1, t64, prefill) = (median(t1), median(t64), median(prefill));
     let tok_s = 63.0 / (t64 - t1);
     let kv = 2 * cfg.num_layers * cfg.num_kv_heads * cfg.head_dim * (prompt.len() + 64) * 4;
     let peak = peak_rss();
@@ -110,6 +112,13 @@ fn run_one(folder: &Path) {
         logits.len(),
         1e3 * t.elapsed().as_secs_f64() / runs as f64
     );
+}
+
+/// The middle of five timings: one slow run (a page fault, another process) moves it less
+/// than a mean, and a lucky one less than a minimum.
+fn median(mut runs: Vec<f64>) -> f64 {
+    runs.sort_by(f64::total_cmp);
+    runs[runs.len() / 2]
 }
 
 /// VmHWM from /proc/self/status, in bytes (0 where there is no such file).

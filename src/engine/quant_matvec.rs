@@ -10,8 +10,9 @@
 //!   AVX2 code does (`id = 127/max|x|`, round half to even), and each block's dot product is
 //!   an integer sum scaled by the two block scales: Q4_1 is `Σ_b d_w·d_x·Σ q_w·q_x + m_w·s_x`.
 //!   Types without such a kernel here (Q5_*, K-quants, F16, BF16, F32) are computed exactly;
-//!   for F16/F32 files the two modes coincide. llama.cpp's F16 KV cache is not emulated, so
-//!   its probabilities are matched to ~1.5e-2, not bit for bit (see tests/real_model.rs).
+//!   for F16/F32 files the two modes coincide. llama.cpp's F16 KV cache (and its other ops'
+//!   float order) is not emulated, so its probabilities are matched to ~1e-2, not bit for bit
+//!   (see tests/real_model.rs).
 //!
 //! Rows of llama.cpp's permuted q/k tensors are gathered in Hugging Face order
 //! ([`GgmlLayout::stored_row`]), so the output needs no reordering.
@@ -85,8 +86,18 @@ struct Q8Block {
     q: [i8; 32],
 }
 
-/// ggml's x86 `quantize_row_q8_0` / `quantize_row_q8_1`.
-fn quantize_q8(x: &[f32]) -> Vec<Q8Block> {
+/// ggml's x86 `quantize_row_q8_0` / `quantize_row_q8_1`, by the AVX2 code when the CPU has it.
+fn quantize_q8(x: &[f32], simd: bool) -> Vec<Q8Block> {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the caller detected the features.
+        return unsafe { avx2::quantize(x) };
+    }
+    let _ = simd;
+    quantize_q8_portable(x)
+}
+
+fn quantize_q8_portable(x: &[f32]) -> Vec<Q8Block> {
     x.chunks_exact(32)
         .map(|b| {
             let max = b.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -118,63 +129,169 @@ fn nibble(qs: &[u8], j: usize) -> i32 {
 /// on SmolLM2-135M Q4_1 the portable loop decodes 13 tok/s, these ~90.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Q8Block, half_at};
+    use super::Q8Block;
     use crate::checkpoint::quant::GgmlType;
     use std::arch::x86_64::*;
 
-    /// SAFETY: needs AVX2 and FMA; `row` holds xq.len() blocks of `ty`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn row(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
-        let size = ty.bytes_per_block().unwrap_or(1);
-        assert!(row.len() >= xq.len() * size);
-        let mut acc = _mm256_setzero_ps();
-        let mut mins = 0f32;
-        let ones = _mm256_set1_epi16(1);
-        let low_mask = _mm256_set1_epi8(0x0f);
-        for (b, x) in row.chunks_exact(size).zip(xq) {
-            // SAFETY: every load reads inside `b` (size bytes) or x.q (32 bytes).
-            unsafe {
-                let qy = _mm256_loadu_si256(x.q.as_ptr().cast());
-                let (sums, scale) = match ty {
-                    GgmlType::Q8_0 => {
-                        let qx = _mm256_loadu_si256(b.as_ptr().add(2).cast());
-                        // |qx| × (qy with qx's sign): unsigned × signed, as ggml's mul_sum_i8_pairs.
-                        let dot = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-                        (_mm256_madd_epi16(dot, ones), half_at(b, 0) * x.d)
+    /// The F16 at `b[i..i + 2]`, converted by the CPU (F16C) rather than in software: a
+    /// software conversion per block scale was a quarter of a Q4_1 token.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn half_at(b: &[u8], i: usize) -> f32 {
+        half_bits(u16::from_le_bytes([b[i], b[i + 1]]))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn half_bits(h: u16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+    }
+
+    /// f32 → F16 → f32, rounding to nearest even as ggml's `GGML_FP32_TO_FP16` does.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn through_half(f: f32) -> f32 {
+        half_bits(_mm_extract_epi16::<0>(_mm_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(_mm_set_ss(f))) as u16)
+    }
+
+    /// ggml's AVX2 `quantize_row_q8_0` / `quantize_row_q8_1`: the same rounding as
+    /// [`super::quantize_q8_portable`] (`_mm256_round_ps` is round half to even), eight
+    /// lanes at a time; the scalar version was a fifth of a Q4_1 token.
+    /// SAFETY: needs AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize(x: &[f32]) -> Vec<Q8Block> {
+        x.chunks_exact(32)
+            .map(|b| {
+                // SAFETY: four loads of eight inside the 32-value chunk.
+                let v: [__m256; 4] = std::array::from_fn(|k| unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * k)) });
+                let sign = _mm256_set1_ps(-0.0);
+                let mut max = _mm256_andnot_ps(sign, v[0]);
+                for vk in &v[1..] {
+                    max = _mm256_max_ps(max, _mm256_andnot_ps(sign, *vk));
+                }
+                let mut max4 = _mm_max_ps(_mm256_extractf128_ps::<1>(max), _mm256_castps256_ps128(max));
+                max4 = _mm_max_ps(max4, _mm_movehl_ps(max4, max4));
+                max4 = _mm_max_ss(max4, _mm_movehdup_ps(max4));
+                let max = _mm_cvtss_f32(max4);
+                let d = max / 127.0;
+                let mul = _mm256_set1_ps(if max != 0.0 { 127.0 / max } else { 0.0 });
+                let ints = v.map(|vk| {
+                    _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                        _mm256_mul_ps(vk, mul),
+                    ))
+                });
+                let mut q = [0i8; 32];
+                let mut lanes = [0i32; 8];
+                let mut sum = 0i32;
+                for (k, i) in ints.iter().enumerate() {
+                    // SAFETY: a store into a local array of one vector.
+                    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *i) };
+                    for (j, l) in lanes.iter().enumerate() {
+                        q[8 * k + j] = *l as i8;
+                        sum += l;
                     }
-                    GgmlType::Q4_1 | GgmlType::Q4_0 => {
-                        let off = if ty == GgmlType::Q4_1 { 4 } else { 2 };
-                        let packed = _mm_loadu_si128(b.as_ptr().add(off).cast());
-                        let both = _mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed);
-                        let mut qx = _mm256_and_si256(both, low_mask);
-                        if ty == GgmlType::Q4_0 {
-                            qx = _mm256_sub_epi8(qx, _mm256_set1_epi8(8));
-                            let dot = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-                            (_mm256_madd_epi16(dot, ones), half_at(b, 0) * x.d)
-                        } else {
-                            mins += half_at(b, 2) * x.s;
-                            (_mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), ones), half_at(b, 0) * x.d)
-                        }
-                    }
-                    _ => unreachable!("only the types `has_llamacpp_kernel` names"),
-                };
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(sums), acc);
+                }
+                Q8Block { d: through_half(d), s: through_half(d * sum as f32), q }
+            })
+            .collect()
+    }
+
+    /// `N` rows at once (sharing each activation block's load, N independent FMA chains);
+    /// each row's float operations are the same as one row's alone.
+    /// SAFETY: needs AVX2, FMA and F16C; each row holds xq.len() blocks of `ty`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn rows<const N: usize>(ty: GgmlType, rows: [&[u8]; N], xq: &[Q8Block]) -> [f32; N] {
+        // One loop per type, so the block loop carries no type test.
+        match ty {
+            GgmlType::Q8_0 => blocks::<34, false, N>(rows, xq, |b, qy| {
+                // SAFETY: 32 codes after the 2-byte scale, inside the 34-byte block.
+                let qx = unsafe { _mm256_loadu_si256(b.as_ptr().add(2).cast()) };
+                (signed_dot(qx, qy), half_at(b, 0), 0.0)
+            }),
+            GgmlType::Q4_0 => blocks::<18, false, N>(rows, xq, |b, qy| {
+                // SAFETY: 16 packed bytes after the 2-byte scale, inside the 18-byte block.
+                let qx = _mm256_sub_epi8(unsafe { nibbles(b.as_ptr().add(2)) }, _mm256_set1_epi8(8));
+                (signed_dot(qx, qy), half_at(b, 0), 0.0)
+            }),
+            GgmlType::Q4_1 => blocks::<20, true, N>(rows, xq, |b, qy| {
+                // SAFETY: 16 packed bytes after the two scales, inside the 20-byte block.
+                let qx = unsafe { nibbles(b.as_ptr().add(4)) };
+                let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), _mm256_set1_epi16(1));
+                (sums, half_at(b, 0), half_at(b, 2))
+            }),
+            _ => unreachable!("only the types `has_llamacpp_kernel` names"),
+        }
+    }
+
+    /// 16 packed bytes → 32 codes 0..15, low nibbles first (ggml's `bytes_from_nibbles_32`).
+    /// SAFETY: needs AVX2; `p` points at 16 readable bytes.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn nibbles(p: *const u8) -> __m256i {
+        // SAFETY: the caller's 16 bytes.
+        let packed = unsafe { _mm_loadu_si128(p.cast()) };
+        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed), _mm256_set1_epi8(0x0f))
+    }
+
+    /// Σ qx·qy of signed bytes in eight i32 lanes: |qx| × (qy with qx's sign), unsigned ×
+    /// signed as ggml's `mul_sum_i8_pairs`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn signed_dot(qx: __m256i, qy: __m256i) -> __m256i {
+        let dot = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
+        _mm256_madd_epi16(dot, _mm256_set1_epi16(1))
+    }
+
+    /// The block loop of ggml's AVX2 `vec_dot_*_q8_*`: per block, `dot` gives the integer
+    /// sums, the weight scale `d` and min `m`; `acc += d·d_x·sums` in one FMA chain per
+    /// row, `mins += m·s_x`. The eight lanes are then summed pairwise. ggml's own
+    /// `hsum_float_8` order was tried: on the wheel's Q4_1 file it put the top-20
+    /// probabilities 4.0e-2 from llama.cpp 0.3.36's instead of 9.7e-3, a sign that this
+    /// build does not reach these kernels for every tensor (its repack and llamafile paths
+    /// sum in other orders). One ulp matters here because the next layer's activations are
+    /// rounded to 8 bits again. The weight stream is prefetched 16 KB ahead; without it
+    /// decode ran ~20% slower.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn blocks<const SIZE: usize, const MIN: bool, const N: usize>(
+        rows: [&[u8]; N],
+        xq: &[Q8Block],
+        dot: impl Fn(&[u8], __m256i) -> (__m256i, f32, f32),
+    ) -> [f32; N] {
+        let rows = rows.map(|r| {
+            assert!(r.len() >= xq.len() * SIZE);
+            r.as_chunks::<SIZE>().0
+        });
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut mins = [0f32; N];
+        for (k, x) in xq.iter().enumerate() {
+            // SAFETY: x.q holds 32 bytes.
+            let qy = unsafe { _mm256_loadu_si256(x.q.as_ptr().cast()) };
+            for n in 0..N {
+                _mm_prefetch::<_MM_HINT_T0>(rows[n][k].as_ptr().wrapping_add(16384).cast());
+                let (sums, d, m) = dot(&rows[n][k], qy);
+                if MIN {
+                    mins[n] += m * x.s;
+                }
+                acc[n] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d), _mm256_cvtepi32_ps(sums), acc[n]);
             }
         }
-        let mut l = [0f32; 8];
-        // SAFETY: a store into a local array of one vector.
-        unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc) };
-        ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])) + mins
+        std::array::from_fn(|n| {
+            let mut l = [0f32; 8];
+            // SAFETY: a store into a local array of one vector.
+            unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc[n]) };
+            ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])) + mins[n]
+        })
     }
 }
 
-/// AVX2 and FMA on this CPU: the block kernels above cover every type `has_llamacpp_kernel`
-/// names.
+/// AVX2, FMA and F16C on this CPU: the block kernels above cover every type
+/// `has_llamacpp_kernel` names.
 fn avx2_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        has!("avx2") && has!("fma")
+        has!("avx2") && has!("fma") && has!("f16c")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -188,7 +305,7 @@ fn llamacpp_row(ty: GgmlType, row: &[u8], xq: &[Q8Block], simd: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: the caller detected the features; rows hold whole blocks.
-        return unsafe { avx2::row(ty, row, xq) };
+        return unsafe { avx2::rows(ty, [row], xq)[0] };
     }
     let _ = simd;
     llamacpp_row_portable(ty, row, xq)
@@ -223,10 +340,23 @@ fn has_llamacpp_kernel(ty: GgmlType) -> bool {
 pub(crate) fn dot_quant_rows(w: QuantRows, x: &[f32], out: &mut [f32]) {
     let ty = w.layout.ty;
     if w.arith == Arith::LlamaCpp && has_llamacpp_kernel(ty) && w.cols.is_multiple_of(32) {
-        let xq = quantize_q8(x);
         let simd = avx2_available();
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = llamacpp_row(ty, w.stored(r), &xq, simd);
+        let xq = quantize_q8(x, simd);
+        let mut r = 0;
+        #[cfg(target_arch = "x86_64")]
+        if simd {
+            const ROWS: usize = 4;
+            // Several rows at a time: the per-row overhead of 576-wide rows (18 blocks) was a
+            // third of a Q4_1 token.
+            while r + ROWS <= out.len() {
+                let rows = std::array::from_fn(|k| w.stored(r + k));
+                // SAFETY: the features were detected; rows hold whole blocks.
+                out[r..r + ROWS].copy_from_slice(&unsafe { avx2::rows::<ROWS>(ty, rows, &xq) });
+                r += ROWS;
+            }
+        }
+        for (k, o) in out.iter_mut().enumerate().skip(r) {
+            *o = llamacpp_row(ty, w.stored(k), &xq, simd);
         }
         return;
     }
@@ -283,7 +413,7 @@ mod tests {
             let bytes = quantize(ty, &w).unwrap();
             let deq = crate::checkpoint::quant::dequantize(ty, &bytes).unwrap();
             let layout = GgmlLayout::plain(ty, cols as u32);
-            let xq = quantize_q8(&x);
+            let xq = quantize_q8(&x, false);
             let x_rounded: Vec<f32> =
                 xq.iter().flat_map(|b| b.q.iter().map(move |&q| q as f32 * b.d).collect::<Vec<_>>()).collect();
             for (arith, xs) in [(Arith::Exact, &x), (Arith::LlamaCpp, &x_rounded)] {
@@ -313,7 +443,7 @@ mod tests {
     fn simd_and_portable_block_dot_products_agree() {
         let cols = 96;
         let w = values(3 * cols);
-        let xq = quantize_q8(&values(cols).iter().map(|v| v - 0.3).collect::<Vec<_>>());
+        let xq = quantize_q8(&values(cols).iter().map(|v| v - 0.3).collect::<Vec<_>>(), false);
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
             let bytes = quantize(ty, &w).unwrap();
             let rb = bytes.len() / 3;
@@ -332,10 +462,21 @@ mod tests {
         x[1] = -0.5; // a tie goes to even (0), not away from zero
         x[2] = 1.5; // → 2
         x[3] = 2.5; // → 2
-        let b = &quantize_q8(&x)[0];
+        let b = &quantize_q8(&x, false)[0];
         assert_eq!((b.q[0], b.q[1], b.q[2], b.q[3]), (127, 0, 2, 2));
         assert_eq!(b.d, 1.0);
         assert_eq!(b.s, 131.0);
-        assert_eq!(quantize_q8(&[0f32; 32])[0].q, [0; 32]);
+        assert_eq!(quantize_q8(&[0f32; 32], false)[0].q, [0; 32]);
+    }
+
+    /// The AVX2 quantizer gives the portable one's codes and scales, bit for bit.
+    #[test]
+    fn simd_and_portable_activation_quantizers_agree() {
+        let mut x: Vec<f32> = values(256).iter().map(|v| v * 3.1 - 0.2).collect();
+        x[64..96].fill(0.0);
+        let (fast, slow) = (quantize_q8(&x, avx2_available()), quantize_q8_portable(&x));
+        for (f, s) in fast.iter().zip(&slow) {
+            assert_eq!((f.q, f.d.to_bits(), f.s.to_bits()), (s.q, s.d.to_bits(), s.s.to_bits()));
+        }
     }
 }
