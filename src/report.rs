@@ -7,8 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::analysis::cast::CastReport;
-use crate::analysis::floatbits::{self, Breakdown, Format};
+use crate::analysis::cast::{CastReport, CastTarget};
+use crate::analysis::floatbits::{self, Breakdown};
 use crate::analysis::lowrank::DeltaSummary;
 use crate::analysis::routing::LayerRouting;
 use crate::analysis::stats::{Histogram, TensorStats};
@@ -129,6 +129,7 @@ pub fn cast_json(name: &str, dtype: &str, r: &CastReport) -> Value {
         "name": name,
         "dtype": dtype,
         "to": r.to.key(),
+        "bits_per_weight": r.to.bits_per_weight(),
         "count": r.count,
         "exact": r.exact,
         "overflow": r.overflow,
@@ -286,7 +287,10 @@ pub enum ExponentRange {
 }
 
 impl ExponentRange {
-    pub fn of(f: Format, e: i32) -> Self {
+    /// A block format has no range of its own per value: its scale follows the block's
+    /// largest value, so every exponent counts as normal there.
+    pub fn of(to: CastTarget, e: i32) -> Self {
+        let CastTarget::Float(f) = to else { return Self::Normal };
         let max_normal = f.bias().max(if f.has_inf() { f.bias() } else { (1 << f.exponent_bits()) - 1 - f.bias() });
         let sub_low = f.emin() - f.mantissa_bits() as i32;
         if e >= f.emin() && e <= max_normal {

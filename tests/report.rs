@@ -5,7 +5,7 @@ mod common;
 
 use common::{cli_json, fixture};
 use llm_anatomy::analysis::Control;
-use llm_anatomy::analysis::cast::cast_report;
+use llm_anatomy::analysis::cast::{CastTarget, cast_report};
 use llm_anatomy::analysis::floatbits::{self, Format};
 use llm_anatomy::analysis::stats::{DataView, Histogram, compute_stats};
 use llm_anatomy::arch::ModelFolder;
@@ -37,7 +37,7 @@ fn cast_and_bits_json_in_process_equal_the_cli() {
     let ckpt = &model.checkpoint;
     let info = ckpt.require(TENSOR).unwrap();
     let view = DataView { dtype: info.dtype, bytes: ckpt.bytes(info) };
-    let r = cast_report(&[view], Format::F8E4M3, &Control::new()).unwrap();
+    let r = cast_report(&[view], CastTarget::Float(Format::F8E4M3), &Control::new()).unwrap();
     let ours = report::cast_json(&info.name, info.dtype.as_str(), &r);
     assert_eq!(ours, cli_json(&["cast", p, TENSOR, "--to", "f8e4m3", "--json"]));
 
@@ -65,12 +65,13 @@ fn csv_builders_keep_the_panels_columns() {
 fn exponent_ranges_follow_the_target_format() {
     use ExponentRange::*;
     // E4M3: normal exponents -6..=8 (no ∞, so the top exponent is usable), subnormals down to 2^-9.
-    let e4m3: Vec<_> = [9, 8, -6, -7, -9, -10].iter().map(|&e| ExponentRange::of(Format::F8E4M3, e)).collect();
+    let e4m3: Vec<_> =
+        [9, 8, -6, -7, -9, -10].iter().map(|&e| ExponentRange::of(CastTarget::Float(Format::F8E4M3), e)).collect();
     assert_eq!(e4m3, [Overflow, Normal, Normal, Subnormal, Subnormal, Underflow]);
     // BF16 has f32's exponent range: everything an f32 can hold is normal or subnormal.
-    assert_eq!(ExponentRange::of(Format::BF16, 127), Normal);
-    assert_eq!(ExponentRange::of(Format::BF16, -126), Normal);
-    assert_eq!(ExponentRange::of(Format::BF16, -133), Subnormal);
-    assert_eq!(ExponentRange::of(Format::F16, 16), Overflow);
+    assert_eq!(ExponentRange::of(CastTarget::Float(Format::BF16), 127), Normal);
+    assert_eq!(ExponentRange::of(CastTarget::Float(Format::BF16), -126), Normal);
+    assert_eq!(ExponentRange::of(CastTarget::Float(Format::BF16), -133), Subnormal);
+    assert_eq!(ExponentRange::of(CastTarget::Float(Format::F16), 16), Overflow);
     assert_eq!(ExponentRange::Subnormal.as_str(), "subnormal");
 }

@@ -5,6 +5,7 @@ mod common;
 use common::{fixture, reference};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use llm_anatomy::analysis::cast::CastTarget;
 use llm_anatomy::ui::AnatomyApp;
 use llm_anatomy::workspace::{Action, Selection, Workspace};
 
@@ -168,7 +169,7 @@ fn bits_view_flips_the_sign_of_a_real_weight() {
 fn cast_what_if_reports_counts_for_the_selected_tensor() {
     let name = "model.embed_tokens.weight";
     let mut app = AnatomyApp::default();
-    let to = llm_anatomy::analysis::floatbits::Format::F8E4M3;
+    let to = CastTarget::Float(llm_anatomy::analysis::floatbits::Format::F8E4M3);
     app.ws.open_blocking(&fixture("tiny-llama"));
     app.ws.apply(Action::Select(Selection::Tensor(name.into())));
     app.panels.weights.cast_target = to;
@@ -181,6 +182,16 @@ fn cast_what_if_reports_counts_for_the_selected_tensor() {
     assert_eq!(report.overflow, 0);
     harness.get_by_label("relative error (log₁₀)");
     harness.get_by_label("exponents used (FP32 view)");
+    // Quantizing the same tensor to Q4_0 (ggml's reference quantizer): the comparison table
+    // then shows both rows, the block format's bits per weight included.
+    click(&mut harness, "Q4_0");
+    settle(&mut harness);
+    let q4 = CastTarget::Block(llm_anatomy::checkpoint::quant::GgmlType::Q4_0);
+    let report = harness.state().ws.jobs.casts.get(&(name.to_string(), q4)).unwrap().as_ref().unwrap().clone();
+    assert_eq!(report.count, 1024 * 64);
+    assert!(report.max_abs_error > 0.0 && report.mean_abs_error < report.max_abs_error);
+    harness.get_by_label("4.5");
+    harness.get_by_label(&llm_anatomy::ui::format::num(report.max_abs_error));
 }
 
 fn r_lora_ratio(module: &str) -> f64 {

@@ -2,6 +2,7 @@
 //! Each function is data in, numbers out, and is checked against reference values.
 
 pub mod attention;
+pub mod blocks;
 pub mod cast;
 pub mod compare;
 pub mod control;

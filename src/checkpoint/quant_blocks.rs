@@ -4,6 +4,8 @@
 
 use half::f16;
 
+use super::ggml_dtype::GgmlLayout;
+
 use super::quant::{
     GgmlType, NotReadable, crumb, dequantize, five_bit, k_nibble, k_scale_min, nibble, q3_k_scales, q6_k_code,
 };
@@ -31,6 +33,63 @@ pub struct Block {
     pub values: Vec<f32>,
     /// How a weight follows from the fields and its code (`j` = element, `s` = sub-block).
     pub formula: &'static str,
+}
+
+impl Block {
+    /// The Hugging Face (row, first column) of the block: blocks run along stored rows, and
+    /// a llama q/k tensor's rows were reordered by llama.cpp (undone in what is shown).
+    pub fn place(&self, layout: GgmlLayout) -> (usize, usize) {
+        let row_len = (layout.row_len as usize).max(1);
+        let first = self.index * self.values.len().max(1);
+        let (stored_row, column) = (first / row_len, first % row_len);
+        let head_rows = layout.head_rows as usize;
+        if head_rows == 0 {
+            return (stored_row, column);
+        }
+        let (head, s) = (stored_row / head_rows, stored_row % head_rows);
+        (head * head_rows + (s % 2) * (head_rows / 2) + s / 2, column)
+    }
+
+    fn half_field(&self, name: &str) -> Option<f32> {
+        self.fields.iter().find_map(|(n, f)| match f {
+            Field::Half { value, .. } if *n == name => Some(*value),
+            _ => None,
+        })
+    }
+
+    fn int_field(&self, name: &str, at: usize) -> Option<i32> {
+        self.fields.iter().find_map(|(n, f)| match f {
+            Field::Ints(v) if *n == name => v.get(at).copied(),
+            _ => None,
+        })
+    }
+
+    /// Weight `j`'s formula with the block's numbers in it, ending in the decoded value:
+    /// `w = d·q + m = 0.0123·5 + (−0.1) = −0.0385`. The value is the decoded one (gguf-py's),
+    /// the numbers before it are what it is computed from.
+    pub fn filled(&self, j: usize) -> Option<String> {
+        let (q, w) = (*self.codes.get(j)?, *self.values.get(j)?);
+        let n = |x: f32| if x < 0.0 { format!("({x})") } else { format!("{x}") };
+        let d = self.half_field("d")?;
+        let text = match self.ggml_type {
+            GgmlType::Q4_0 => format!("w = d·(q − 8) = {}·({q} − 8)", n(d)),
+            GgmlType::Q5_0 => format!("w = d·(q − 16) = {}·({q} − 16)", n(d)),
+            GgmlType::Q8_0 => format!("w = d·q = {}·{}", n(d), n(q as f32)),
+            GgmlType::Q4_1 | GgmlType::Q5_1 => format!("w = d·q + m = {}·{q} + {}", n(d), n(self.half_field("m")?)),
+            GgmlType::Q2_K | GgmlType::Q4_K | GgmlType::Q5_K => {
+                let s = if self.ggml_type == GgmlType::Q2_K { j / 16 } else { j / 32 };
+                let (sc, m, dmin) =
+                    (self.int_field("scales", s)?, self.int_field("mins", s)?, self.half_field("dmin")?);
+                format!("w = d·scales[{s}]·q − dmin·mins[{s}] = {}·{sc}·{q} − {}·{m}", n(d), n(dmin))
+            }
+            GgmlType::Q3_K | GgmlType::Q6_K => {
+                let s = j / 16;
+                format!("w = d·scales[{s}]·q = {}·{}·{}", n(d), n(self.int_field("scales", s)? as f32), n(q as f32))
+            }
+            _ => return None,
+        };
+        Some(format!("{text} = {w}"))
+    }
 }
 
 fn half(b: &[u8], at: usize) -> Field {
@@ -135,5 +194,7 @@ mod tests {
             assert_eq!(*w, 0.5 * *q as f32 - 1.0);
         }
         assert_eq!(block(GgmlType::Q4_1, &b, 1).unwrap(), None);
+        assert_eq!(blk.filled(1).unwrap(), "w = d·q + m = 0.5·1 + (-1) = -0.5");
+        assert_eq!(blk.filled(32), None);
     }
 }

@@ -26,7 +26,10 @@ pub fn run(path: &Path, tensor: &str, index: usize, json: bool, out: &mut dyn Wr
     let b = block(entry.ggml_type, ckpt.bytes(info), index)?.ok_or_else(|| {
         format!("`{}` has {blocks} blocks (0…{}); there is no block {index}", info.name, blocks.saturating_sub(1))
     })?;
-    let place = place(info, &b);
+    let place = match info.dtype {
+        crate::checkpoint::Dtype::Ggml(layout) => b.place(layout),
+        _ => (0, 0),
+    };
     let value = report::block_json(&info.name, &b, place);
     if json {
         return print_json(out, &value);
@@ -38,21 +41,4 @@ pub fn run(path: &Path, tensor: &str, index: usize, json: bool, out: &mut dyn Wr
     writeln!(out, "  codes  = {:?}", b.codes)?;
     writeln!(out, "  values = {:?}", b.values)?;
     Ok(())
-}
-
-/// The Hugging Face (row, first column) of a block: blocks run along stored rows, and a
-/// llama q/k tensor's rows were reordered by llama.cpp (undone in what is shown).
-fn place(info: &crate::checkpoint::TensorInfo, b: &crate::checkpoint::quant_blocks::Block) -> (usize, usize) {
-    let row_len = info.shape.last().copied().unwrap_or(1).max(1);
-    let first = b.index * b.values.len().max(1);
-    let (stored_row, column) = (first / row_len, first % row_len);
-    let row = match info.dtype {
-        crate::checkpoint::Dtype::Ggml(l) if l.is_permuted() => {
-            let head_rows = l.head_rows as usize;
-            let (head, s) = (stored_row / head_rows, stored_row % head_rows);
-            head * head_rows + (s % 2) * (head_rows / 2) + s / 2
-        }
-        _ => stored_row,
-    };
-    (row, column)
 }

@@ -5,17 +5,17 @@ use std::path::Path;
 
 use super::{Outcome, print_json};
 use crate::analysis::Control;
-use crate::analysis::cast::cast_report;
-use crate::analysis::floatbits::Format;
+use crate::analysis::cast::{CastTarget, cast_report};
 use crate::analysis::stats::DataView;
 use crate::arch::ModelFolder;
 use crate::report;
 
 pub fn run(path: &Path, tensor: &str, to: &str, json: bool, out: &mut dyn Write) -> Outcome {
     // F32 is every tensor's widened form: casting to it says nothing, so it is refused like a typo.
-    let format = Format::parse(to)
-        .filter(|f| *f != Format::F32)
-        .ok_or_else(|| format!("--to {to}: expected bf16, f16, f8e4m3 or f8e5m2"))?;
+    let format = CastTarget::parse(to).ok_or_else(|| {
+        let all: Vec<String> = CastTarget::all().into_iter().map(CastTarget::key).collect();
+        format!("--to {to}: expected one of {}", all.join(", "))
+    })?;
     let model = ModelFolder::open(path)?;
     let ckpt = &model.checkpoint;
     let info = ckpt.require(tensor)?;
@@ -25,6 +25,7 @@ pub fn run(path: &Path, tensor: &str, to: &str, json: bool, out: &mut dyn Write)
     }
     writeln!(out, "{} ({}, {} values) → {}", info.name, info.dtype, r.count, format.name())?;
     writeln!(out, "exact      {}", r.exact)?;
+    writeln!(out, "bits/weight {}", format.bits_per_weight())?;
     let overflow_to = if format.has_inf() { " (→ ±∞)" } else { " (clamped to ±448)" };
     writeln!(out, "overflow   {}{overflow_to}", r.overflow)?;
     writeln!(out, "underflow  {} (→ 0)", r.underflow)?;

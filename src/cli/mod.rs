@@ -232,7 +232,8 @@ pub enum Command {
     Cast {
         path: PathBuf,
         tensor: String,
-        /// Target format: bf16, f16, f8e4m3 or f8e5m2.
+        /// Target format: bf16, f16, f8e4m3, f8e5m2, or a GGML block format: q8_0, q4_0, q4_1
+        /// (ggml's reference quantizers, byte-identical to gguf-py's).
         #[arg(long)]
         to: String,
         #[arg(long)]

@@ -48,6 +48,8 @@ pub struct Session {
     base_logits: Vec<Arc<Vec<f32>>>,
     /// Attention and residual stream per position, while something asks for them.
     pub internals: Option<internals::Internals>,
+    /// Some weight is in a GGML block format, so the arithmetic can be chosen.
+    pub quantized: bool,
 }
 
 impl Session {
@@ -83,7 +85,9 @@ impl Session {
         let mut model = LoadedModel::from_checkpoint(cfg, ckpt)
             .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         // A quantized file runs as llama.cpp runs it unless the user asks for exact values.
-        if ckpt.tensors.iter().any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized())) {
+        let quantized =
+            ckpt.tensors.iter().any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized()));
+        if quantized {
             model.set_arith(quant_matvec::Arith::LlamaCpp);
         }
         prefault(ckpt, control).map_err(|_| "loading cancelled".to_string())?;
@@ -103,6 +107,7 @@ impl Session {
             base_cache: None,
             base_logits: Vec::new(),
             internals: None,
+            quantized,
         })
     }
 
@@ -358,6 +363,8 @@ pub enum Command {
     SetInternals(bool),
     /// The logit lens at a recorded position.
     Lens(usize),
+    /// Exact or llama.cpp arithmetic for quantized weights; the sequence is re-run.
+    SetArith(quant_matvec::Arith),
 }
 
 /// What the token panel needs after every change.
@@ -425,6 +432,8 @@ pub enum Event {
         vocab: usize,
         is_moe: bool,
         codec: Arc<TextCodec>,
+        /// The arithmetic quantized weights run in; None when nothing is quantized.
+        arith: Option<quant_matvec::Arith>,
     },
     Status(EngineStatus),
     Snapshot(Box<Snapshot>),
@@ -547,6 +556,7 @@ fn handle(
                 vocab: s.model.cfg.vocab_size,
                 is_moe: s.is_moe(),
                 codec: Arc::clone(&s.codec),
+                arith: s.quantized.then_some(s.model.arith),
             });
             *session = Some(s);
         }
@@ -556,6 +566,12 @@ fn handle(
             match other {
                 Command::Load { .. } | Command::Unload => unreachable!("handled above"),
                 Command::SetInternals(on) => s.set_internals(on).map_err(EngineError::Failed)?,
+                Command::SetArith(arith) => {
+                    s.set_arith(arith).map_err(EngineError::Failed)?;
+                    if s.tokens.is_empty() {
+                        return Ok(());
+                    }
+                }
                 Command::Lens(position) => {
                     let lens = Arc::new(s.lens(position).map_err(EngineError::Failed)?);
                     let _ = events.send(Event::Lens { forwards: s.forwards, lens });

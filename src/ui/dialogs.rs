@@ -34,6 +34,29 @@ impl Dialogs {
         self.folder = Some(rx);
     }
 
+    /// A model that is one file: a llama.cpp `.gguf`, or a MiniMind-style `.pth` checkpoint.
+    /// The answer arrives as the folder dialog's does (Action::Open).
+    pub fn pick_model_file(&mut self, recent: Option<&Path>) {
+        if self.folder.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let title = tr("Open model file");
+        let (gguf, pth) = (tr("GGUF (llama.cpp, LM Studio, Ollama)"), tr("PyTorch checkpoint"));
+        let start = recent.and_then(Path::parent).map(Path::to_path_buf);
+        std::thread::spawn(move || {
+            let mut dialog = rfd::FileDialog::new()
+                .set_title(title)
+                .add_filter(gguf, &["gguf"])
+                .add_filter(pth, &["pth", "pt", "bin"]);
+            if let Some(dir) = start {
+                dialog = dialog.set_directory(dir);
+            }
+            let _ = tx.send(dialog.pick_file());
+        });
+        self.folder = Some(rx);
+    }
+
     /// A PEFT folder (`folder`) or a `.pth` state dict.
     pub fn pick_adapter(&mut self, folder: bool) {
         if self.adapter.is_some() {

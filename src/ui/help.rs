@@ -44,14 +44,37 @@ pub const NOTES: &[Note] = &[
             finite value overflow (to ±∞, or clamped to ±448 in FP8 E4M3); values below the smallest normal \
             value become subnormal and lose precision, and the tiniest underflow to zero. The exponent \
             histogram shows why: BF16 covers every exponent an FP32 weight can have, while FP16's 5-bit \
-            exponent only reaches about 2^−24 … 2^15.",
+            exponent only reaches about 2^−24 … 2^15. The GGML block formats work differently: 32 values \
+            share one F16 scale d = max|x| / 127 (Q8_0) or / 8 (Q4_0), or a scale and a minimum (Q4_1), and \
+            each value keeps only a small integer code. So the error depends on the block's largest value, \
+            not on the value itself: small weights beside a large one lose the most, and bits per weight \
+            count the scales too (Q4_0: 18 bytes for 32 weights = 4.5).",
         zh: "把整个张量转换成另一种格式时，每个值都会舍入到目标格式能表示的最近的数。相对误差 |cast − \
             stored| / |stored| 衡量这种舍入：对于规格化数，若尾数有 m 位，它最多为 \
             2^−(m+1)（BF16 约 0.4%，FP16 约 \
             0.05%）。大于最大有限值的值会上溢（变成 ±∞，在 FP8 E4M3 中则被截断到 \
             ±448）；小于最小规格化数的值会变成非规格化数并损失精度，最小的那些则下溢为 \
             0。指数直方图说明了原因：BF16 覆盖 FP32 权重可能出现的所有指数，而 FP16 的 5 \
-            位指数只能覆盖约 2^−24 … 2^15。",
+            位指数只能覆盖约 2^−24 … 2^15。GGML 的块格式则不同：32 个值共用一个 F16 缩放因子 d = \
+            max|x| / 127（Q8_0）或 / 8（Q4_0），或一个缩放因子加一个最小值（Q4_1），每个值只保留一个小整数编码。\
+            因此误差取决于块中最大的那个值，而不是该值本身：与大权重同块的小权重损失最多；每个权重的比特数也\
+            把缩放因子算在内（Q4_0：32 个权重占 18 字节 = 4.5 位）。",
+    },
+    Note {
+        panel: "blocks",
+        en: "llama.cpp stores most weights in blocks: 32 weights (256 for the K-quants) share one or two \
+            F16 numbers, and each weight keeps only a small integer code. Q4_1 keeps a scale d and a \
+            minimum m, and weight j is d·q_j + m with q_j between 0 and 15; Q8_0 keeps d and an 8-bit q, \
+            w = d·q. The K-quants add a level: a 256-weight super-block has d (and dmin), and each of its \
+            sub-blocks has a 6-bit (or 4-bit) scale and min of its own, so Q4_K is w = d·scale·q − \
+            dmin·min. A block's scale follows its largest weight, so a block holding one large weight \
+            rounds all its small ones coarsely: the block with the largest scale is where to look first.",
+        zh: "llama.cpp 把大多数权重按块存储：每 32 个权重（K 系列量化为 256 个）共用一到两个 F16 \
+            数，每个权重只保留一个小整数编码。Q4_1 保存缩放因子 d 和最小值 m，第 j 个权重为 d·q_j + m，q_j \
+            在 0 到 15 之间；Q8_0 保存 d 和一个 8 位的 q，w = d·q。K 系列量化多了一层：256 个权重组成的超级块有 \
+            d（和 dmin），它的每个子块还有自己的 6 位（或 4 位）缩放因子和最小值，所以 Q4_K 为 w = d·scale·q − \
+            dmin·min。块的缩放因子取决于块中最大的权重，所以一个含有大权重的块会把其中所有小权重都舍入得很粗：\
+            缩放因子最大的块最值得先看。",
     },
     Note {
         panel: "overview",

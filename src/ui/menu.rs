@@ -46,6 +46,16 @@ fn file_menu(ui: &mut egui::Ui, ws: &Workspace, dialogs: &mut Dialogs, actions: 
     {
         dialogs.pick_folder(ws.recent.first().map(|p| p.as_path()));
     }
+    let shortcut = ui
+        .ctx()
+        .format_shortcut(&egui::KeyboardShortcut::new(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::O));
+    if ui
+        .add(egui::Button::new(tr("Open model file…")).shortcut_text(shortcut))
+        .on_hover_text(tr("One file: a llama.cpp .gguf, or a MiniMind-style .pth checkpoint"))
+        .clicked()
+    {
+        dialogs.pick_model_file(ws.recent.first().map(|p| p.as_path()));
+    }
     ui.separator();
     if ui
         .button(tr("Open LoRA adapter folder (PEFT)…"))

@@ -24,6 +24,26 @@ pub fn show(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>, width:
     if run || enter {
         actions.push(Action::RunPrompt);
     }
+    arith_switch(ui, ws, actions);
+}
+
+/// For a quantized model: whether its weights multiply as llama.cpp does or exactly. The
+/// two give different distributions, and a class can watch a token change between them.
+fn arith_switch(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+    use crate::engine::quant_matvec::Arith;
+    let Some(current) = ws.engine.loaded.as_ref().and_then(|l| l.arith) else { return };
+    ui.separator();
+    ui.label(tr("arithmetic"));
+    let mut picked = current;
+    ui.selectable_value(&mut picked, Arith::LlamaCpp, tr("as llama.cpp")).on_hover_text(tr(
+        "What llama.cpp computes on a CPU: each layer's input is rounded to 8-bit blocks (Q8_0/Q8_1) and multiplied with the quantized weights in integers",
+    ));
+    ui.selectable_value(&mut picked, Arith::Exact, tr("exact")).on_hover_text(tr(
+        "What transformers computes after loading the file: the weights dequantized to floats, the inputs kept in f32",
+    ));
+    if picked != current {
+        actions.push(Action::SetArith(picked));
+    }
 }
 
 /// The recorded internals, or the prompt box and the engine's status when there are none yet.

@@ -146,9 +146,21 @@ impl AnatomyApp {
             i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect()
         });
         if let Some(path) = dropped.into_iter().next() {
-            // A dropped file means its folder (people drop config.json or a shard).
-            let folder = if path.is_file() { path.parent().map(Path::to_path_buf).unwrap_or(path) } else { path };
+            // A dropped model file (.gguf, .pth) is the model; any other file means its folder
+            // (people drop config.json or a shard).
+            let is_model_file = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["gguf", "pth", "pt"].iter().any(|m| e.eq_ignore_ascii_case(m)));
+            let folder = if path.is_file() && !is_model_file {
+                path.parent().map(Path::to_path_buf).unwrap_or(path)
+            } else {
+                path
+            };
             actions.push(Action::Open(folder));
+        }
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::O)) {
+            self.dialogs.pick_model_file(self.ws.recent.first().map(|p| p.as_path()));
         }
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::O)) {
             self.dialogs.pick_folder(self.ws.recent.first().map(|p| p.as_path()));

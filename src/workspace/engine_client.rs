@@ -19,6 +19,8 @@ pub struct LoadedInfo {
     pub architecture: String,
     pub is_moe: bool,
     pub codec: Arc<TextCodec>,
+    /// How quantized weights are multiplied; None when the model has none.
+    pub arith: Option<crate::engine::quant_matvec::Arith>,
 }
 
 /// Numbers computed from one snapshot under one slider setting.
@@ -169,9 +171,9 @@ impl EngineClient {
             match event {
                 // A model opened since this load was asked for: its Unload is on the way.
                 Event::Loaded { .. } if !self.load_sent => {}
-                Event::Loaded { architecture, is_moe, codec, .. } => {
+                Event::Loaded { architecture, is_moe, codec, arith, .. } => {
                     self.loading = None;
-                    self.loaded = Some(LoadedInfo { architecture, is_moe, codec });
+                    self.loaded = Some(LoadedInfo { architecture, is_moe, codec, arith });
                 }
                 Event::Status(s) => self.status = Some(s),
                 Event::Snapshot(s) => self.snapshot = Some(Arc::from(s)),

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::analysis::cast::{CastReport, cast_report};
-use crate::analysis::floatbits::Format;
+use crate::analysis::blocks::{BlockSummary, block_summary};
+use crate::analysis::cast::{CastReport, CastTarget, cast_report};
 use crate::analysis::lora_figures::LoraFigures;
 use crate::analysis::lowrank::{self, DeltaSummary};
 use crate::analysis::stats::{DataView, TensorStats, compute_stats};
@@ -104,14 +104,18 @@ pub enum Action {
     ActivateAdapter(Option<usize>),
     UnloadActiveAdapter,
     SetAdapterStrength(f64),
+    /// Exact or llama.cpp arithmetic for the loaded model's quantized weights.
+    SetArith(crate::engine::quant_matvec::Arith),
     Settings(Box<Settings>),
     RecomputeStats,
     CancelStats,
     RequestCast {
         tensor: String,
-        to: Format,
+        to: CastTarget,
     },
     CancelCast,
+    /// Scales, codes and the largest-scale block of a quantized tensor (a full pass).
+    RequestBlockSummary(String),
     ListBinValues {
         tensor: String,
         lo: f64,
@@ -155,7 +159,9 @@ pub struct Jobs {
     /// Statistics by (selection, bins).
     pub stats: KeyedJobs<(Selection, usize), TensorStats>,
     /// Whole-tensor cast reports by (tensor, target format).
-    pub casts: KeyedJobs<(String, Format), CastReport>,
+    pub casts: KeyedJobs<(String, CastTarget), CastReport>,
+    /// Quantized tensors block by block, by tensor.
+    pub block_summaries: KeyedJobs<String, BlockSummary>,
     /// Elements found in a clicked histogram bin, by (tensor, bits of bin start, bits of bin end).
     pub bin_values: KeyedJobs<(String, u64, u64), Vec<(usize, f64)>>,
     pub lora: KeyedJobs<LoraKey, Arc<LoraFigures>>,
@@ -176,6 +182,7 @@ impl Jobs {
     fn clear(&mut self) {
         self.stats.clear();
         self.casts.clear();
+        self.block_summaries.clear();
         self.bin_values.clear();
         self.lora.clear();
         self.lora_table.clear();
@@ -187,6 +194,7 @@ impl Jobs {
         // Every queue is polled: `|` rather than `||`.
         self.stats.poll()
             | self.casts.poll()
+            | self.block_summaries.poll()
             | self.bin_values.poll()
             | self.lora.poll()
             | self.lora_table.poll()
@@ -495,6 +503,12 @@ impl Workspace {
                     self.send_adapter();
                 }
             }
+            Action::SetArith(arith) => {
+                if let Some(l) = self.engine.loaded.as_mut().filter(|l| l.arith.is_some_and(|a| a != arith)) {
+                    l.arith = Some(arith);
+                    self.engine.send(Command::SetArith(arith));
+                }
+            }
             Action::Settings(settings) => self.settings = *settings,
             Action::RecomputeStats => {
                 let key = self.stats_key();
@@ -503,6 +517,7 @@ impl Workspace {
             Action::CancelStats => self.jobs.stats.cancel(),
             Action::RequestCast { tensor, to } => self.request_cast(tensor, to),
             Action::CancelCast => self.jobs.casts.cancel(),
+            Action::RequestBlockSummary(tensor) => self.request_block_summary(tensor),
             Action::ListBinValues { tensor, lo, hi } => self.list_bin_values(tensor, lo, hi),
             Action::RequestLoraFigures(module) => self.request_lora_figures(&module),
             Action::RequestLoraTable => self.request_lora_table(),
@@ -617,13 +632,27 @@ impl Workspace {
         self.poll();
         self.jobs.stats.wait();
         self.jobs.casts.wait();
+        self.jobs.block_summaries.wait();
         self.jobs.lora.wait();
         self.jobs.lora_table.wait();
         self.jobs.bin_values.wait();
     }
 
+    fn request_block_summary(&mut self, tensor: String) {
+        let Some(model) = &self.model else { return };
+        let folder = Arc::clone(&model.folder);
+        self.jobs.block_summaries.ensure(&tensor.clone(), move || {
+            Job::spawn("blocks", move |ctl| -> Result<BlockSummary, String> {
+                let ckpt = &folder.checkpoint;
+                let t = ckpt.require(&tensor).map_err(|e| e.to_string())?;
+                let e = ckpt.gguf_entry(&tensor).ok_or_else(|| format!("{tensor}: not a GGUF tensor"))?;
+                block_summary(e.ggml_type, ckpt.bytes(t), ctl).map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+            })
+        });
+    }
+
     /// Starts the cast what-if of a tensor (on demand: it is a full pass).
-    fn request_cast(&mut self, tensor: String, to: Format) {
+    fn request_cast(&mut self, tensor: String, to: CastTarget) {
         let Some(model) = &self.model else { return };
         let key = (tensor.clone(), to);
         let folder = Arc::clone(&model.folder);

@@ -102,4 +102,12 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("size", "大小"),
     ("missing", "缺少"),
     ("{}\nrevision {}\n{}", "{}\n版本 {}\n{}"),
+    ("Open model file", "打开模型文件"),
+    ("Open model file…", "打开模型文件…"),
+    ("GGUF (llama.cpp, LM Studio, Ollama)", "GGUF（llama.cpp、LM Studio、Ollama）"),
+    ("PyTorch checkpoint", "PyTorch 检查点"),
+    (
+        "One file: a llama.cpp .gguf, or a MiniMind-style .pth checkpoint",
+        "单个文件：llama.cpp 的 .gguf，或 MiniMind 风格的 .pth 检查点",
+    ),
 ];

@@ -126,4 +126,14 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("text so far", "目前的文本"),
     ("next token (p)", "下一个 token（p）"),
     ("warning: {}", "警告：{}"),
+    ("arithmetic", "运算方式"),
+    ("as llama.cpp", "同 llama.cpp"),
+    (
+        "What llama.cpp computes on a CPU: each layer's input is rounded to 8-bit blocks (Q8_0/Q8_1) and multiplied with the quantized weights in integers",
+        "llama.cpp 在 CPU 上的算法：每层的输入先舍入为 8 位块（Q8_0/Q8_1），再与量化权重做整数乘法",
+    ),
+    (
+        "What transformers computes after loading the file: the weights dequantized to floats, the inputs kept in f32",
+        "transformers 加载该文件后的算法：权重反量化为浮点数，输入保持 f32",
+    ),
 ];

@@ -6,9 +6,10 @@
 use egui::{Color32, RichText};
 use egui_plot::{Bar, BarChart, Plot};
 
-use crate::analysis::cast::CastReport;
+use crate::analysis::cast::{CastReport, CastTarget};
 use crate::analysis::floatbits::{self, Class, Decoded, Format};
 use crate::checkpoint::Dtype;
+use crate::checkpoint::quant::GgmlType;
 use crate::ui::i18n::{tr, trf};
 use crate::ui::{export, format, help};
 use crate::workspace::{Action, Workspace};
@@ -335,14 +336,15 @@ fn fmt_value(v: f64) -> String {
 }
 
 /// Whole-tensor cast what-if for the selected tensor.
-pub fn cast_section(ui: &mut egui::Ui, target: &mut Format, ws: &Workspace, actions: &mut Vec<Action>, tensor: &str) {
+pub fn cast_section(
+    ui: &mut egui::Ui,
+    target: &mut CastTarget,
+    ws: &Workspace,
+    actions: &mut Vec<Action>,
+    tensor: &str,
+) {
     help::note(ui, "cast");
-    ui.horizontal(|ui| {
-        ui.label(tr("cast to"));
-        for f in Format::TARGETS {
-            ui.selectable_value(target, f, f.name()).on_hover_text(explanation(f));
-        }
-    });
+    comparison_table(ui, ws, tensor, target);
     let key = (tensor.to_string(), *target);
     let Some(result) = ws.jobs.casts.get(&key) else {
         match ws.jobs.casts.progress(&key) {
@@ -366,6 +368,59 @@ pub fn cast_section(ui: &mut egui::Ui, target: &mut Format, ws: &Workspace, acti
             let dtype = ws.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(tensor)).map(|t| t.dtype.as_str());
             cast_report_view(ui, r, tensor, dtype.unwrap_or_default());
         }
+    }
+}
+
+/// The targets, side by side: what each costs in bits and, once computed, what it loses.
+/// Clicking a name picks it (and computes it); the detailed report below follows the pick.
+fn comparison_table(ui: &mut egui::Ui, ws: &Workspace, tensor: &str, target: &mut CastTarget) {
+    egui::Grid::new("cast-comparison").striped(true).num_columns(5).show(ui, |ui| {
+        ui.label(RichText::new(tr("cast to")).strong());
+        ui.label(RichText::new(tr("bits/weight")).strong())
+            .on_hover_text(tr("Storage per weight, shared block scales included"));
+        ui.label(RichText::new(tr("exact")).strong());
+        ui.label(RichText::new(tr("max abs error")).strong());
+        ui.label(RichText::new(tr("mean abs error")).strong());
+        ui.end_row();
+        for t in CastTarget::all() {
+            let tip = match t {
+                CastTarget::Float(f) => explanation(f),
+                CastTarget::Block(ty) => block_explanation(ty),
+            };
+            if ui.selectable_label(*target == t, t.name()).on_hover_text(tip).clicked() {
+                *target = t;
+            }
+            ui.monospace(format!("{}", t.bits_per_weight()));
+            match ws.jobs.casts.get(&(tensor.to_string(), t)) {
+                Some(Ok(r)) => {
+                    let pct = if r.count == 0 { 0.0 } else { 100.0 * r.exact as f64 / r.count as f64 };
+                    ui.monospace(format!("{pct:.1}%"));
+                    ui.monospace(format::num(r.max_abs_error));
+                    ui.monospace(format::num(r.mean_abs_error));
+                }
+                _ => {
+                    ui.label(RichText::new("—").weak()).on_hover_text(tr("click the format's name to compute it"));
+                    ui.label("");
+                    ui.label("");
+                }
+            }
+            ui.end_row();
+        }
+    });
+    ui.add_space(6.0);
+}
+
+fn block_explanation(ty: GgmlType) -> &'static str {
+    match ty {
+        GgmlType::Q8_0 => tr(
+            "Q8_0: blocks of 32 values share one F16 scale d = max|x| / 127; each value keeps an 8-bit code q, w = d·q. 8.5 bits per weight.",
+        ),
+        GgmlType::Q4_0 => tr(
+            "Q4_0: blocks of 32 values share one F16 scale d (the value of largest magnitude / −8); each keeps a 4-bit code q, w = d·(q − 8). 4.5 bits per weight.",
+        ),
+        _ => tr(
+            "Q4_1: blocks of 32 values share an F16 scale d = (max − min) / 15 and the minimum m; each keeps a 4-bit code q, w = d·q + m. 5 bits per weight.",
+        ),
     }
 }
 

@@ -2,11 +2,13 @@
 //! All numbers come from [`crate::analysis::stats`] via a background job; this file only draws.
 
 pub mod bits;
+pub mod blocks;
 pub mod lora;
 
 use egui::RichText;
 use egui_plot::{Bar, BarChart, Plot};
 
+use crate::analysis::cast::CastTarget;
 use crate::analysis::floatbits::Format;
 use crate::analysis::stats::TensorStats;
 use crate::arch::ROOT;
@@ -17,13 +19,19 @@ use crate::workspace::{Action, Selection, Workspace};
 /// The Weights tab's view state: the Bits playground, the cast target, the LoRA textures.
 pub struct WeightsPanel {
     pub bits: bits::BitsView,
-    pub cast_target: Format,
+    pub blocks: blocks::BlockView,
+    pub cast_target: CastTarget,
     pub lora: lora::LoraTextures,
 }
 
 impl Default for WeightsPanel {
     fn default() -> Self {
-        Self { bits: bits::BitsView::default(), cast_target: Format::BF16, lora: lora::LoraTextures::default() }
+        Self {
+            bits: bits::BitsView::default(),
+            blocks: blocks::BlockView::default(),
+            cast_target: CastTarget::Float(Format::BF16),
+            lora: lora::LoraTextures::default(),
+        }
     }
 }
 
@@ -42,6 +50,7 @@ impl super::Panel for WeightsPanel {
 
     fn reset(&mut self) {
         self.bits = bits::BitsView::default();
+        self.blocks = blocks::BlockView::default();
         self.lora = lora::LoraTextures::default();
     }
 
@@ -85,6 +94,18 @@ fn tensor_page(ui: &mut egui::Ui, p: &mut WeightsPanel, ws: &Workspace, actions:
             }
             bits::bits_view(ui, &mut p.bits);
         });
+    let quantized = ws
+        .model
+        .as_ref()
+        .and_then(|m| m.folder.checkpoint.gguf_entry(name))
+        .is_some_and(|e| e.ggml_type.is_quantized() && e.ggml_type.is_readable());
+    if quantized {
+        let element = p.bits.source.as_ref().filter(|s| s.0 == name).map(|s| s.1);
+        egui::CollapsingHeader::new(RichText::new(tr("Inside a quantization block")).strong())
+            .id_salt("blocks-section")
+            .default_open(true)
+            .show(ui, |ui| blocks::section(ui, &mut p.blocks, element, ws, actions, name));
+    }
     egui::CollapsingHeader::new(RichText::new(tr("Cast the whole tensor: what changes?")).strong())
         .id_salt("cast-section")
         .show(ui, |ui| bits::cast_section(ui, &mut p.cast_target, ws, actions, name));
