@@ -60,3 +60,63 @@ fn different_architectures_list_what_is_only_on_one_side() {
     let got = cli_json(&["diff", a.to_str().unwrap(), b.to_str().unwrap(), "--json"]);
     assert!(got["only_in_b"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().ends_with("q_proj.bias")));
 }
+
+/// `compare --json`'s shape on the tiny Llama, and its numbers where they are known: a
+/// precision against itself has KL 0 and agrees everywhere; F16 round-tripped weights stay
+/// close; arithmetic on a model with no quantized weight is refused with the reason.
+#[test]
+fn precision_compare_json_shape_and_self_comparison() {
+    let path = fixture("tiny-llama");
+    let p = path.to_str().unwrap();
+    let run = |b: &str| {
+        cli_json(&[
+            "compare",
+            p,
+            "--prompt",
+            "The capital",
+            "--precision",
+            "stored",
+            "--precision",
+            b,
+            "--max-new",
+            "4",
+            "--json",
+        ])
+    };
+    let same = run("stored");
+    for key in ["prompt", "prompt_ids", "a", "b", "steps", "summary"] {
+        assert!(same.get(key).is_some(), "no `{key}` in {same}");
+    }
+    for key in ["precision", "greedy_ids", "greedy_text", "pieces"] {
+        assert!(same["a"].get(key).is_some() && same["b"].get(key).is_some(), "no `{key}`");
+    }
+    let steps = same["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4);
+    for s in steps {
+        for key in ["token", "top1_b", "kl", "p_a", "p_b"] {
+            assert!(s.get(key).is_some(), "no `{key}` in a step");
+        }
+        assert_eq!(s["kl"], 0.0);
+        assert_eq!(s["token"], s["top1_b"]);
+    }
+    assert_eq!(same["summary"]["top1_agreement"], 1.0);
+    assert!(same["summary"]["first_divergence"].is_null());
+    assert_eq!(same["a"]["greedy_ids"], same["b"]["greedy_ids"]);
+
+    let f16 = run("f16");
+    assert_eq!(f16["b"]["precision"], "f16");
+    let mean_kl = f16["summary"]["mean_kl"].as_f64().unwrap();
+    assert!(mean_kl > 0.0 && mean_kl < 1e-3, "F16 weights moved KL by {mean_kl}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["compare", p, "--prompt", "x", "--precision", "stored", "--precision", "llamacpp"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no weight is quantized"));
+    let one = std::process::Command::new(env!("CARGO_BIN_EXE_llm-anatomy"))
+        .args(["compare", p, "--prompt", "x", "--precision", "bf16"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&one.stderr).contains("give exactly two"));
+}

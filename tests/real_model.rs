@@ -219,3 +219,29 @@ fn bf16_weights_read_in_place_give_the_same_greedy_tokens() {
         assert_eq!(session.generate(want.len(), &greedy()).unwrap(), want, "{pname}: greedy tokens");
     }
 }
+
+/// The precision what-if on the real model. Rounding the f32 weights to BF16 on load gives
+/// exactly transformers' own BF16 cast (`smollm2-from-wheel.py` writes it with torch): the
+/// two runs' distributions are equal (KL 0) and so are their greedy tokens. And the Q4_1
+/// file in exact arithmetic against the f32 folder (the same dequantized weights): KL
+/// within float noise, the same continuation.
+#[test]
+fn precision_compare_bf16_round_trip_equals_the_torch_cast_and_q4_1_exact_equals_f32() {
+    use llm_anatomy::engine::precision::{Precision, compare};
+    let (Some(f32_dir), Some(bf16_dir), Some(q4)) = (folder(REFERENCE), folder("smollm2-135m-instruct"), gguf()) else {
+        return;
+    };
+    let ctl = Control::new();
+    let prompt = "What is the capital of France?";
+    let r = compare(&f32_dir, prompt, true, (&Precision::parse("bf16"), &Precision::File(bf16_dir)), 8, &ctl).unwrap();
+    assert_eq!(r.a.greedy_ids, r.b.greedy_ids);
+    assert!(r.steps.iter().all(|s| s.kl == 0.0 && s.p_a == s.p_b), "{:?}", r.steps);
+    assert_eq!(r.summary.first_divergence, None);
+
+    let r = compare(&q4, prompt, true, (&Precision::Arith(Arith::Exact), &Precision::File(f32_dir)), 8, &ctl).unwrap();
+    println!("q4_1 exact vs f32: mean KL {:e}, max {:e}", r.summary.mean_kl, r.summary.max_kl);
+    assert!(r.summary.max_kl < 1e-6, "{:?}", r.summary);
+    assert_eq!((r.summary.top1_agreement, r.summary.first_divergence), (1.0, None));
+    assert_eq!(r.a.greedy_text, r.b.greedy_text);
+    assert!(r.a.greedy_text.starts_with("The capital of France is Paris."), "{}", r.a.greedy_text);
+}

@@ -64,6 +64,14 @@ pub struct SharedBytes {
 }
 
 impl SharedBytes {
+    /// Bytes made in memory (weights round-tripped through another precision), held the way
+    /// mapped ones are: an anonymous map, made read-only once written.
+    pub fn owned(bytes: &[u8]) -> std::io::Result<Self> {
+        let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1))?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        Ok(Self { map: Arc::new(map.make_read_only()?), start: 0, len: bytes.len() })
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         &self.map[self.start..self.start + self.len]
     }

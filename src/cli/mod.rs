@@ -9,6 +9,7 @@ mod attention;
 mod bits;
 mod blocks;
 mod cast;
+mod compare;
 mod diff;
 mod generate;
 mod lens;
@@ -228,6 +229,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One prompt in two precisions of the same model, step by step: KL divergence, top-1
+    /// agreement and both greedy continuations. A precision is `stored`, `exact` or
+    /// `llamacpp` (a quantized file's two arithmetics), `bf16`, `f16`, `fp8`, `f8e5m2`,
+    /// `q8_0`, `q4_0`, `q4_1` (the weights round-tripped on load), or another file of the
+    /// same model.
+    Compare {
+        path: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        chat: bool,
+        /// Give it twice: A (the reference, which generates) and B (which reads A's tokens).
+        #[arg(long, num_args = 1)]
+        precision: Vec<String>,
+        /// Greedy steps to compare.
+        #[arg(long, default_value_t = 20)]
+        max_new: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// What casting a whole tensor to a smaller format does: errors, overflow, underflow.
     Cast {
         path: PathBuf,
@@ -350,6 +371,9 @@ pub fn run(command: Command, out: &mut dyn Write) -> Result<(), String> {
         Command::Routing { path, prompt, chat, json } => {
             routing::run(&Prompt { path: &path, text: &prompt, chat }, json, out)
         }
+        Command::Compare { path, prompt, chat, precision, max_new, json } => {
+            compare::run(&Prompt { path: &path, text: &prompt, chat }, &precision, max_new, json, out)
+        }
         Command::Cast { path, tensor, to, json } => cast::run(&path, &tensor, &to, json, out),
     };
     // Error messages quote names from the files too.
@@ -376,6 +400,7 @@ fn resolve_names(mut command: Command) -> Result<Command, String> {
         | Command::Probs { path, .. }
         | Command::Generate { path, .. }
         | Command::Routing { path, .. }
+        | Command::Compare { path, .. }
         | Command::Cast { path, .. }
         | Command::Sweep { path, .. }
         | Command::Attention { path, .. }

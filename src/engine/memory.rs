@@ -8,6 +8,7 @@
 //! the KV cache for the longest context a session runs, the logits kept per generated step,
 //! and the working buffers of the largest step (a prefill chunk).
 
+use crate::analysis::cast::CastTarget;
 use crate::arch::ArchConfig;
 use crate::checkpoint::{Checkpoint, Dtype};
 
@@ -146,6 +147,35 @@ pub fn admit_adapter(cfg: &ArchConfig, adapter_floats: u64, available: Option<u6
         Some(available) if extra > available => Err(format!(
             "attaching the adapter needs {} more (the base model's own KV cache and logits for the side-by-side comparison, and the adapter), {} available: its weights can still be inspected",
             gb(extra),
+            gb(available)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What holding a model's weight matrices round-tripped through `to` adds: each matrix at
+/// the target's bits per weight, plus the widest one widened to f32 while it is converted.
+pub fn round_trip_bytes(ckpt: &Checkpoint, to: CastTarget) -> u64 {
+    let matrices = ckpt.tensors.iter().filter(|t| t.shape.len() >= 2);
+    let kept: f64 = matrices.clone().map(|t| t.numel() as f64 * to.bits_per_weight() / 8.0).sum();
+    let widest = matrices.map(|t| t.numel() as u64).max().unwrap_or(0);
+    kept as u64 + widest * 4
+}
+
+/// Admits the round-tripped weights on top of the `admitted` bytes of the model itself.
+pub fn admit_round_trip(
+    ckpt: &Checkpoint,
+    to: CastTarget,
+    admitted: u64,
+    available: Option<u64>,
+) -> Result<(), String> {
+    let extra = round_trip_bytes(ckpt, to);
+    match available {
+        Some(available) if admitted + extra > available => Err(format!(
+            "holding the weights as {} needs {} more in memory on top of the model's {}, {} available",
+            to.name(),
+            gb(extra),
+            gb(admitted),
             gb(available)
         )),
         _ => Ok(()),

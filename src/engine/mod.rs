@@ -9,6 +9,7 @@ pub mod internals;
 pub mod matvec;
 pub mod memory;
 pub mod model;
+pub mod precision;
 pub mod quant_matvec;
 pub mod text;
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
+use crate::analysis::cast::CastTarget;
 use crate::analysis::control::{Cancelled, Control};
 use crate::arch::ModelFolder;
 use crate::sampling::{self, SamplingParams};
@@ -62,6 +64,13 @@ impl Session {
     /// map. Reading them in (page by page, so the first prompt does not stall on the disk)
     /// reports bytes to `control` and stops when it is cancelled.
     pub fn load_with(folder: &ModelFolder, control: &Control) -> Result<Self, String> {
+        Self::load_as(folder, None, control)
+    }
+
+    /// As [`Session::load_with`], with every weight matrix rounded through `round_trip` on the
+    /// way in (the precision what-if): those weights are then held in memory, so they are
+    /// admitted on top of the rest.
+    pub fn load_as(folder: &ModelFolder, round_trip: Option<CastTarget>, control: &Control) -> Result<Self, String> {
         let cfg = folder.config.as_ref().ok_or_else(|| {
             format!(
                 "{}: inference needs one of the supported families ({}); this architecture is shown from its tensor names only",
@@ -76,14 +85,21 @@ impl Session {
                 ckpt.folder.join(crate::checkpoint::CONFIG_FILE).display()
             ));
         }
-        memory::admission(cfg, ckpt, memory::available_memory())
+        let admitted = memory::admission(cfg, ckpt, memory::available_memory())
             .map_err(|refusal| format!("{}: {refusal}", ckpt.folder.display()))?;
+        if let Some(to) = round_trip {
+            memory::admit_round_trip(ckpt, to, admitted.total(), memory::available_memory())
+                .map_err(|why| format!("{}: {why}", ckpt.folder.display()))?;
+        }
         let codec = Arc::new(match &ckpt.gguf {
             Some(g) => TextCodec::from_gguf(&g.file)?,
             None => TextCodec::load(&ckpt.folder)?,
         });
-        let mut model = LoadedModel::from_checkpoint(cfg, ckpt)
-            .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
+        let mut model = match round_trip {
+            None => LoadedModel::from_checkpoint(cfg, ckpt),
+            Some(to) => LoadedModel::from_checkpoint_round_trip(cfg, ckpt, to),
+        }
+        .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         // A quantized file runs as llama.cpp runs it unless the user asks for exact values.
         let quantized =
             ckpt.tensors.iter().any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized()));

@@ -25,6 +25,7 @@ use candle_nn::VarBuilder;
 
 use super::matvec::{FastLinear, Weight, Width};
 use super::quant_matvec::Arith;
+use crate::analysis::cast::CastTarget;
 use crate::checkpoint::{Checkpoint, Dtype};
 
 use crate::arch::{ArchConfig, Family};
@@ -201,7 +202,8 @@ struct Source<'a> {
 #[derive(Clone)]
 enum From<'a> {
     Vars(VarBuilder<'a>),
-    Stored(&'a Checkpoint),
+    /// The checkpoint's weights, as stored or round-tripped through another precision.
+    Stored(&'a Checkpoint, Option<CastTarget>),
 }
 
 impl<'a> Source<'a> {
@@ -217,7 +219,7 @@ impl<'a> Source<'a> {
     fn device(&self) -> Device {
         match &self.from {
             From::Vars(vb) => vb.device().clone(),
-            From::Stored(_) => Device::Cpu,
+            From::Stored(..) => Device::Cpu,
         }
     }
 
@@ -238,7 +240,7 @@ impl<'a> Source<'a> {
         let shape = shape.into();
         match &self.from {
             From::Vars(vb) => vb.get(shape, &self.pp(leaf).prefix),
-            From::Stored(ckpt) => {
+            From::Stored(ckpt, _) => {
                 let t = self.info(ckpt, &shape, leaf)?;
                 Tensor::from_vec(t.dtype.decode_all_f32(ckpt.bytes(t)), shape, &Device::Cpu)
             }
@@ -250,7 +252,11 @@ impl<'a> Source<'a> {
         let shape = Shape::from((rows, cols));
         match &self.from {
             From::Vars(vb) => Ok(Weight::Tensor(vb.get(shape, &self.pp(leaf).prefix)?)),
-            From::Stored(ckpt) => {
+            From::Stored(ckpt, Some(to)) => {
+                let t = self.info(ckpt, &shape, leaf)?;
+                round_trip(&t.dtype.decode_all_f32(ckpt.bytes(t)), *to, rows, cols)
+            }
+            From::Stored(ckpt, None) => {
                 let t = self.info(ckpt, &shape, leaf)?;
                 let width = match t.dtype {
                     Dtype::F32 => Some(Width::F32),
@@ -273,6 +279,45 @@ impl<'a> Source<'a> {
             }
         }
     }
+}
+
+/// `values` ([rows, cols], Hugging Face order) rounded through `to` and kept at that
+/// precision: BF16 and F16 as their own bits (the kernels read them), FP8 as BF16 (which
+/// holds every FP8 value exactly), block formats as ggml blocks run in exact arithmetic.
+fn round_trip(values: &[f32], to: CastTarget, rows: usize, cols: usize) -> Result<Weight> {
+    use crate::analysis::floatbits::{Format, cast_bits, decode};
+    let owned = |bytes: Vec<u8>| {
+        crate::checkpoint::SharedBytes::owned(&bytes)
+            .map_err(|e| candle_core::Error::Msg(format!("memory for the round-tripped weights: {e}")))
+    };
+    let halves = |bits: Vec<u16>| bits.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>();
+    let weight = match to {
+        CastTarget::Float(f @ (Format::BF16 | Format::F16)) => {
+            let width = if f == Format::BF16 { Width::BF16 } else { Width::F16 };
+            let bits = values.iter().map(|&x| cast_bits(x, f) as u16).collect();
+            Weight::stored(owned(halves(bits))?, width, rows, cols)
+        }
+        CastTarget::Float(f) => {
+            let bits = values
+                .iter()
+                .map(|&x| {
+                    let v = decode(f, cast_bits(x, f)).value as f32;
+                    cast_bits(v, Format::BF16) as u16
+                })
+                .collect();
+            Weight::stored(owned(halves(bits))?, Width::BF16, rows, cols)
+        }
+        CastTarget::Block(ty) => {
+            if !cols.is_multiple_of(ty.block_size().unwrap_or(32)) {
+                candle_core::bail!("rows of {cols} values are not whole {ty} blocks");
+            }
+            let bytes = crate::checkpoint::quantize::quantize(ty, values)
+                .ok_or_else(|| candle_core::Error::Msg(format!("no quantizer for {ty}")))?;
+            let layout = crate::checkpoint::ggml_dtype::GgmlLayout::plain(ty, cols as u32);
+            Weight::quantized(owned(bytes)?, layout, rows, cols)
+        }
+    };
+    weight.ok_or_else(|| candle_core::Error::Msg("round-tripped weights of the wrong size".into()))
 }
 
 struct RmsNorm {
@@ -530,7 +575,14 @@ impl LoadedModel {
     /// Builds the model over a checkpoint's weights as stored: matrices are used in place
     /// from the read-only map (kept alive by the model), so loading copies nothing large.
     pub fn from_checkpoint(cfg: &ArchConfig, ckpt: &Checkpoint) -> Result<Self> {
-        Self::build(cfg, Source { from: From::Stored(ckpt), prefix: String::new() })
+        Self::build(cfg, Source { from: From::Stored(ckpt, None), prefix: String::new() })
+    }
+
+    /// The same model with every weight matrix (embedding, projections, experts, lm_head)
+    /// rounded through `to` as it loads, held in memory at that precision; norms and biases
+    /// stay as stored, as llama.cpp's converters keep them.
+    pub fn from_checkpoint_round_trip(cfg: &ArchConfig, ckpt: &Checkpoint, to: CastTarget) -> Result<Self> {
+        Self::build(cfg, Source { from: From::Stored(ckpt, Some(to)), prefix: String::new() })
     }
 
     fn build(cfg: &ArchConfig, vb: Source) -> Result<Self> {

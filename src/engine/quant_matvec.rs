@@ -24,7 +24,7 @@ use crate::checkpoint::ggml_dtype::GgmlLayout;
 use crate::checkpoint::quant::{self, GgmlType, dequantize_into, half_at};
 
 /// How a quantized model's matvecs are computed (see the module notes).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Arith {
     #[default]
     Exact,
