@@ -150,8 +150,9 @@ pub fn cast_json(name: &str, dtype: &str, r: &CastReport) -> Value {
 
 /// `compare --json`: `{"prompt", "prompt_ids", "a": {"precision", "greedy_ids",
 /// "greedy_text", "pieces"}, "b": {…}, "steps": [{"token", "top1_b", "kl", "p_a", "p_b"}],
-/// "summary": {"mean_kl", "max_kl", "top1_agreement", "first_divergence"}}`. Step i: both
-/// models have read the prompt and A's first i greedy tokens; KL(A‖B) is in nats.
+/// "top1_b_pieces": [B's top token's text per step], "summary": {"mean_kl", "max_kl",
+/// "top1_agreement", "first_divergence"}}`. Step i: both models have read the prompt and
+/// A's first i greedy tokens; KL(A‖B) is in nats.
 pub fn precision_json(r: &crate::engine::precision::PrecisionReport) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }

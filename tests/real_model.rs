@@ -233,12 +233,16 @@ fn precision_compare_bf16_round_trip_equals_the_torch_cast_and_q4_1_exact_equals
     };
     let ctl = Control::new();
     let prompt = "What is the capital of France?";
-    let r = compare(&f32_dir, prompt, true, (&Precision::parse("bf16"), &Precision::File(bf16_dir)), 8, &ctl).unwrap();
+    let f32_model = ModelFolder::open(&f32_dir).unwrap();
+    let r =
+        compare(&f32_model, prompt, true, (&Precision::parse("bf16"), &Precision::File(bf16_dir)), 8, &ctl).unwrap();
     assert_eq!(r.a.greedy_ids, r.b.greedy_ids);
     assert!(r.steps.iter().all(|s| s.kl == 0.0 && s.p_a == s.p_b), "{:?}", r.steps);
     assert_eq!(r.summary.first_divergence, None);
 
-    let r = compare(&q4, prompt, true, (&Precision::Arith(Arith::Exact), &Precision::File(f32_dir)), 8, &ctl).unwrap();
+    let q4_model = ModelFolder::open(&q4).unwrap();
+    let r = compare(&q4_model, prompt, true, (&Precision::Arith(Arith::Exact), &Precision::File(f32_dir)), 8, &ctl)
+        .unwrap();
     println!("q4_1 exact vs f32: mean KL {:e}, max {:e}", r.summary.mean_kl, r.summary.max_kl);
     assert!(r.summary.max_kl < 1e-6, "{:?}", r.summary);
     assert_eq!((r.summary.top1_agreement, r.summary.first_divergence), (1.0, None));

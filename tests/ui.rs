@@ -649,6 +649,19 @@ fn compare_tab_sweeps_layers_and_diffs_a_bf16_copy() {
     let d = harness.state().ws.current_diff().unwrap().as_ref().unwrap().clone();
     assert_eq!(d.tensors.len(), 21);
     harness.get_by_label("model.embed_tokens.weight");
+    // The precision what-if: the prompt as stored against the weights through Q4_0 (the
+    // default for a model with no quantized weight), on a worker.
+    harness.state_mut().ws.apply(Action::EditPrompt { text: r_prompt(), chat: false });
+    click(&mut harness, "Compare on this prompt");
+    settle(&mut harness);
+    use llm_anatomy::engine::precision::Precision;
+    let q4_0 = Precision::parse("q4_0");
+    let key = harness.state().ws.precision_key(Precision::AsStored, q4_0);
+    let r = harness.state().ws.jobs.precision.get(&key).expect("the precision report").as_ref().unwrap().clone();
+    assert_eq!(r.steps.len(), llm_anatomy::workspace::Workspace::PRECISION_STEPS);
+    assert!(r.summary.mean_kl > 0.0, "4-bit weights change the distribution");
+    harness.get_by_label("KL(A‖B)");
+    harness.get_by_label_contains("mean KL");
 }
 
 /// The Attention and Logit lens tabs record the internals on demand and show them for the

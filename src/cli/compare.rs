@@ -23,7 +23,8 @@ pub fn run(prompt: &Prompt<'_>, precisions: &[String], steps: usize, json: bool,
         })
     };
     let (a, b) = (parse(a)?, parse(b)?);
-    let r = compare(prompt.path, prompt.text, prompt.chat, (&a, &b), steps, &Control::new())?;
+    let model = crate::arch::ModelFolder::open(prompt.path)?;
+    let r = compare(&model, prompt.text, prompt.chat, (&a, &b), steps, &Control::new())?;
     if json {
         return print_json(out, &report::precision_json(&r));
     }

@@ -4,7 +4,7 @@
 //! Q4_1 on load — compared step by step ([`crate::analysis::precision`]). The two models are
 //! loaded one after the other, never both at once, so the comparison costs one model's memory.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -94,6 +94,8 @@ pub struct PrecisionReport {
     pub b: Continuation,
     /// Step i: both have read the prompt and A's first i tokens.
     pub steps: Vec<StepComparison>,
+    /// The text of B's top token at each step.
+    pub top1_b_pieces: Vec<String>,
     pub summary: Summary,
 }
 
@@ -127,24 +129,23 @@ fn continuation(s: &Session, p: &Precision, ids: Vec<u32>) -> Continuation {
 /// Runs `prompt` (through the chat template when `chat`) in precisions `a` and `b` of
 /// `model` for `n` greedy steps and compares them. `ctl` counts steps and cancels.
 pub fn compare(
-    model: &Path,
+    folder: &ModelFolder,
     prompt: &str,
     chat: bool,
     (a, b): (&Precision, &Precision),
     n: usize,
     ctl: &Control,
 ) -> Result<PrecisionReport, String> {
-    let folder = ModelFolder::open(model).map_err(|e| e.to_string())?;
     ctl.add_total(3 * n as u64);
     // A alone first: its greedy path and its logits along it.
-    let mut sa = a.session(&folder, ctl)?;
+    let mut sa = a.session(folder, ctl)?;
     sa.set_prompt(prompt, chat)?;
     let prompt_ids = sa.tokens.clone();
     let (ids_a, logits_a) = greedy(&mut sa, n, ctl)?;
     let cont_a = continuation(&sa, a, ids_a.clone());
     drop(sa);
     // Then B: reading A's tokens, and on its own.
-    let mut sb = b.session(&folder, ctl)?;
+    let mut sb = b.session(folder, ctl)?;
     if sb.model.cfg.vocab_size != logits_a.first().map_or(sb.model.cfg.vocab_size, Vec::len) {
         return Err(format!(
             "{} has {} tokens in its vocabulary, {} has {}: not the same model",
@@ -168,7 +169,9 @@ pub fn compare(
     sb.set_prompt_ids(prompt_ids.clone())?;
     let (ids_b, _) = greedy(&mut sb, n, ctl)?;
     let cont_b = continuation(&sb, b, ids_b.clone());
+    let top1_b_pieces = steps.iter().map(|s| sb.codec.decode(&[s.top1_b])).collect();
     Ok(PrecisionReport {
+        top1_b_pieces,
         prompt: prompt.to_string(),
         prompt_ids,
         summary: summarize(&steps, &ids_a, &ids_b),

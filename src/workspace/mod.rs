@@ -19,6 +19,7 @@ use crate::analysis::lowrank::{self, DeltaSummary};
 use crate::analysis::stats::{DataView, TensorStats, compute_stats};
 use crate::arch::{ModelFolder, ModuleTree, ROOT};
 use crate::engine::Command;
+use crate::engine::precision::{Precision, PrecisionReport, compare as compare_precisions};
 use crate::jobs::{Job, KeyedJobs, Poll};
 use crate::lora::{LoraAdapter, LoraModule};
 
@@ -116,6 +117,9 @@ pub enum Action {
     CancelCast,
     /// Scales, codes and the largest-scale block of a quantized tensor (a full pass).
     RequestBlockSummary(String),
+    /// The current prompt in two precisions of the open model, compared step by step.
+    RequestPrecision(Precision, Precision),
+    CancelPrecision,
     ListBinValues {
         tensor: String,
         lo: f64,
@@ -152,6 +156,8 @@ pub enum Action {
 
 /// Key of a cached LoRA figure: (adapter epoch, module).
 pub type LoraKey = (u64, String);
+/// A precision what-if: (A, B, prompt, chat template).
+pub type PrecisionKey = (Precision, Precision, String, bool);
 
 /// Results by key, computed on workers; see [`KeyedJobs`].
 #[derive(Default)]
@@ -171,6 +177,8 @@ pub struct Jobs {
     pub sweep: KeyedJobs<(), Arc<Sweep>>,
     /// The diff against the second model, by its path.
     pub diff: KeyedJobs<PathBuf, Arc<crate::analysis::compare::Diff>>,
+    /// Whole-model precision what-ifs, by (A, B, prompt, chat).
+    pub precision: KeyedJobs<PrecisionKey, Arc<PrecisionReport>>,
     /// The second model, opened on a worker.
     pub other: KeyedJobs<PathBuf, Arc<ModelFolder>>,
 }
@@ -183,6 +191,7 @@ impl Jobs {
         self.stats.clear();
         self.casts.clear();
         self.block_summaries.clear();
+        self.precision.clear();
         self.bin_values.clear();
         self.lora.clear();
         self.lora_table.clear();
@@ -195,6 +204,7 @@ impl Jobs {
         self.stats.poll()
             | self.casts.poll()
             | self.block_summaries.poll()
+            | self.precision.poll()
             | self.bin_values.poll()
             | self.lora.poll()
             | self.lora_table.poll()
@@ -518,6 +528,8 @@ impl Workspace {
             Action::RequestCast { tensor, to } => self.request_cast(tensor, to),
             Action::CancelCast => self.jobs.casts.cancel(),
             Action::RequestBlockSummary(tensor) => self.request_block_summary(tensor),
+            Action::RequestPrecision(a, b) => self.request_precision(a, b),
+            Action::CancelPrecision => self.jobs.precision.cancel(),
             Action::ListBinValues { tensor, lo, hi } => self.list_bin_values(tensor, lo, hi),
             Action::RequestLoraFigures(module) => self.request_lora_figures(&module),
             Action::RequestLoraTable => self.request_lora_table(),
@@ -633,9 +645,30 @@ impl Workspace {
         self.jobs.stats.wait();
         self.jobs.casts.wait();
         self.jobs.block_summaries.wait();
+        self.jobs.precision.wait();
         self.jobs.lora.wait();
         self.jobs.lora_table.wait();
         self.jobs.bin_values.wait();
+    }
+
+    /// Steps a precision what-if compares: enough for a sentence to part ways.
+    pub const PRECISION_STEPS: usize = 16;
+
+    /// The key of the precision what-if for the current prompt.
+    pub fn precision_key(&self, a: Precision, b: Precision) -> PrecisionKey {
+        (a, b, self.prompt.clone(), self.chat)
+    }
+
+    fn request_precision(&mut self, a: Precision, b: Precision) {
+        let Some(model) = &self.model else { return };
+        let folder = Arc::clone(&model.folder);
+        let key = self.precision_key(a, b);
+        let (a, b, prompt, chat) = key.clone();
+        self.jobs.precision.ensure(&key, move || {
+            Job::spawn("precision", move |ctl| -> Result<Arc<PrecisionReport>, String> {
+                compare_precisions(&folder, &prompt, chat, (&a, &b), Self::PRECISION_STEPS, ctl).map(Arc::new)
+            })
+        });
     }
 
     fn request_block_summary(&mut self, tensor: String) {

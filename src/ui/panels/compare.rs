@@ -1,11 +1,16 @@
-//! Across layers and across checkpoints: a layer sweep of any repeated tensor role (which
-//! layer is odd?) and a diff against a second model (what did fine-tuning or conversion
-//! change?). The figures come from workers (`analysis::compare`); this file draws them.
+//! Across layers, checkpoints and precisions: a layer sweep of any repeated tensor role
+//! (which layer is odd?), a diff against a second model (what did fine-tuning or conversion
+//! change?), and the prompt run in two precisions of the model (what does quantizing do to
+//! the next token?). The figures come from workers (`analysis::compare`,
+//! `engine::precision`); this file draws them.
 
 use egui::{Color32, RichText};
 use egui_plot::{Line, Plot, PlotPoints, Points};
 
+use crate::analysis::cast::CastTarget;
 use crate::analysis::compare::{self, LayerFigure};
+use crate::engine::precision::Precision;
+use crate::engine::quant_matvec::Arith;
 use crate::ui::i18n::{tr, trf};
 use crate::ui::{export, format, help};
 use crate::workspace::{Action, Workspace};
@@ -48,6 +53,8 @@ impl Metric {
 pub struct ComparePanel {
     pub role: Option<String>,
     pub metric: Metric,
+    /// The two precisions picked (None: the model's defaults, see [`default_pair`]).
+    pub precisions: Option<(Precision, Precision)>,
     /// Asks the shell for the folder dialog (it owns the desktop dialogs).
     pub wants_other_dialog: bool,
 }
@@ -67,6 +74,7 @@ impl super::Panel for ComparePanel {
 
     fn reset(&mut self) {
         self.role = None;
+        self.precisions = None;
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
@@ -75,6 +83,8 @@ impl super::Panel for ComparePanel {
             sweep_section(ui, self, ws, actions);
             ui.separator();
             diff_section(ui, self, ws, actions);
+            ui.separator();
+            precision_section(ui, self, ws, actions);
         });
     }
 }
@@ -234,4 +244,145 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
             ui.label(RichText::new(format!("{what} {}", names.join(", "))).weak());
         }
     }
+}
+
+fn is_quantized(ws: &Workspace) -> bool {
+    ws.model.as_ref().is_some_and(|m| {
+        m.folder
+            .checkpoint
+            .tensors
+            .iter()
+            .any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized()))
+    })
+}
+
+/// What a class compares first: a quantized file as llama.cpp runs it against its exact
+/// values; anything else as stored against 4-bit weights.
+fn default_pair(ws: &Workspace) -> (Precision, Precision) {
+    if is_quantized(ws) {
+        (Precision::Arith(Arith::LlamaCpp), Precision::Arith(Arith::Exact))
+    } else {
+        (Precision::AsStored, Precision::RoundTrip(CastTarget::Block(crate::checkpoint::quant::GgmlType::Q4_0)))
+    }
+}
+
+fn precision_choices(ws: &Workspace) -> Vec<Precision> {
+    let mut v = vec![Precision::AsStored];
+    if is_quantized(ws) {
+        v.extend([Precision::Arith(Arith::LlamaCpp), Precision::Arith(Arith::Exact)]);
+    }
+    v.extend(CastTarget::all().into_iter().map(Precision::RoundTrip));
+    if let Some(p) = &ws.other_path {
+        v.push(Precision::File(p.clone()));
+    }
+    v
+}
+
+fn precision_name(p: &Precision) -> String {
+    match p {
+        Precision::AsStored => tr("as stored").to_string(),
+        Precision::Arith(Arith::LlamaCpp) => tr("llama.cpp arithmetic").to_string(),
+        Precision::Arith(Arith::Exact) => tr("exact arithmetic").to_string(),
+        Precision::RoundTrip(t) => trf("weights → {}", &[&t.name()]),
+        Precision::File(path) => {
+            trf("the second model ({})", &[&path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()])
+        }
+    }
+}
+
+fn precision_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions: &mut Vec<Action>) {
+    ui.label(RichText::new(tr("Precision what-if: the whole model")).strong().size(18.0)).on_hover_text(tr(
+        "The prompt run two ways — A generates greedily, B reads A's tokens — and at every step the two next-token distributions compared: KL(A‖B), whether the top tokens agree, and both greedy continuations.",
+    ));
+    let (mut a, mut b) = p.precisions.clone().unwrap_or_else(|| default_pair(ws));
+    let choices = precision_choices(ws);
+    ui.horizontal(|ui| {
+        for (label, pick, salt) in [("A", &mut a, "precision-a"), ("B", &mut b, "precision-b")] {
+            let label = ui.label(RichText::new(label).strong());
+            egui::ComboBox::from_id_salt(salt)
+                .selected_text(precision_name(pick))
+                .show_ui(ui, |ui| {
+                    for c in &choices {
+                        ui.selectable_value(pick, c.clone(), precision_name(c));
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+        }
+    });
+    p.precisions = Some((a.clone(), b.clone()));
+    if ws.prompt.trim().is_empty() {
+        ui.label(RichText::new(tr("Type a prompt in the Token probabilities tab first.")).weak());
+        return;
+    }
+    let key = ws.precision_key(a.clone(), b.clone());
+    let Some(result) = ws.jobs.precision.get(&key) else {
+        match ws.jobs.precision.progress(&key) {
+            Some(progress) => {
+                ui.horizontal(|ui| {
+                    ui.add(egui::ProgressBar::new(progress).show_percentage().desired_width(240.0));
+                    if ui.button(tr("Cancel")).clicked() {
+                        actions.push(Action::CancelPrecision);
+                    }
+                });
+                ui.label(RichText::new(tr("loading each precision in turn and running the prompt…")).weak());
+            }
+            None => {
+                let run = ui.button(tr("Compare on this prompt")).on_hover_text(trf(
+                    "Loads A, then B (one at a time), and compares {} greedy steps",
+                    &[&Workspace::PRECISION_STEPS],
+                ));
+                if run.clicked() {
+                    actions.push(Action::RequestPrecision(a, b));
+                }
+            }
+        }
+        return;
+    };
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            return;
+        }
+    };
+    let s = &r.summary;
+    let parts = s.first_divergence.map_or(tr("the two greedy texts never part").to_string(), |d| {
+        trf("the two greedy texts part at step {}", &[&d])
+    });
+    ui.label(trf(
+        "mean KL {} nats (max {}); top tokens agree at {}% of steps; {}",
+        &[&format::num(s.mean_kl), &format::num(s.max_kl), &format!("{:.0}", 100.0 * s.top1_agreement), &parts],
+    ));
+    let json = || serde_json::to_string_pretty(&crate::report::precision_json(r)).unwrap_or_default();
+    export::menu(ui, "precision-compare", None, None, Some(&json));
+    egui::Grid::new("precision-texts").num_columns(2).show(ui, |ui| {
+        for (label, c) in [("A", &r.a), ("B", &r.b)] {
+            ui.label(RichText::new(format!("{label} · {}", c.precision)).strong());
+            ui.add(egui::Label::new(RichText::new(&c.greedy_text).monospace()).wrap());
+            ui.end_row();
+        }
+    });
+    ui.add_space(6.0);
+    egui::Grid::new("precision-steps").striped(true).num_columns(6).show(ui, |ui| {
+        for h in [tr("step"), tr("A's token"), "p_A", "p_B", "KL(A‖B)", tr("B's top token")] {
+            ui.label(RichText::new(h).weak());
+        }
+        ui.end_row();
+        for (i, st) in r.steps.iter().enumerate() {
+            ui.monospace(i.to_string());
+            ui.monospace(format!("{:?}", r.a.pieces.get(i).map(String::as_str).unwrap_or("")));
+            ui.monospace(format!("{:.4}", st.p_a));
+            ui.monospace(format!("{:.4}", st.p_b));
+            ui.monospace(format::num(st.kl));
+            let piece = format!("{:?}", r.top1_b_pieces.get(i).map(String::as_str).unwrap_or(""));
+            if st.token == st.top1_b {
+                ui.monospace(format!("= {piece}"));
+            } else {
+                ui.label(RichText::new(format!("≠ {piece}")).monospace().color(Color32::from_rgb(220, 80, 60)))
+                    .on_hover_text(tr("B would have picked another token here"));
+            }
+            ui.end_row();
+        }
+    });
 }
