@@ -9,7 +9,9 @@
 //!   32 values, an F16 scale `d`, for Q8_1 also F16 `s = d·Σq`), rounding as the
 //!   AVX2 code does (`id = 127/max|x|`, round half to even), and each block's dot product is
 //!   an integer sum scaled by the two block scales: Q4_1 is `Σ_b d_w·d_x·Σ q_w·q_x + m_w·s_x`.
-//!   Types without such a kernel here (Q5_*, K-quants, F16, BF16, F32) are computed exactly;
+//!   Q4_K, Q5_K and Q6_K pair with Q8_K (256 codes, f32 `d`, sums of 16) as ggml's generic
+//!   `vec_dot_q*_K_q8_K` does, sub-block scales and mins in integers.
+//!   Types without such a kernel here (Q5_0/Q5_1, Q2_K/Q3_K, F16, BF16, F32) are computed exactly;
 //!   for F16/F32 files the two modes coincide. llama.cpp's F16 KV cache (and its other ops'
 //!   float order) is not emulated, so its probabilities are matched to ~1e-2, not bit for bit
 //!   (see tests/real_model.rs).
@@ -329,16 +331,104 @@ fn llamacpp_row_portable(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
     acc + mins
 }
 
-/// Whether llama.cpp's CPU backend quantizes the activations for this weight type here.
-/// Q5_0/Q5_1 (and K-quants) would need a quantizer here to test their kernels against, so
-/// they stay exact until they have one.
+/// Whether llama.cpp's CPU backend quantizes the activations to Q8_0/Q8_1 for this weight
+/// type here (the K-quants' Q8_K path is [`k_quant_row`]). Q5_0/Q5_1 would need a quantizer
+/// here to test their kernels against, and Q2_K/Q3_K have no kernel yet, so they stay exact.
 fn has_llamacpp_kernel(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
+}
+
+/// The K-quants' activation block, ggml's `block_q8_K`: 256 codes with an f32 scale and the
+/// sums of each 16 codes (which the min terms use).
+struct Q8KBlock {
+    d: f32,
+    q: [i8; 256],
+    bsums: [i32; 16],
+}
+
+/// ggml's `quantize_row_q8_K_ref` (x86 has no SIMD version, so this is what every x86 build
+/// computes): the signed value of largest magnitude maps to −127 (`iscale = −127/max`,
+/// first one wins), codes round half to even (ggml's `nearest_int`), and `d = 1/iscale`.
+fn quantize_q8_k(x: &[f32]) -> Vec<Q8KBlock> {
+    x.chunks_exact(256)
+        .map(|b| {
+            let (mut max, mut amax) = (0f32, 0f32);
+            for &v in b {
+                if v.abs() > amax {
+                    (amax, max) = (v.abs(), v);
+                }
+            }
+            let mut out = Q8KBlock { d: 0.0, q: [0; 256], bsums: [0; 16] };
+            if amax == 0.0 {
+                return out;
+            }
+            let iscale = -127.0 / max;
+            for (q, &v) in out.q.iter_mut().zip(b) {
+                *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+            }
+            for (j, s) in out.bsums.iter_mut().enumerate() {
+                *s = out.q[16 * j..16 * (j + 1)].iter().map(|&q| q as i32).sum();
+            }
+            out.d = 1.0 / iscale;
+            out
+        })
+        .collect()
+}
+
+/// ggml's generic `vec_dot_q{4,5,6}_K_q8_K` for one row: exact integer sums per element lane
+/// (element index mod 8), then per super-block `sums[l] += d·aux[l]` and, for Q4_K/Q5_K,
+/// `sumf −= dmin·Σ bsums·mins`; the eight lanes are added to `sumf` last, in order.
+fn k_quant_row(ty: GgmlType, row: &[u8], xq: &[Q8KBlock]) -> f32 {
+    let size = ty.bytes_per_block().unwrap_or(1);
+    let mut sums = [0f32; 8];
+    let mut sumf = 0f32;
+    for (b, y) in row.chunks_exact(size).zip(xq) {
+        let mut aux = [0i32; 8];
+        let d = half_at(b, if ty == GgmlType::Q6_K { 208 } else { 0 }) * y.d;
+        match ty {
+            GgmlType::Q6_K => {
+                let (ql, qh, scales) = (&b[..128], &b[128..192], &b[192..208]);
+                for i in 0..256 {
+                    let a = quant::q6_k_code(ql, qh, i) as i32 - 32;
+                    aux[i % 8] += scales[i / 16] as i8 as i32 * (a * y.q[i] as i32);
+                }
+            }
+            _ => {
+                let (sc, mn) = quant::k_scale_min(&b[4..16]);
+                let (qs, qh) = if ty == GgmlType::Q5_K { (&b[48..176], Some(&b[16..48])) } else { (&b[16..144], None) };
+                for i in 0..256 {
+                    let high = qh.map_or(0, |qh| (((qh[i % 32] >> (i / 32)) & 1) as i32) << 4);
+                    let a = quant::k_nibble(qs, i) as i32 | high;
+                    aux[i % 8] += sc[i / 32] as i32 * (a * y.q[i] as i32);
+                }
+                let sumi: i32 = (0..16).map(|j| y.bsums[j] * mn[j / 2] as i32).sum();
+                sumf -= half_at(b, 2) * y.d * sumi as f32;
+            }
+        }
+        for (s, a) in sums.iter_mut().zip(aux) {
+            *s += d * a as f32;
+        }
+    }
+    for s in sums {
+        sumf += s;
+    }
+    sumf
+}
+
+fn is_k_quant_with_kernel(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// out[r] = row r · x for the out.len() rows of `w`.
 pub(crate) fn dot_quant_rows(w: QuantRows, x: &[f32], out: &mut [f32]) {
     let ty = w.layout.ty;
+    if w.arith == Arith::LlamaCpp && is_k_quant_with_kernel(ty) && w.cols.is_multiple_of(256) {
+        let xq = quantize_q8_k(x);
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = k_quant_row(ty, w.stored(r), &xq);
+        }
+        return;
+    }
     if w.arith == Arith::LlamaCpp && has_llamacpp_kernel(ty) && w.cols.is_multiple_of(32) {
         let simd = avx2_available();
         let xq = quantize_q8(x, simd);
@@ -434,6 +524,42 @@ mod tests {
                     }
                     assert!((g - want).abs() < 1e-4 * (1.0 + want.abs()), "{ty:?} {arith:?} row {r}: {g} vs {want}");
                 }
+            }
+        }
+    }
+
+    /// K-quant blocks with every code and sub-block scale drawn at random, and sane F16
+    /// super-block scales: in llama.cpp arithmetic each row equals the dot product of the
+    /// dequantized weights with the Q8_K-rounded activations (q·d per element), and the
+    /// activation quantizer maps the largest magnitude to −127 with a negative d.
+    #[test]
+    fn k_quants_in_llamacpp_arithmetic_equal_the_dequantized_dot_with_q8_k_activations() {
+        let (rows, cols) = (3, 512);
+        let x: Vec<f32> = values(cols).iter().map(|v| v * 0.9 + 0.05).collect();
+        let xq = quantize_q8_k(&x);
+        assert!(xq.iter().all(|b| b.d < 0.0 && b.q.contains(&-127)));
+        let x_rounded: Vec<f32> = xq.iter().flat_map(|b| b.q.map(|q| q as f32 * b.d)).collect();
+        let mut seed = 7u64;
+        let mut byte = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as u8
+        };
+        for (ty, halves) in [(GgmlType::Q4_K, &[0usize, 2][..]), (GgmlType::Q5_K, &[0, 2]), (GgmlType::Q6_K, &[208])] {
+            let size = ty.bytes_per_block().unwrap();
+            let mut bytes: Vec<u8> = (0..rows * cols / 256 * size).map(|_| byte()).collect();
+            for (k, block) in bytes.chunks_exact_mut(size).enumerate() {
+                for (j, &at) in halves.iter().enumerate() {
+                    let v = half::f16::from_f32(0.01 + 0.003 * (k + j) as f32).to_bits().to_le_bytes();
+                    block[at..at + 2].copy_from_slice(&v);
+                }
+            }
+            let deq = crate::checkpoint::quant::dequantize(ty, &bytes).unwrap();
+            let layout = GgmlLayout::plain(ty, cols as u32);
+            let mut got = vec![0f32; rows];
+            dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp }, &x, &mut got);
+            for (r, g) in got.iter().enumerate() {
+                let want: f32 = deq[r * cols..(r + 1) * cols].iter().zip(&x_rounded).map(|(a, b)| a * b).sum();
+                assert!((g - want).abs() < 1e-4 * (1.0 + want.abs()), "{ty:?} row {r}: {g} vs {want}");
             }
         }
     }
