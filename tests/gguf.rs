@@ -259,3 +259,24 @@ fn family_ggufs_open_like_their_safetensors_folders() {
         }
     }
 }
+
+/// A SentencePiece-vocabulary GGUF (`tokenizer.ggml.model = "llama"`, written by
+/// tools/make_spm_gguf.py) tokenizes as llama.cpp 0.3.36 does: the `▁` before the text and
+/// after a special token, best-score merges, byte fallback for what the vocabulary lacks,
+/// BOS added; and decoding gives the text back.
+#[test]
+fn sentencepiece_gguf_tokenizer_gives_llama_cpp_ids() {
+    let file = GgufFile::open(&common::fixture("gguf/tiny-spm.gguf")).unwrap();
+    let codec = llm_anatomy::engine::text::TextCodec::from_gguf(&file).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture("gguf/tiny-spm.reference.json")).unwrap())
+            .unwrap();
+    for case in reference["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(codec.encode(text, false).unwrap(), want, "{text:?}");
+        if !text.contains("<s>") && !text.trim().is_empty() {
+            assert_eq!(codec.decode(&want[1..]), text, "{text:?}");
+        }
+    }
+}

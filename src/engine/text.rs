@@ -201,9 +201,9 @@ impl TextCodec {
         use serde_json::json;
         let name = file.path.display();
         let model = file.get("tokenizer.ggml.model").and_then(|v| v.as_str()).unwrap_or("");
-        if model != "gpt2" {
+        if !matches!(model, "gpt2" | "llama") {
             return Err(format!(
-                "{name}: tokenizer.ggml.model is \"{model}\"; only byte-level BPE (\"gpt2\") tokenizers are built from GGUF metadata so far, so text cannot be turned into token ids"
+                "{name}: tokenizer.ggml.model is \"{model}\"; only byte-level BPE (\"gpt2\") and SentencePiece (\"llama\") tokenizers are built from GGUF metadata, so text cannot be turned into token ids"
             ));
         }
         let strings = |key: &str| -> Result<Vec<&str>, String> {
@@ -211,7 +211,20 @@ impl TextCodec {
             arr.values.iter().map(|v| v.as_str().ok_or(format!("{name}: `{key}` holds a non-string"))).collect()
         };
         let tokens = strings("tokenizer.ggml.tokens")?;
-        let merges = strings("tokenizer.ggml.merges")?;
+        let spm = model == "llama";
+        let merges: Vec<serde_json::Value> = if spm {
+            let scores: Vec<f64> = file
+                .get("tokenizer.ggml.scores")
+                .and_then(|v| v.as_array())
+                .ok_or(format!("{name}: no `tokenizer.ggml.scores` array"))?
+                .values
+                .iter()
+                .map(|v| v.as_f64().unwrap_or(0.0))
+                .collect();
+            spm_merges(&tokens, &scores)
+        } else {
+            strings("tokenizer.ggml.merges")?.into_iter().map(|m| json!(m)).collect()
+        };
         let types: Vec<u64> = file
             .get("tokenizer.ggml.token_type")
             .and_then(|v| v.as_array())
@@ -231,7 +244,8 @@ impl TextCodec {
             })
             .collect();
         let bos = id_of("tokenizer.ggml.bos_token_id");
-        let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+        // llama.cpp adds BOS to SentencePiece prompts unless the file says otherwise.
+        let add_bos = file.get("tokenizer.ggml.add_bos_token").and_then(|v| v.as_bool()).unwrap_or(spm);
         let post = match bos.filter(|_| add_bos) {
             Some(id) => {
                 let t = tokens[id as usize];
@@ -241,8 +255,12 @@ impl TextCodec {
                              {"Sequence": {"id": "B", "type_id": 1}}],
                     "special_tokens": {t: {"id": t, "ids": [id], "tokens": [t]}}})
             }
+            None if spm => serde_json::Value::Null,
             None => json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
         };
+        if spm {
+            return Self::spm_from_gguf(file, &tokens, &types, vocab, merges, added, post, id_of);
+        }
         let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
         let spec = json!({
             "version": "1.0", "truncation": null, "padding": null, "added_tokens": added, "normalizer": null,
@@ -262,6 +280,96 @@ impl TextCodec {
             eos_token: token("tokenizer.ggml.eos_token_id"),
         })
     }
+}
+
+impl TextCodec {
+    /// A SentencePiece vocabulary as llama.cpp tokenizes it: spaces become `▁`, one `▁` is
+    /// put before the text and after every special token (`add_space_prefix`, on unless the
+    /// file says otherwise), adjacent pieces merge best score first, and anything left
+    /// unknown falls back to its `<0xXX>` byte tokens. Built as transformers' GGUF converter
+    /// builds it: a BPE with byte fallback whose merges come from the scores.
+    #[allow(clippy::too_many_arguments)]
+    fn spm_from_gguf(
+        file: &crate::checkpoint::gguf::GgufFile,
+        tokens: &[&str],
+        types: &[u64],
+        vocab: serde_json::Map<String, serde_json::Value>,
+        merges: Vec<serde_json::Value>,
+        added: Vec<serde_json::Value>,
+        post: serde_json::Value,
+        id_of: impl Fn(&str) -> Option<u64>,
+    ) -> Result<Self, String> {
+        use serde_json::json;
+        let name = file.path.display();
+        let unk = types.iter().position(|&t| t == 2).and_then(|i| tokens.get(i)).map(|t| t.to_string());
+        let prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(true);
+        let mut normalizers = vec![json!({"type": "Replace", "pattern": {"String": " "}, "content": "▁"})];
+        if prefix {
+            normalizers.insert(0, json!({"type": "Prepend", "prepend": "▁"}));
+        }
+        let mut decoders = vec![
+            json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
+            json!({"type": "ByteFallback"}),
+            json!({"type": "Fuse"}),
+        ];
+        if prefix {
+            decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+        }
+        // Special tokens are matched before the text is normalized, as llama.cpp does.
+        let added: Vec<serde_json::Value> = added
+            .into_iter()
+            .map(|mut t| {
+                t["normalized"] = json!(false);
+                t
+            })
+            .collect();
+        let spec = json!({
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+            "normalizer": {"type": "Sequence", "normalizers": normalizers},
+            "pre_tokenizer": null, "post_processor": post,
+            "decoder": {"type": "Sequence", "decoders": decoders},
+            "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
+                "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
+                "vocab": vocab, "merges": merges},
+        });
+        let tokenizer = Tokenizer::from_bytes(spec.to_string().as_bytes())
+            .map_err(|e| format!("{name}: the tokenizer.ggml.* keys do not make a SentencePiece tokenizer: {e}"))?;
+        let token = |key: &str| id_of(key).map(|i| tokens[i as usize].to_string());
+        Ok(Self {
+            tokenizer,
+            chat_template: file.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string),
+            bos_token: token("tokenizer.ggml.bos_token_id"),
+            eos_token: token("tokenizer.ggml.eos_token_id"),
+        })
+    }
+}
+
+/// BPE merges for a SentencePiece vocabulary, as transformers' `generate_merges` makes them:
+/// every split of a piece into two pieces of the vocabulary, ordered by the whole piece's
+/// score (best first; a stable sort keeps the vocabulary order among equal scores). Control
+/// and byte tokens are never merged into.
+fn spm_merges(tokens: &[&str], scores: &[f64]) -> Vec<serde_json::Value> {
+    let index: std::collections::HashMap<&str, usize> = tokens.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+    let mut merges: Vec<(f64, usize, usize, [&str; 2])> = Vec::new();
+    for (i, piece) in tokens.iter().enumerate() {
+        let is_byte = piece.len() == 6 && piece.starts_with("<0x") && piece.ends_with('>');
+        if is_byte || piece.chars().count() < 2 {
+            continue;
+        }
+        let mut local: Vec<(usize, usize, [&str; 2])> = piece
+            .char_indices()
+            .skip(1)
+            .filter_map(|(at, _)| {
+                let (l, r) = piece.split_at(at);
+                Some((*index.get(l)?, *index.get(r)?, [l, r]))
+            })
+            .collect();
+        local.sort_by_key(|(l, r, _)| (*l, *r));
+        let score = scores.get(i).copied().unwrap_or(0.0);
+        merges.extend(local.into_iter().map(|(l, r, m)| (score, l, r, m)));
+    }
+    merges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    merges.into_iter().map(|m| serde_json::json!(m.3)).collect()
 }
 
 /// `"bos_token": "<s>"` or the older `{"content": "<s>", …}` form.
