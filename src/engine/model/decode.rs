@@ -242,12 +242,10 @@ fn within(x: &Range<usize>, part: Range<usize>) -> Range<usize> {
     if s >= e { 0..0 } else { s - part.start..e - part.start }
 }
 
+/// ggml's RMS norm in every arithmetic: its double sum is at least as accurate as an f32
+/// one, and llama.cpp arithmetic needs its exact numbers.
 fn rms_norm(x: &[f32], n: &Norm, out: &mut [f32]) {
-    let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
-    let scale = 1.0 / (mean + n.eps).sqrt();
-    for ((o, v), w) in out.iter_mut().zip(x).zip(&n.weight) {
-        *o = v * scale * w;
-    }
+    super::ggml_rms_norm(x, &n.weight, n.eps, out);
 }
 
 fn add(out: &mut [f32], b: Option<&Vec<f32>>, rows: Range<usize>) {
@@ -257,15 +255,6 @@ fn add(out: &mut [f32], b: Option<&Vec<f32>>, rows: Range<usize>) {
 }
 
 /// HF's `rotate_half` RoPE on one head: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin).
-fn rope(head: &mut [f32], cos: &[f32], sin: &[f32]) {
-    let half = head.len() / 2;
-    let (a, b) = head.split_at_mut(half);
-    for i in 0..half {
-        let (x1, x2) = (a[i], b[i]);
-        a[i] = x1 * cos[i] - x2 * sin[i];
-        b[i] = x2 * cos[i] + x1 * sin[i];
-    }
-}
 
 impl<'a> Step<'a> {
     fn new(
@@ -334,6 +323,7 @@ impl<'a> Step<'a> {
         let (q_out, kv_out) = (nh * hd, nkv * hd);
         let len = self.offset + 1;
         let scale = 1.0 / (hd as f32).sqrt();
+        let f16 = self.model.arith == super::Arith::LlamaCpp;
         let mut normed = vec![0f32; h];
         let mut gate = vec![0f32; inter.div_ceil(n) + 1];
         let mut up = vec![0f32; inter.div_ceil(n) + 1];
@@ -358,6 +348,10 @@ impl<'a> Step<'a> {
                 // SAFETY: thread 0 alone writes qkv and this layer's cache row in this phase.
                 let qkv = unsafe { self.qkv.part(0..q_out + 2 * kv_out) };
                 self.finish_qkv(lp, qkv);
+                if f16 {
+                    // llama.cpp's F16 KV cache, and q converted to F16 to meet it.
+                    qkv.iter_mut().for_each(|v| *v = half::f16::from_f32(*v).to_f32());
+                }
                 let row = self.offset * kv_out..len * kv_out;
                 unsafe { self.keys[l].part(row.clone()) }.copy_from_slice(&qkv[q_out..q_out + kv_out]);
                 unsafe { self.values[l].part(row) }.copy_from_slice(&qkv[q_out + kv_out..]);
@@ -371,6 +365,13 @@ impl<'a> Step<'a> {
             for head in (i..nh).step_by(n) {
                 let g = head / (nh / nkv);
                 let qh = &q[head * hd..(head + 1) * hd];
+                if f16 {
+                    let at = |p: usize| p * kv_out + g * hd;
+                    let out = unsafe { self.attn.part(head * hd..(head + 1) * hd) };
+                    let (key, value) = (|p: usize| &keys[at(p)..at(p) + hd], |p: usize| &vals[at(p)..at(p) + hd]);
+                    super::ggml_attention::head(qh, len, key, value, scale, out, &mut scores);
+                    continue;
+                }
                 for (p, s) in scores.iter_mut().enumerate() {
                     let k = &keys[p * kv_out + g * hd..p * kv_out + (g + 1) * hd];
                     *s = super::dot(qh, k) * scale;
@@ -385,6 +386,7 @@ impl<'a> Step<'a> {
                 out.fill(0.0);
                 for (p, s) in scores.iter().enumerate() {
                     let w = s / total;
+                    let w = if f16 { half::f16::from_f32(w).to_f32() } else { w };
                     let v = &vals[p * kv_out + g * hd..p * kv_out + (g + 1) * hd];
                     out.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
                 }
@@ -472,7 +474,7 @@ impl<'a> Step<'a> {
         let at = self.offset * (hd / 2)..(self.offset + 1) * (hd / 2);
         let (cos, sin) = (&self.plan.cos[at.clone()], &self.plan.sin[at]);
         for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
-            rope(head, cos, sin);
+            super::rotate(head, cos, sin, self.model.rotary.ggml);
         }
     }
 }
