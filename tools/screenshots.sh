@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Screenshots of the real window under a virtual X server, for the README.
-# Needs (Debian): xvfb imagemagick libgl1-mesa-dri. Usage: tools/screenshots.sh [out-dir]
+# Needs (Debian): xvfb imagemagick libgl1-mesa-dri xdotool. Usage: tools/screenshots.sh [out-dir]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-docs}
@@ -13,10 +13,15 @@ trap 'kill $xvfb 2>/dev/null || true' EXIT
 export DISPLAY=:99 LIBGL_ALWAYS_SOFTWARE=1 XDG_RUNTIME_DIR=$(mktemp -d) XDG_DATA_HOME=$(mktemp -d)
 unset WAYLAND_DISPLAY
 sleep 1
-shot() { # name, then the app's arguments
+shot() { # name, then the app's arguments; SCROLL=N scrolls the centre panel N wheel steps first
   local name=$1; shift
   "$bin" "$@" & local app=$!
   sleep 4
+  if [ "${SCROLL:-0}" -gt 0 ]; then
+    xdotool mousemove 1300 500
+    for _ in $(seq "$SCROLL"); do xdotool click 5; sleep 0.1; done
+    sleep 1.5
+  fi
   import -window root -crop 1400x900+0+0 +repage "$out/$name.png"
   kill $app; wait $app 2>/dev/null || true
   echo "wrote $out/$name.png"
@@ -32,4 +37,5 @@ for lang in en zh; do
   shot screenshot-attention-$lang --lang $lang assets/demo --prompt "$prompt" --view attention
   shot screenshot-lens-$lang --lang $lang assets/demo --prompt "$prompt" --view lens
   shot screenshot-compare-$lang --lang $lang assets/demo --view compare
+  SCROLL=7 shot screenshot-gguf-blocks-$lang --lang $lang tests/fixtures/gguf/families/tiny-mixtral.gguf --select model.layers.0.self_attn.q_proj.weight
 done

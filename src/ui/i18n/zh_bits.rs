@@ -160,8 +160,8 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("decoded weights", "解码后的权重"),
     ("F16: 1 sign, 5 exponent, 10 fraction bits", "F16：1 位符号、5 位指数、10 位尾数"),
     (
-        "{}: {} blocks, {} bits per weight; largest |d| = {} in block {}",
-        "{}：{} 个块，每个权重 {} 位；最大的 |d| = {}，在块 {}",
+        "{}: {} blocks, {} bits per weight; the largest |d| is block {}: d = {}",
+        "{}：{} 个块，每个权重 {} 位；|d| 最大的是块 {}：d = {}",
     ),
     ("block scales d", "块缩放因子 d"),
     ("blocks", "块数"),

@@ -165,8 +165,8 @@ fn half_bits(ui: &mut egui::Ui, bits: u16) {
 
 fn summary_plots(ui: &mut egui::Ui, s: &crate::analysis::blocks::BlockSummary, tensor: &str) {
     ui.label(trf(
-        "{}: {} blocks, {} bits per weight; largest |d| = {} in block {}",
-        &[&s.ggml_type, &s.blocks, &s.bits_per_weight, &format::num(s.largest_scale as f64), &s.largest_scale_block],
+        "{}: {} blocks, {} bits per weight; the largest |d| is block {}: d = {}",
+        &[&s.ggml_type, &s.blocks, &s.bits_per_weight, &s.largest_scale_block, &format::num(s.largest_scale as f64)],
     ));
     ui.horizontal_top(|ui| {
         let e = &s.scales.edges;

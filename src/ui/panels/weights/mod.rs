@@ -82,18 +82,7 @@ fn tensor_page(ui: &mut egui::Ui, p: &mut WeightsPanel, ws: &Workspace, actions:
     stats_section(ui, ws, actions);
     ui.separator();
     let numel = ws.model.as_ref().and_then(|m| m.folder.checkpoint.tensor(name)).map(|t| t.numel()).unwrap_or(0);
-    egui::CollapsingHeader::new(RichText::new(tr("Bits: FP32 / BF16 / FP16 / FP8 of one weight")).strong())
-        .id_salt("bits-section")
-        .default_open(true)
-        .show(ui, |ui| {
-            bits::element_picker(ui, &mut p.bits, ws, name, numel);
-            bin_values_list(ui, &mut p.bits, ws, name);
-            if p.bits.tensor != name && numel > 0 {
-                let index = p.bits.index.min(numel - 1);
-                p.bits.inspect(ws, name, index);
-            }
-            bits::bits_view(ui, &mut p.bits);
-        });
+    // For a quantized tensor the block is what the file stores, so it comes first.
     let quantized = ws
         .model
         .as_ref()
@@ -106,6 +95,18 @@ fn tensor_page(ui: &mut egui::Ui, p: &mut WeightsPanel, ws: &Workspace, actions:
             .default_open(true)
             .show(ui, |ui| blocks::section(ui, &mut p.blocks, element, ws, actions, name));
     }
+    egui::CollapsingHeader::new(RichText::new(tr("Bits: FP32 / BF16 / FP16 / FP8 of one weight")).strong())
+        .id_salt("bits-section")
+        .default_open(true)
+        .show(ui, |ui| {
+            bits::element_picker(ui, &mut p.bits, ws, name, numel);
+            bin_values_list(ui, &mut p.bits, ws, name);
+            if p.bits.tensor != name && numel > 0 {
+                let index = p.bits.index.min(numel - 1);
+                p.bits.inspect(ws, name, index);
+            }
+            bits::bits_view(ui, &mut p.bits);
+        });
     egui::CollapsingHeader::new(RichText::new(tr("Cast the whole tensor: what changes?")).strong())
         .id_salt("cast-section")
         .show(ui, |ui| bits::cast_section(ui, &mut p.cast_target, ws, actions, name));
