@@ -9,9 +9,9 @@
 //!   32 values, an F16 scale `d`, for Q8_1 also F16 `s = d·Σq`), rounding as the
 //!   AVX2 code does (`id = 127/max|x|`, round half to even), and each block's dot product is
 //!   an integer sum scaled by the two block scales: Q4_1 is `Σ_b d_w·d_x·Σ q_w·q_x + m_w·s_x`.
-//!   Q4_K, Q5_K and Q6_K pair with Q8_K (256 codes, f32 `d`, sums of 16) as ggml's generic
-//!   `vec_dot_q*_K_q8_K` does, sub-block scales and mins in integers.
-//!   Types without such a kernel here (Q5_0/Q5_1, Q2_K/Q3_K, F16, BF16, F32) are computed exactly;
+//!   Q5_0/Q5_1 pair with Q8_0/Q8_1 the same way; Q2_K…Q6_K pair with Q8_K (256 codes, f32
+//!   `d`, sums of 16) as ggml's generic `vec_dot_q*_K_q8_K` does, sub-block scales and mins
+//!   in integers. F16, BF16 and F32 weights are computed exactly;
 //!   for F16/F32 files the two modes coincide. The rest of the model follows ggml in this
 //!   mode too (F16 KV cache and attention order in `model::ggml_attention`, double-sum RMS
 //!   norm, fused-FMA RoPE), because every layer rounds its input to 8 bits again and one ulp
@@ -303,7 +303,7 @@ fn avx2_available() -> bool {
 /// `simd` is `avx2_available()`, decided once per matvec rather than per row.
 fn llamacpp_row(ty: GgmlType, row: &[u8], xq: &[Q8Block], simd: bool) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if simd && has_avx2_kernel(ty) {
         // SAFETY: the caller detected the features; rows hold whole blocks.
         return unsafe { avx2::rows(ty, [row], xq)[0] };
     }
@@ -323,6 +323,14 @@ fn llamacpp_row_portable(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
                 acc += half_at(b, 0) * x.d * int_dot(|j| nibble(&b[4..], j), &x.q) as f32;
                 mins += half_at(b, 2) * x.s;
             }
+            GgmlType::Q5_0 => {
+                let code = |j| quant::five_bit(&b[2..6], &b[6..], j) as i32 - 16;
+                acc += half_at(b, 0) * x.d * int_dot(code, &x.q) as f32;
+            }
+            GgmlType::Q5_1 => {
+                acc += half_at(b, 0) * x.d * int_dot(|j| quant::five_bit(&b[4..8], &b[8..], j) as i32, &x.q) as f32;
+                mins += half_at(b, 2) * x.s;
+            }
             _ => unreachable!("llamacpp_row is called for the Q8 partners only"),
         }
     }
@@ -330,9 +338,14 @@ fn llamacpp_row_portable(ty: GgmlType, row: &[u8], xq: &[Q8Block]) -> f32 {
 }
 
 /// Whether llama.cpp's CPU backend quantizes the activations to Q8_0/Q8_1 for this weight
-/// type here (the K-quants' Q8_K path is [`k_quant_row`]). Q5_0/Q5_1 would need a quantizer
-/// here to test their kernels against, and Q2_K/Q3_K have no kernel yet, so they stay exact.
+/// type here (the K-quants' Q8_K path is [`k_quant_row`]).
 fn has_llamacpp_kernel(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1)
+}
+
+/// The types the AVX2 block kernels cover; Q5_0/Q5_1 take the portable loop (the same
+/// integer sums; its float order is the generic one, not the AVX2 build's).
+fn has_avx2_kernel(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1)
 }
 
@@ -382,8 +395,31 @@ fn k_quant_row(ty: GgmlType, row: &[u8], xq: &[Q8KBlock]) -> f32 {
     let mut sumf = 0f32;
     for (b, y) in row.chunks_exact(size).zip(xq) {
         let mut aux = [0i32; 8];
-        let d = half_at(b, if ty == GgmlType::Q6_K { 208 } else { 0 }) * y.d;
+        if ty == GgmlType::Q2_K {
+            // ggml's generic q2_K: one integer sum per super-block, then
+            // `sumf += dall·isum − dmin·summs`.
+            let (scales, qs) = (&b[..16], &b[16..80]);
+            let summs: i32 = (0..16).map(|j| (scales[j] >> 4) as i32 * y.bsums[j]).sum();
+            let isum: i32 =
+                (0..256).map(|i| (scales[i / 16] & 0x0f) as i32 * quant::crumb(qs, i) as i32 * y.q[i] as i32).sum();
+            let (dall, dmin) = (y.d * half_at(b, 80), y.d * half_at(b, 82));
+            sumf += dall * isum as f32 - dmin * summs as f32;
+            continue;
+        }
+        let d = match ty {
+            GgmlType::Q6_K => half_at(b, 208) * y.d,
+            GgmlType::Q3_K => half_at(b, 108) * y.d,
+            _ => half_at(b, 0) * y.d,
+        };
         match ty {
+            GgmlType::Q3_K => {
+                let (hmask, qs, scales) = (&b[..32], &b[32..96], quant::q3_k_scales(&b[96..108]));
+                for i in 0..256 {
+                    let high_unset = (((hmask[i % 32] >> (i / 32)) & 1) ^ 1) as i32;
+                    let a = quant::crumb(qs, i) as i32 - 4 * high_unset;
+                    aux[i % 8] += scales[i / 16] as i32 * (a * y.q[i] as i32);
+                }
+            }
             GgmlType::Q6_K => {
                 let (ql, qh, scales) = (&b[..128], &b[128..192], &b[192..208]);
                 for i in 0..256 {
@@ -414,7 +450,7 @@ fn k_quant_row(ty: GgmlType, row: &[u8], xq: &[Q8KBlock]) -> f32 {
 }
 
 fn is_k_quant_with_kernel(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
+    matches!(ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K)
 }
 
 /// out[r] = row r · x for the out.len() rows of `w`.
@@ -432,7 +468,7 @@ pub(crate) fn dot_quant_rows(w: QuantRows, x: &[f32], out: &mut [f32]) {
         let xq = quantize_q8(x, simd);
         let mut r = 0;
         #[cfg(target_arch = "x86_64")]
-        if simd {
+        if simd && has_avx2_kernel(ty) {
             const ROWS: usize = 4;
             // Several rows at a time: the per-row overhead of 576-wide rows (18 blocks) was a
             // third of a Q4_1 token.
@@ -542,7 +578,14 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) as u8
         };
-        for (ty, halves) in [(GgmlType::Q4_K, &[0usize, 2][..]), (GgmlType::Q5_K, &[0, 2]), (GgmlType::Q6_K, &[208])] {
+        let kinds = [
+            (GgmlType::Q2_K, &[80usize, 82][..]),
+            (GgmlType::Q3_K, &[108]),
+            (GgmlType::Q4_K, &[0, 2]),
+            (GgmlType::Q5_K, &[0, 2]),
+            (GgmlType::Q6_K, &[208]),
+        ];
+        for (ty, halves) in kinds {
             let size = ty.bytes_per_block().unwrap();
             let mut bytes: Vec<u8> = (0..rows * cols / 256 * size).map(|_| byte()).collect();
             for (k, block) in bytes.chunks_exact_mut(size).enumerate() {
@@ -557,6 +600,47 @@ mod tests {
             dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp }, &x, &mut got);
             for (r, g) in got.iter().enumerate() {
                 let want: f32 = deq[r * cols..(r + 1) * cols].iter().zip(&x_rounded).map(|(a, b)| a * b).sum();
+                assert!((g - want).abs() < 1e-4 * (1.0 + want.abs()), "{ty:?} row {r}: {g} vs {want}");
+            }
+        }
+    }
+
+    /// Q5_0 / Q5_1 (portable kernel): each row equals the dequantized weights times the
+    /// Q8-rounded activations, plus Q5_1's min term through `s` as for Q4_1.
+    #[test]
+    fn q5_blocks_in_llamacpp_arithmetic() {
+        let (rows, cols) = (3, 96);
+        let x: Vec<f32> = values(cols).iter().map(|v| v * 0.8 - 0.05).collect();
+        let xq = quantize_q8(&x, false);
+        let x_rounded: Vec<f32> = xq.iter().flat_map(|b| b.q.map(|q| q as f32 * b.d)).collect();
+        let mut seed = 11u64;
+        let mut byte = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as u8
+        };
+        for (ty, halves) in [(GgmlType::Q5_0, &[0usize][..]), (GgmlType::Q5_1, &[0, 2])] {
+            let size = ty.bytes_per_block().unwrap();
+            let mut bytes: Vec<u8> = (0..rows * cols / 32 * size).map(|_| byte()).collect();
+            for (k, block) in bytes.chunks_exact_mut(size).enumerate() {
+                for (j, &at) in halves.iter().enumerate() {
+                    let v = f16::from_f32(0.02 - 0.03 * j as f32 + 0.001 * k as f32).to_bits().to_le_bytes();
+                    block[at..at + 2].copy_from_slice(&v);
+                }
+            }
+            let deq = crate::checkpoint::quant::dequantize(ty, &bytes).unwrap();
+            let mut got = vec![0f32; rows];
+            let layout = GgmlLayout::plain(ty, cols as u32);
+            dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp }, &x, &mut got);
+            for (r, g) in got.iter().enumerate() {
+                let mut want: f32 = deq[r * cols..(r + 1) * cols].iter().zip(&x_rounded).map(|(a, b)| a * b).sum();
+                if ty == GgmlType::Q5_1 {
+                    want += (0..cols / 32)
+                        .map(|b| {
+                            let m = half_at(&bytes[(r * cols / 32 + b) * size..], 2);
+                            m * (xq[b].s - xq[b].q.iter().map(|&q| q as f32).sum::<f32>() * xq[b].d)
+                        })
+                        .sum::<f32>();
+                }
                 assert!((g - want).abs() < 1e-4 * (1.0 + want.abs()), "{ty:?} row {r}: {g} vs {want}");
             }
         }
