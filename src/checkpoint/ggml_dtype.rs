@@ -61,6 +61,7 @@ impl GgmlLayout {
 
     /// The stored row that holds Hugging Face row `hf_row` (the inverse of the q/k
     /// permutation; the row itself when the tensor is not permuted).
+    #[inline]
     pub fn stored_row(self, hf_row: usize) -> usize {
         let head_rows = self.head_rows as usize;
         if head_rows == 0 {

@@ -63,11 +63,13 @@ pub(crate) struct QuantRows<'a> {
 }
 
 impl QuantRows<'_> {
+    #[inline]
     fn row_bytes(&self) -> usize {
         let (n, size) = self.layout.ty.block_geometry().unwrap_or((1, 1));
         self.cols / n * size
     }
 
+    #[inline]
     fn stored(&self, r: usize) -> &[u8] {
         let rb = self.row_bytes();
         let s = self.layout.stored_row(self.first + r);
