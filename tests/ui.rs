@@ -937,3 +937,35 @@ fn next_token_csv_export_round_trips_against_the_cli() {
         assert!((p - e["prob"].as_f64().unwrap()).abs() < 1e-4, "p({}) vs transformers", e["id"]);
     }
 }
+
+/// `--export-dir DIR` (the start option): every Export ▾ › Save as … writes straight into
+/// DIR, with no dialog, and the file is the CLI's JSON (`stats --json`) for the same tensor.
+#[test]
+fn export_dir_start_option_saves_exports_into_the_folder() {
+    use llm_anatomy::ui::StartOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let name = "model.embed_tokens.weight";
+    let mut harness = harness_with(AnatomyApp::default());
+    // The app made as eframe makes it, on the window's own context.
+    let cc = eframe::CreationContext::_new_kittest(harness.ctx.clone());
+    let options = StartOptions {
+        path: Some(fixture("tiny-llama")),
+        select: Some(name.into()),
+        prompt: None,
+        adapter: None,
+        view: None,
+        lang: None,
+        export_dir: Some(dir.path().to_path_buf()),
+    };
+    *harness.state_mut() = AnatomyApp::new(&cc, options);
+    settle(&mut harness);
+    harness.get_all_by_label("Export ▾").next().unwrap().click();
+    harness.run();
+    click(&mut harness, "Save as JSON…");
+    let file = dir.path().join(format!("{name}-histogram.json"));
+    let exported: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let path = fixture("tiny-llama");
+    let bins = harness.state().ws.settings.histogram.bins.to_string();
+    let cli = common::cli_json(&["stats", path.to_str().unwrap(), name, "--bins", &bins, "--json"]);
+    assert_eq!(exported, cli);
+}

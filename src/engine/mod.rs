@@ -381,6 +381,9 @@ pub enum Command {
     Lens(usize),
     /// Exact or llama.cpp arithmetic for quantized weights; the sequence is re-run.
     SetArith(quant_matvec::Arith),
+    /// A panic inside a command, for the recovery test.
+    #[cfg(test)]
+    PanicForTest,
 }
 
 /// What the token panel needs after every change.
@@ -577,10 +580,14 @@ fn handle(
             *session = Some(s);
         }
         Command::Unload => *session = None,
+        #[cfg(test)]
+        Command::PanicForTest => panic!("a bug inside the model"),
         other => {
             let s = session.as_mut().ok_or(EngineError::NotLoaded)?;
             match other {
                 Command::Load { .. } | Command::Unload => unreachable!("handled above"),
+                #[cfg(test)]
+                Command::PanicForTest => unreachable!("handled above"),
                 Command::SetInternals(on) => s.set_internals(on).map_err(EngineError::Failed)?,
                 Command::SetArith(arith) => {
                     s.set_arith(arith).map_err(EngineError::Failed)?;
@@ -623,4 +630,46 @@ fn handle(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+
+    fn wait_for(handle: &EngineHandle, what: &str, mut pick: impl FnMut(&Event) -> bool) {
+        let deadline = std::time::Duration::from_secs(120);
+        loop {
+            match handle.rx.recv_timeout(deadline) {
+                Ok(e) if pick(&e) => return,
+                Ok(_) => {}
+                Err(e) => panic!("no {what} from the engine: {e}"),
+            }
+        }
+    }
+
+    /// A panic inside a command (a bug in the model code) is reported as an internal error
+    /// and drops the session; the same engine thread then loads and runs the next prompt.
+    #[test]
+    fn a_panic_inside_the_engine_is_reported_and_the_next_prompt_runs() {
+        let folder = Arc::new(
+            ModelFolder::open(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-llama"))
+                .unwrap(),
+        );
+        let handle = EngineHandle::spawn();
+        let load = || Command::Load { folder: Arc::clone(&folder), control: Arc::new(Control::new()) };
+        handle.send(load());
+        wait_for(&handle, "load", |e| matches!(e, Event::Loaded { .. }));
+        // Silence the expected panic's message in the test output.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        handle.send(Command::PanicForTest);
+        wait_for(&handle, "the internal error", |e| matches!(e, Event::Error(EngineError::Internal)));
+        std::panic::set_hook(hook);
+        // The session is gone: a prompt now is refused until the model loads again.
+        handle.send(Command::SetPrompt { text: "The capital".into(), chat: false });
+        wait_for(&handle, "the refusal", |e| matches!(e, Event::Error(EngineError::NotLoaded)));
+        handle.send(load());
+        handle.send(Command::SetPrompt { text: "The capital".into(), chat: false });
+        wait_for(&handle, "a snapshot", |e| matches!(e, Event::Snapshot(s) if !s.tokens.is_empty()));
+    }
 }
