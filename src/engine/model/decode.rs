@@ -254,8 +254,6 @@ fn add(out: &mut [f32], b: Option<&Vec<f32>>, rows: Range<usize>) {
     }
 }
 
-/// HF's `rotate_half` RoPE on one head: (x1, x2) → (x1·cos − x2·sin, x2·cos + x1·sin).
-
 impl<'a> Step<'a> {
     fn new(
         model: &'a LoadedModel,
