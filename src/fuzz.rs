@@ -21,11 +21,19 @@ pub enum Target {
     TorchZip,
     /// The pickle alone, wrapped in a well-formed torch.save zip each time.
     Pickle,
+    /// A whole GGUF file: header, metadata, tensor infos and their offsets.
+    GgufHeader,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] =
-        [Target::SafetensorsHeader, Target::ShardIndex, Target::Config, Target::TorchZip, Target::Pickle];
+    pub const ALL: [Target; 6] = [
+        Target::SafetensorsHeader,
+        Target::ShardIndex,
+        Target::Config,
+        Target::TorchZip,
+        Target::Pickle,
+        Target::GgufHeader,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +42,7 @@ impl Target {
             Target::Config => "config",
             Target::TorchZip => "torch-zip",
             Target::Pickle => "pickle",
+            Target::GgufHeader => "gguf-header",
         }
     }
 
@@ -59,6 +68,7 @@ impl Target {
             },
             Target::TorchZip => crate::checkpoint::pickle::parse(path, input).is_ok(),
             Target::Pickle => crate::checkpoint::pickle::parse(path, &torch_zip(input)).is_ok(),
+            Target::GgufHeader => crate::checkpoint::gguf::parse(input).is_ok(),
         }
     }
 }
@@ -284,6 +294,8 @@ pub fn seeds(root: &Path, target: Target) -> Vec<Vec<u8>> {
         Target::Pickle => {
             vec![pickle("minimind/tiny-minimind-v1/full_sft_64.pth"), pickle("tiny-llama-minimind-lora.pth")]
         }
+        // Every value type and block type (all-types), a tokenizer vocabulary (tiny-spm).
+        Target::GgufHeader => vec![read("gguf/all-types.gguf"), read("gguf/tiny-spm.gguf")],
     };
     found.into_iter().flatten().collect()
 }
