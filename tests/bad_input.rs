@@ -386,3 +386,26 @@ fn generate_keeps_the_tokens_made_before_the_position_limit() {
     assert_eq!(printed["new_ids"].as_array().unwrap().len(), 16 - 11);
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped after 5 new tokens"));
 }
+
+/// What safetensors' own validator refuses but this program reads anyway is said, not
+/// hidden: a name repeated in the header (the last entry is used), bytes between two
+/// tensors and bytes after the last one. The tree panel and `tree` print these notices.
+#[test]
+fn repeated_header_names_and_uncovered_bytes_are_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    // `a` twice (the second, at 0..16, wins), then `b` at 24..40: 8 bytes between, 8 after.
+    let header = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[24,40]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(vec![0u8; 48]);
+    std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"architectures": ["WeirdForCausalLM"], "model_type": "weird"}"#)
+        .unwrap();
+    let model = llm_anatomy::arch::ModelFolder::open(dir.path()).unwrap();
+    let a = model.checkpoint.tensor("a").unwrap();
+    assert_eq!(a.shape, vec![4], "the last entry of a repeated name is used");
+    let notices = model.notices.join("\n");
+    assert!(notices.contains("model.safetensors: `a` appears more than once in the header"), "{notices}");
+    assert!(notices.contains("8 bytes between `a` and `b` belong to no tensor"), "{notices}");
+    assert!(notices.contains("8 bytes after the last tensor belong to no tensor"), "{notices}");
+}

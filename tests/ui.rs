@@ -958,7 +958,8 @@ fn export_dir_start_option_saves_exports_into_the_folder() {
         export_dir: Some(dir.path().to_path_buf()),
     };
     *harness.state_mut() = AnatomyApp::new(&cc, options);
-    settle(&mut harness);
+    step_until(&mut harness, "the statistics", |a| a.ws.current_stats().is_some_and(|s| s.is_ok()));
+    harness.run_steps(3);
     harness.get_all_by_label("Export ▾").next().unwrap().click();
     harness.run();
     click(&mut harness, "Save as JSON…");
@@ -968,4 +969,31 @@ fn export_dir_start_option_saves_exports_into_the_folder() {
     let bins = harness.state().ws.settings.histogram.bins.to_string();
     let cli = common::cli_json(&["stats", path.to_str().unwrap(), name, "--bins", &bins, "--json"]);
     assert_eq!(exported, cli);
+}
+
+/// A tensor name with an ANSI escape and a newline in it (a hostile checkpoint) is drawn
+/// with visible escapes, in the tree and in the tensor's heading: the raw control bytes never
+/// reach a label.
+#[test]
+fn control_characters_in_tensor_names_show_as_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "layers.0.\u{1b}[31mred\nweight";
+    common::write_f32_safetensors(&dir.path().join("model.safetensors"), &[(name, vec![2, 2])], |_, i| i as f32);
+    std::fs::write(dir.path().join("config.json"), r#"{"architectures": ["WeirdForCausalLM"], "model_type": "weird"}"#)
+        .unwrap();
+    let mut app = AnatomyApp::default();
+    app.ws.open_blocking(dir.path());
+    assert!(app.ws.model.is_some(), "{:?}", app.ws.problems);
+    app.ws.apply(Action::Select(Selection::Tensor(name.into())));
+    let mut harness = harness_with(app);
+    settle(&mut harness);
+    assert!(
+        harness.query_all_by_label_contains("layers.0.\\u{1b}[31mred\\nweight").count() >= 2,
+        "tree, heading, bits"
+    );
+    let raw: Vec<String> = harness
+        .query_all_by_label_contains("\u{1b}")
+        .map(|n| format!("{n:?}").chars().take(300).collect::<String>())
+        .collect();
+    assert!(raw.is_empty(), "a raw ESC reached a label: {raw:?}");
 }

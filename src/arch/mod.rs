@@ -47,7 +47,12 @@ impl ModelFolder {
                 what: "has no config.json: a Hugging Face model folder names its architecture and sizes there".into(),
             });
         };
-        let mut notices = Vec::new();
+        // What the headers do that safetensors' validator would refuse (read anyway).
+        let mut notices: Vec<String> = checkpoint
+            .shards
+            .iter()
+            .flat_map(|s| s.notices.iter().map(move |n| format!("{}: {n}", s.file_name)))
+            .collect();
         match ArchConfig::parse(&raw) {
             Ok(cfg) => {
                 check_sizes(&cfg, &checkpoint, &config_path)?;

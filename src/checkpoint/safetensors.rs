@@ -50,6 +50,9 @@ pub struct Shard {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Tensors in header order.
     pub tensors: Vec<TensorInfo>,
+    /// What the header does that safetensors' own validator would not accept but this
+    /// program reads anyway (a repeated name, bytes no tensor covers), worded for the user.
+    pub notices: Vec<String>,
     /// Shared so that the engine can use weights in place and outlive the folder's handle.
     map: Option<Arc<Mmap>>,
 }
@@ -108,7 +111,7 @@ impl Shard {
         let mut header = vec![0u8; header_len as usize];
         file.read_exact(&mut header).map_err(io_err)?;
         let data_len = file_len - 8 - header_len;
-        let (metadata, tensors) = parse_header(&header, data_len, shard_index).map_err(bad)?;
+        let (metadata, tensors, notices) = parse_header(&header, data_len, shard_index).map_err(bad)?;
 
         // An empty file cannot be mapped on every platform, and there is nothing to map anyway.
         let map = if data_len > 0 {
@@ -119,7 +122,7 @@ impl Shard {
         } else {
             None
         };
-        Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, map })
+        Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, notices, map })
     }
 
     /// A GGUF file's data section as a shard, so GGUF tensors read through the same path.
@@ -139,7 +142,16 @@ impl Shard {
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         let header_len = data_start - 8;
         let metadata = serde_json::Map::new();
-        Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, map })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file_name,
+            file_len,
+            header_len,
+            metadata,
+            tensors,
+            notices: Vec::new(),
+            map,
+        })
     }
 
     /// The stored bytes of a tensor of this shard; bounds were checked when the header was read.
@@ -159,7 +171,8 @@ impl Shard {
     }
 }
 
-pub type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>);
+/// The metadata, the tensors, and the notices (see [`Shard::notices`]).
+pub type Header = (serde_json::Map<String, serde_json::Value>, Vec<TensorInfo>, Vec<String>);
 
 /// The header's entries in file order, deserialised as a map (never as a whole `Value`).
 struct HeaderEntries(Vec<(String, serde_json::Value)>);
@@ -199,7 +212,9 @@ pub fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header,
     })?;
     let entries = entries.0;
     let mut metadata = serde_json::Map::new();
-    let mut tensors = Vec::with_capacity(entries.len());
+    let mut tensors: Vec<TensorInfo> = Vec::with_capacity(entries.len());
+    let mut notices = Vec::new();
+    let mut seen = std::collections::HashMap::new();
     for (name, entry) in entries {
         if name == "__metadata__" {
             if let serde_json::Value::Object(m) = entry {
@@ -207,10 +222,49 @@ pub fn parse_header(bytes: &[u8], data_len: u64, shard: usize) -> Result<Header,
             }
             continue;
         }
-        tensors.push(parse_entry(&name, &entry, data_len, shard)?);
+        let info = parse_entry(&name, &entry, data_len, shard)?;
+        // A JSON object with a repeated key: the last entry wins, as JSON readers take it.
+        match seen.get(&name) {
+            Some(&at) => {
+                notices.push(format!("`{name}` appears more than once in the header; the last entry is used"));
+                tensors[at] = info;
+            }
+            None => {
+                seen.insert(name, tensors.len());
+                tensors.push(info);
+            }
+        }
     }
     check_no_overlap(&tensors)?;
-    Ok((metadata, tensors))
+    notices.extend(uncovered_bytes(&tensors, data_len));
+    Ok((metadata, tensors, notices))
+}
+
+/// Bytes of the data section no tensor covers: before the first, between two, after the last.
+fn uncovered_bytes(tensors: &[TensorInfo], data_len: u64) -> Vec<String> {
+    let data_len = data_len as usize;
+    let mut spans: Vec<(usize, usize, &str)> = tensors
+        .iter()
+        .filter(|t| t.byte_len() > 0)
+        .map(|t| (t.data_offsets.0, t.data_offsets.1, t.name.as_str()))
+        .collect();
+    spans.sort();
+    let mut notices = Vec::new();
+    let mut end = (0usize, None::<&str>);
+    for &(start, stop, name) in &spans {
+        if start > end.0 {
+            let place = match end.1 {
+                Some(prev) => format!("between `{prev}` and `{name}`"),
+                None => format!("before the first tensor (`{name}`)"),
+            };
+            notices.push(format!("{} bytes {place} belong to no tensor", start - end.0));
+        }
+        end = (stop, Some(name));
+    }
+    if data_len > end.0 {
+        notices.push(format!("{} bytes after the last tensor belong to no tensor", data_len - end.0));
+    }
+    notices
 }
 
 fn parse_entry(name: &str, entry: &serde_json::Value, data_len: u64, shard: usize) -> Result<TensorInfo, String> {

@@ -59,6 +59,12 @@ pub fn shape(s: &[usize]) -> String {
     format!("[{}]", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
 }
 
+/// A name from a file with its control characters shown as escapes (`\u{1b}`, `\n`): a
+/// hostile checkpoint cannot hide text, break a line or colour the window with them.
+pub fn visible(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -266,17 +266,19 @@ impl Ctx<'_> {
                 String::new()
             };
             let text = format!(
-                "{}  {}  {}  {}  {}{tied}",
-                p.local,
+                "{}  {}  {}  {}  {}{}",
+                format::visible(&p.local),
                 t.dtype,
                 format::shape(&t.shape),
                 format::bytes(t.byte_len() as u64),
-                ckpt.shard_name(t)
+                ckpt.shard_name(t),
+                format::visible(&tied)
             );
             let selected = self.selection == &Selection::Tensor(p.tensor.clone());
-            let r = ui
-                .selectable_label(selected, RichText::new(text).color(ui.visuals().hyperlink_color))
-                .on_hover_text(trf("{}\nClick for statistics and the histogram of its values.", &[&p.tensor]));
+            let r =
+                ui.selectable_label(selected, RichText::new(text).color(ui.visuals().hyperlink_color)).on_hover_text(
+                    trf("{}\nClick for statistics and the histogram of its values.", &[&format::visible(&p.tensor)]),
+                );
             if r.clicked() {
                 *self.picked = Some(Selection::Tensor(p.tensor.clone()));
             }
@@ -315,6 +317,7 @@ impl Ctx<'_> {
 fn row(ui: &mut egui::Ui, selected: bool, text: &str, params: u64) -> egui::Response {
     ui.horizontal(|ui| {
         let adapted = text.contains("): lora.Linear(") || text.contains("): LoRA(");
+        let text = format::visible(text);
         let label = if adapted {
             RichText::new(text).color(egui::Color32::from_rgb(240, 150, 50))
         } else {
@@ -363,7 +366,7 @@ fn flat_list(ui: &mut egui::Ui, model: &TreeView, filter: &str, selection: &Sele
         for t in &rows[range] {
             let text = format!(
                 "{}  {}  {}  {}  {}",
-                t.name,
+                format::visible(&t.name),
                 t.dtype,
                 format::shape(&t.shape),
                 format::bytes(t.byte_len() as u64),

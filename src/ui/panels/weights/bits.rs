@@ -116,7 +116,7 @@ fn splitmix(n: u64) -> u64 {
 pub fn bits_view(ui: &mut egui::Ui, state: &mut BitsView) {
     ui.horizontal_wrapped(|ui| match &state.source {
         Some((tensor, index, dtype)) => {
-            ui.label(RichText::new(format!("{tensor}[{index}]")).monospace());
+            ui.label(RichText::new(format!("{}[{index}]", format::visible(tensor))).monospace());
             ui.label(trf("stored as {} = {}", &[dtype, &state.stored]));
         }
         None => {

@@ -181,7 +181,7 @@ fn tensor_header(ui: &mut egui::Ui, ws: &Workspace, name: &str) {
         ui.label(trf("No tensor named {}", &[&name]));
         return;
     };
-    ui.heading(RichText::new(name).monospace());
+    ui.heading(RichText::new(format::visible(name)).monospace());
     egui::Grid::new("tensor-info").show(ui, |ui| {
         ui.label(tr("dtype"))
             .on_hover_text(tr("The number format each element is stored in, and so how many bytes it takes"));
@@ -209,7 +209,7 @@ fn module_header(ui: &mut egui::Ui, ws: &Workspace, id: usize) {
     let Some(model) = &ws.model else { return };
     let node = &model.tree.nodes[id];
     let title = if node.path.is_empty() { node.class_name.clone() } else { node.path.clone() };
-    ui.heading(RichText::new(title).monospace());
+    ui.heading(RichText::new(format::visible(&title)).monospace());
     ui.label(RichText::new(format!("{}({})", node.class_name, node.extra_repr)).monospace());
     let note = help::teaching_note(node);
     if let Some((_, text)) = note.split_once('\n') {
