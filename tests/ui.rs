@@ -997,3 +997,30 @@ fn control_characters_in_tensor_names_show_as_escapes() {
         .collect();
     assert!(raw.is_empty(), "a raw ESC reached a label: {raw:?}");
 }
+
+/// File ▸ Open from library lists the models the library scan found and opens the one
+/// clicked (here a Hugging Face snapshot entry pointing at the tiny Llama fixture).
+#[test]
+fn file_menu_opens_a_model_from_the_library() {
+    use llm_anatomy::library::{Entry, Source};
+    let mut harness = opened("tiny-qwen2");
+    harness.state_mut().ws.library = Some(vec![Entry {
+        source: Source::HuggingFace,
+        name: "tiny/llama".into(),
+        revision: "main".into(),
+        path: fixture("tiny-llama"),
+        format: "safetensors".into(),
+        architecture: Some("LlamaForCausalLM".into()),
+        bytes: 1234,
+        missing: vec![],
+    }]);
+    harness.run();
+    harness.get_by_label("File").click();
+    harness.run();
+    harness.get_by_label("Open from library").hover();
+    harness.run();
+    harness.get_by_label_contains("tiny/llama").click();
+    step_until(&mut harness, "the library model", |a| {
+        a.ws.model.as_ref().is_some_and(|m| m.folder.checkpoint.folder.ends_with("tiny-llama"))
+    });
+}

@@ -3,6 +3,7 @@
 
 use crate::arch::ROOT;
 use crate::ui::dialogs::Dialogs;
+use crate::ui::format;
 use crate::ui::i18n::{tr, trf};
 use crate::workspace::{Action, Lang, Settings, Workspace};
 
@@ -82,6 +83,7 @@ fn file_menu(ui: &mut egui::Ui, ws: &Workspace, dialogs: &mut Dialogs, actions: 
             }
         }
     });
+    ui.menu_button(tr("Open from library"), |ui| library_menu(ui, ws, actions));
     if let Some(demo) = Workspace::bundled_demo()
         && ui
             .button(tr("Open the demo model"))
@@ -89,6 +91,38 @@ fn file_menu(ui: &mut egui::Ui, ws: &Workspace, dialogs: &mut Dialogs, actions: 
             .clicked()
     {
         actions.push(Action::Open(demo));
+    }
+}
+
+/// The models already on this computer (Hugging Face cache, Ollama, LM Studio), as the
+/// welcome screen lists them; scanned on a worker the first time the menu opens.
+fn library_menu(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
+    let Some(entries) = &ws.library else {
+        if !ws.is_scanning_library() {
+            actions.push(Action::ScanLibrary);
+        }
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(tr("looking in the Hugging Face cache, Ollama and LM Studio…"));
+        });
+        return;
+    };
+    if entries.is_empty() {
+        ui.label(tr("No models found in the Hugging Face cache, Ollama or LM Studio folders."));
+    }
+    egui::ScrollArea::vertical().max_height(480.0).show(ui, |ui| {
+        for e in entries {
+            let text = format!("{}  ·  {}  ·  {}  ·  {}", e.name, e.source.as_str(), e.format, format::bytes(e.bytes));
+            let tip = if e.missing.is_empty() { e.path.display().to_string() } else { e.missing.join("; ") };
+            if ui.button(text).on_hover_text(tip).clicked() {
+                actions.push(Action::Open(e.path.clone()));
+                ui.close();
+            }
+        }
+    });
+    ui.separator();
+    if ui.button(tr("Look again")).clicked() {
+        actions.push(Action::ScanLibrary);
     }
 }
 

@@ -110,4 +110,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "One file: a llama.cpp .gguf, or a MiniMind-style .pth checkpoint",
         "单个文件：llama.cpp 的 .gguf，或 MiniMind 风格的 .pth 检查点",
     ),
+    ("Open from library", "从本机模型库打开"),
+    ("looking in the Hugging Face cache, Ollama and LM Studio…", "正在查看 Hugging Face 缓存、Ollama 和 LM Studio…"),
 ];
