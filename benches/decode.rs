@@ -71,20 +71,20 @@ fn run_one(folder: &Path) {
     let vocab = cfg.vocab_size as u32;
     let prompt: Vec<u32> = (0..64).map(|i| (i * 7919 + 13) % vocab.min(1000)).collect();
     let greedy = SamplingParams { temperature: 0.0, ..Default::default() };
-    let mut run = |n: usize| {
+    let run = |session: &mut Session, n: usize| {
         let t = Instant::now();
         session.set_prompt_ids(prompt.clone()).unwrap();
         let prefill = t.elapsed().as_secs_f64();
         session.generate(n, &greedy).unwrap();
         (t.elapsed().as_secs_f64(), prefill)
     };
-    run(1); // warm-up: pages in the weights
+    run(&mut session, 1); // warm-up: pages in the weights
     let (mut t1, mut t64, mut prefill) = (vec![], vec![], vec![]);
     for _ in 0..5 {
-        let (t, p) = run(1);
+        let (t, p) = run(&mut session, 1);
         t1.push(t);
         prefill.push(p);
-        t64.push(run(64).0);
+        t64.push(run(&mut session, 64).0);
     }
     let (t1, t64, prefill) = (median(t1), median(t64), median(prefill));
     let tok_s = 63.0 / (t64 - t1);
@@ -99,6 +99,17 @@ fn run_one(folder: &Path) {
         (peak as f64 - kv as f64) / weight_bytes as f64,
         kv as f64 / 1e6
     );
+    // The same decode with the Attention / Logit lens probes recording (every layer's
+    // attention weights and residual stream per token): what opening those tabs costs.
+    session.set_internals(true).unwrap();
+    let (mut p1, mut p64) = (vec![], vec![]);
+    for _ in 0..5 {
+        p1.push(run(&mut session, 1).0);
+        p64.push(run(&mut session, 64).0);
+    }
+    let probed = 63.0 / (median(p64) - median(p1));
+    println!("  decode with the internals probes on: {probed:.1} tok/s ({:.2}× the time per token)", tok_s / probed);
+    session.set_internals(false).unwrap();
     let logits = session.current_logits().unwrap();
     let params =
         SamplingParams { temperature: 0.7, top_k: 50, top_p: 0.9, min_p: 0.05, repetition_penalty: 1.1, seed: 1 };
