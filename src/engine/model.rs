@@ -1055,54 +1055,26 @@ impl LoadedModel {
         let (q, k, v) = if f16 { (through_f16(&q)?, through_f16(&k)?, through_f16(&v)?) } else { (q, k, v) };
         let (k, v) = if b == 1 { self.cache_and_extend(cache, layer, offset, k, v)? } else { (k, v) };
         let scale = 1.0 / (hd as f64).sqrt();
-        if !self.training && b == 1 && t == 1 {
-            let (y, w) = decode_attention(&q, &k, &v, (nh / nkv, scale as f32), weights.is_some(), f16)?;
-            if let Some(out) = weights {
-                out.push(w);
-            }
-            return a.o.forward_t(&y.reshape((1, 1, nh * hd))?, false);
-        }
         if f16 && b == 1 {
-            // llama.cpp's order of operations, one query position at a time.
-            let len = k.dim(2)?;
-            let (qv, kv, vv) = (
+            // llama.cpp's order of operations, one query position at a time (one token too).
+            let (q, k, v) = (
                 q.flatten_all()?.to_vec1::<f32>()?,
                 k.flatten_all()?.to_vec1::<f32>()?,
                 v.flatten_all()?.to_vec1::<f32>()?,
             );
-            let mut y = vec![0f32; t * nh * hd];
-            let mut scratch = Vec::new();
-            let mut kept = Vec::new();
-            for i in 0..t {
-                let visible = len - t + i + 1;
-                for h in 0..nh {
-                    let g = h / (nh / nkv);
-                    let qh = &qv[(h * t + i) * hd..(h * t + i + 1) * hd];
-                    let at = |p: usize| (g * len + p) * hd;
-                    let out = &mut y[(i * nh + h) * hd..(i * nh + h + 1) * hd];
-                    ggml_attention::head(
-                        qh,
-                        visible,
-                        |p| &kv[at(p)..at(p) + hd],
-                        |p| &vv[at(p)..at(p) + hd],
-                        scale as f32,
-                        out,
-                        &mut scratch,
-                    );
-                    if weights.is_some() {
-                        kept.push((h, i, scratch.clone()));
-                    }
-                }
-            }
-            if let Some(out) = weights {
-                // Queries first, then heads, then keys (zero beyond the causal limit).
-                let mut w = vec![0f32; t * nh * len];
-                for (h, i, row) in kept {
-                    w[(i * nh + h) * len..(i * nh + h) * len + row.len()].copy_from_slice(&row);
-                }
+            let dims = ggml_attention::Dims { t, heads: nh, kv_heads: nkv, head_dim: hd };
+            let (y, w) = ggml_attention::chunk(&q, &k, &v, dims, scale as f32, weights.is_some());
+            if let (Some(out), Some(w)) = (weights, w) {
                 out.push(w);
             }
             return a.o.forward_t(&Tensor::from_vec(y, (1, t, nh * hd), &Device::Cpu)?, false);
+        }
+        if !self.training && b == 1 && t == 1 {
+            let (y, w) = decode_attention(&q, &k, &v, nh / nkv, scale as f32, weights.is_some())?;
+            if let Some(out) = weights {
+                out.push(w);
+            }
+            return a.o.forward_t(&y.reshape((1, 1, nh * hd))?, false);
         }
         // Grouped-query attention without copying k and v once per query head: the n_rep
         // query heads that share a KV head are consecutive, so they become n_rep × t rows
@@ -1126,25 +1098,23 @@ impl LoadedModel {
     }
 }
 
-/// One new token's attention over the cache, in plain loops: at this size (heads × positions
-/// × head_dim, a few hundred thousand multiply-adds) each candle matmul costs more in set-up
-/// than in arithmetic (it even re-reads /proc/cpuinfo to size its thread pool).
-/// q: (1, heads, 1, hd); k, v: (1, kv_heads, len, hd). Returns (heads × hd) as (1, heads, hd).
-/// With `keep`, also returns the softmax weights (heads × len) for the probes.
 /// Values rounded to F16 and back (to nearest even), as llama.cpp stores and converts them.
 fn through_f16(t: &Tensor) -> Result<Tensor> {
     t.to_dtype(DType::F16)?.to_dtype(DType::F32)
 }
 
-/// With `f16_weights`, each softmax weight is rounded to F16 before it scales V, as
-/// llama.cpp's F16 V cache makes it.
+/// One new token's attention over the cache, in plain loops: at this size (heads × positions
+/// × head_dim, a few hundred thousand multiply-adds) each candle matmul costs more in set-up
+/// than in arithmetic (it even re-reads /proc/cpuinfo to size its thread pool).
+/// q: (1, heads, 1, hd); k, v: (1, kv_heads, len, hd). Returns (heads × hd) as (1, heads, hd).
+/// With `keep`, also returns the softmax weights (heads × len) for the probes.
 fn decode_attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    (n_rep, scale): (usize, f32),
+    n_rep: usize,
+    scale: f32,
     keep: bool,
-    f16_weights: bool,
 ) -> Result<(Tensor, Vec<f32>)> {
     use rayon::prelude::*;
     let (_, nh, _, hd) = q.dims4()?;
@@ -1160,15 +1130,6 @@ fn decode_attention(
             y.par_chunks_mut(hd).zip(q.par_chunks(hd)).enumerate().for_each(|(h, (yh, qh))| {
                 let g = h / n_rep;
                 let (kg, vg) = (&k[g * len * hd..(g + 1) * len * hd], &v[g * len * hd..(g + 1) * len * hd]);
-                if f16_weights {
-                    let mut p = Vec::new();
-                    let (key, value) = (|j: usize| &kg[j * hd..(j + 1) * hd], |j: usize| &vg[j * hd..(j + 1) * hd]);
-                    ggml_attention::head(qh, len, key, value, scale, yh, &mut p);
-                    if keep && let Some(row) = kept_rows.lock().ok().and_then(|mut r| r[h].take()) {
-                        row.copy_from_slice(&p);
-                    }
-                    return;
-                }
                 let mut p: Vec<f32> = kg.chunks_exact(hd).map(|kj| dot(qh, kj) * scale).collect();
                 let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;
@@ -1178,7 +1139,6 @@ fn decode_attention(
                 }
                 for (pj, vj) in p.iter().zip(vg.chunks_exact(hd)) {
                     let w = pj / sum;
-                    let w = if f16_weights { half::f16::from_f32(w).to_f32() } else { w };
                     yh.iter_mut().zip(vj).for_each(|(o, x)| *o += w * x);
                 }
                 if keep && let Some(row) = kept_rows.lock().ok().and_then(|mut r| r[h].take()) {

@@ -384,7 +384,6 @@ impl<'a> Step<'a> {
                 out.fill(0.0);
                 for (p, s) in scores.iter().enumerate() {
                     let w = s / total;
-                    let w = if f16 { half::f16::from_f32(w).to_f32() } else { w };
                     let v = &vals[p * kv_out + g * hd..p * kv_out + (g + 1) * hd];
                     out.iter_mut().zip(v).for_each(|(o, v)| *o += w * v);
                 }

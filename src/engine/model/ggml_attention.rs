@@ -38,14 +38,19 @@ fn vec_dot_f16_portable(a: &[f32], b: &[f32]) -> f32 {
             }
         }
     }
-    // GGML_F32x8_REDUCE: x0 += x2, x1 += x3, x0 += x1, then the two halves, then two hadds.
-    let lanes: [f32; 8] = std::array::from_fn(|l| (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]));
-    let t0: [f32; 4] = std::array::from_fn(|k| lanes[k] + lanes[k + 4]);
-    let mut total = ((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64;
+    let mut total = reduce(&sum) as f64;
     for i in np..n {
         total += (a[i] * b[i]) as f64;
     }
     total as f32
+}
+
+/// GGML_F32x8_REDUCE of four 8-lane accumulators: x0 += x2, x1 += x3, x0 += x1, then the
+/// two halves of x0, then two horizontal adds.
+fn reduce(sum: &[[f32; 8]; 4]) -> f32 {
+    let lanes: [f32; 8] = std::array::from_fn(|l| (sum[0][l] + sum[2][l]) + (sum[1][l] + sum[3][l]));
+    let t0: [f32; 4] = std::array::from_fn(|k| lanes[k] + lanes[k + 4]);
+    (t0[0] + t0[1]) + (t0[2] + t0[3])
 }
 
 fn f16(x: f32) -> f32 {
@@ -107,12 +112,53 @@ fn weighted_values_portable<'a>(weights: &[f32], value: impl Fn(usize) -> &'a [f
             *a = v.mul_add(w, *a);
         }
     }
-    let at = |j: usize, l: usize, d: usize| acc[(8 * j + l) * hd + d];
     for (d, o) in out.iter_mut().enumerate() {
-        let lanes: [f32; 8] = std::array::from_fn(|l| (at(0, l, d) + at(2, l, d)) + (at(1, l, d) + at(3, l, d)));
-        let t0: [f32; 4] = std::array::from_fn(|k| lanes[k] + lanes[k + 4]);
-        *o = (((t0[0] + t0[1]) + (t0[2] + t0[3])) as f64) as f32;
+        *o = reduce(&std::array::from_fn(|j| std::array::from_fn(|l| acc[(8 * j + l) * hd + d])));
     }
+}
+
+/// The shape of a chunk's attention: `t` query positions (the last `t` of the cache),
+/// query and KV heads, head size.
+#[derive(Clone, Copy)]
+pub(super) struct Dims {
+    pub t: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// A chunk's attention, every query position and head through [`head`]: q is (heads, t, hd),
+/// k and v are (kv_heads, len, hd) with the chunk's own positions last, all F16 values. The
+/// output is (t, heads, hd); with `keep`, also the softmax weights (t, heads, len), zero
+/// beyond each query's causal limit, for the probes.
+pub(super) fn chunk(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dims: Dims,
+    scale: f32,
+    keep: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let Dims { t, heads, kv_heads, head_dim: hd } = dims;
+    let len = k.len() / (kv_heads * hd).max(1);
+    let mut y = vec![0f32; t * heads * hd];
+    let mut weights = keep.then(|| vec![0f32; t * heads * len]);
+    let mut scratch = Vec::new();
+    for i in 0..t {
+        let visible = len - t + i + 1;
+        for h in 0..heads {
+            let g = h / (heads / kv_heads);
+            let qh = &q[(h * t + i) * hd..(h * t + i + 1) * hd];
+            let at = |p: usize| (g * len + p) * hd;
+            let out = &mut y[(i * heads + h) * hd..(i * heads + h + 1) * hd];
+            head(qh, visible, |p| &k[at(p)..at(p) + hd], |p| &v[at(p)..at(p) + hd], scale, out, &mut scratch);
+            if let Some(w) = weights.as_mut() {
+                let row = (i * heads + h) * len;
+                w[row..row + visible].copy_from_slice(&scratch);
+            }
+        }
+    }
+    (y, weights)
 }
 
 #[cfg(test)]
