@@ -272,6 +272,13 @@ pub fn q3_k_scales(scales: &[u8]) -> [i8; 16] {
     })
 }
 
+/// The code `i` (−4…3) of a Q3_K block: its two low bits, less 4 unless its hmask bit is set.
+#[inline]
+pub(crate) fn q3_k_code(hmask: &[u8], qs: &[u8], i: usize) -> i8 {
+    let high_unset = ((hmask[i % 32] >> (i / 32)) & 1) ^ 1;
+    crumb(qs, i) as i8 - (high_unset << 2) as i8
+}
+
 /// Q3_K: hmask[32], qs[64], scales[12], d. A set hmask bit means no −4 offset.
 fn q3_k(b: &[u8], o: &mut [f32]) {
     let (hmask, qs) = (&b[..32], &b[32..96]);
@@ -279,9 +286,7 @@ fn q3_k(b: &[u8], o: &mut [f32]) {
     let d = half_at(b, 108);
     for (i, w) in o.iter_mut().enumerate() {
         let dl = d * scales[i / 16] as f32;
-        let high = ((hmask[i % 32] >> (i / 32)) & 1) ^ 1;
-        let q = crumb(qs, i) as i8 - (high << 2) as i8;
-        *w = dl * q as f32;
+        *w = dl * q3_k_code(hmask, qs, i) as f32;
     }
 }
 
@@ -314,13 +319,19 @@ fn q4_k(b: &[u8], o: &mut [f32]) {
     }
 }
 
-/// Q5_K: Q4_K's layout with qh[32] before qs; bit `i / 32` of `qh[i % 32]` is the fifth bit.
+/// The 5-bit code `i` (0…31) of a Q5_K block: its nibble, and bit `i / 32` of `qh[i % 32]`
+/// as the fifth bit.
+#[inline]
+pub(crate) fn q5_k_code(qh: &[u8], qs: &[u8], i: usize) -> u8 {
+    k_nibble(qs, i) | (((qh[i % 32] >> (i / 32)) & 1) << 4)
+}
+
+/// Q5_K: Q4_K's layout with qh[32] before qs.
 fn q5_k(b: &[u8], o: &mut [f32]) {
     let (d, dm) = k_header(b);
     let (qh, qs) = (&b[16..48], &b[48..176]);
     for (i, w) in o.iter_mut().enumerate() {
-        let q = k_nibble(qs, i) | (((qh[i % 32] >> (i / 32)) & 1) << 4);
-        *w = d[i / 32] * q as f32 - dm[i / 32];
+        *w = d[i / 32] * q5_k_code(qh, qs, i) as f32 - dm[i / 32];
     }
 }
 

@@ -7,7 +7,8 @@ use half::f16;
 use super::ggml_dtype::GgmlLayout;
 
 use super::quant::{
-    GgmlType, NotReadable, crumb, dequantize, five_bit, k_nibble, k_scale_min, nibble, q3_k_scales, q6_k_code,
+    GgmlType, NotReadable, crumb, dequantize, five_bit, k_nibble, k_scale_min, nibble, q3_k_code, q3_k_scales,
+    q5_k_code, q6_k_code,
 };
 
 /// A raw field of a block.
@@ -142,13 +143,7 @@ fn k2(b: &[u8]) -> Parts {
 
 fn k3(b: &[u8]) -> Parts {
     let scales = Field::Ints(q3_k_scales(&b[96..108]).iter().map(|&s| s as i32).collect());
-    let codes = (0..256)
-        .map(|i| {
-            let low = crumb(&b[32..96], i) as i32;
-            let high_unset = ((b[i % 32] >> (i / 32)) & 1) ^ 1;
-            low - 4 * high_unset as i32
-        })
-        .collect();
+    let codes = (0..256).map(|i| q3_k_code(&b[..32], &b[32..96], i) as i32).collect();
     (
         vec![("scales", scales), ("d", half(b, 108))],
         codes,
@@ -160,12 +155,7 @@ fn k45(ty: GgmlType, b: &[u8]) -> Parts {
     let (sc, mn) = k_scale_min(&b[4..16]);
     let ints = |v: [u8; 8]| Field::Ints(v.iter().map(|&x| x as i32).collect());
     let (qs, qh) = if ty == GgmlType::Q5_K { (&b[48..176], Some(&b[16..48])) } else { (&b[16..144], None) };
-    let codes = (0..256)
-        .map(|i| {
-            let low = k_nibble(qs, i) as i32;
-            low | qh.map_or(0, |qh| (((qh[i % 32] >> (i / 32)) & 1) as i32) << 4)
-        })
-        .collect();
+    let codes = (0..256).map(|i| qh.map_or(k_nibble(qs, i), |qh| q5_k_code(qh, qs, i)) as i32).collect();
     let fields = vec![("d", half(b, 0)), ("dmin", half(b, 2)), ("scales", ints(sc)), ("mins", ints(mn))];
     (fields, codes, "w = d·scales[s]·q − dmin·mins[s]  (s = j / 32)")
 }

@@ -388,9 +388,10 @@ fn quantize_q8_k(x: &[f32]) -> Vec<Q8KBlock> {
         .collect()
 }
 
-/// ggml's generic `vec_dot_q{4,5,6}_K_q8_K` for one row: exact integer sums per element lane
-/// (element index mod 8), then per super-block `sums[l] += d·aux[l]` and, for Q4_K/Q5_K,
-/// `sumf −= dmin·Σ bsums·mins`; the eight lanes are added to `sumf` last, in order.
+/// ggml's generic `vec_dot_q{2,3,4,5,6}_K_q8_K` for one row: exact integer sums per element
+/// lane (element index mod 8), then per super-block `sums[l] += d·aux[l]` and, for
+/// Q4_K/Q5_K, `sumf −= dmin·Σ bsums·mins`; the eight lanes are added to `sumf` last, in
+/// order. (Q2_K sums one integer per super-block, as its generic version does.)
 fn k_quant_row(ty: GgmlType, row: &[u8], xq: &[Q8KBlock]) -> f32 {
     let size = ty.bytes_per_block().unwrap_or(1);
     let mut sums = [0f32; 8];
@@ -417,8 +418,7 @@ fn k_quant_row(ty: GgmlType, row: &[u8], xq: &[Q8KBlock]) -> f32 {
             GgmlType::Q3_K => {
                 let (hmask, qs, scales) = (&b[..32], &b[32..96], quant::q3_k_scales(&b[96..108]));
                 for i in 0..256 {
-                    let high_unset = (((hmask[i % 32] >> (i / 32)) & 1) ^ 1) as i32;
-                    let a = quant::crumb(qs, i) as i32 - 4 * high_unset;
+                    let a = quant::q3_k_code(hmask, qs, i) as i32;
                     aux[i % 8] += scales[i / 16] as i32 * (a * y.q[i] as i32);
                 }
             }
@@ -433,8 +433,7 @@ fn k_quant_row(ty: GgmlType, row: &[u8], xq: &[Q8KBlock]) -> f32 {
                 let (sc, mn) = quant::k_scale_min(&b[4..16]);
                 let (qs, qh) = if ty == GgmlType::Q5_K { (&b[48..176], Some(&b[16..48])) } else { (&b[16..144], None) };
                 for i in 0..256 {
-                    let high = qh.map_or(0, |qh| (((qh[i % 32] >> (i / 32)) & 1) as i32) << 4);
-                    let a = quant::k_nibble(qs, i) as i32 | high;
+                    let a = qh.map_or(quant::k_nibble(qs, i), |qh| quant::q5_k_code(qh, qs, i)) as i32;
                     aux[i % 8] += sc[i / 32] as i32 * (a * y.q[i] as i32);
                 }
                 let sumi: i32 = (0..16).map(|j| y.bsums[j] * mn[j / 2] as i32).sum();
