@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::control::{Cancelled, Control};
-use super::stats::{Histogram, numpy_edges, numpy_range};
+use super::stats::{Binner, Histogram, numpy_range};
 use crate::checkpoint::quant::{GgmlType, NotReadable};
 use crate::checkpoint::quant_blocks::{Field, block};
 
@@ -83,20 +83,12 @@ pub fn block_summary(
     let (min, max) =
         finite.clone().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| (lo.min(d as f64), hi.max(d as f64)));
     let (lo, hi) = if min <= max { numpy_range(min, max) } else { (0.0, 1.0) };
-    let edges = numpy_edges(lo, hi, SCALE_BINS);
+    let binner = Binner::new(lo, hi, SCALE_BINS);
     let mut counts = vec![0u64; SCALE_BINS];
-    let step = (hi - lo) / SCALE_BINS as f64;
-    for d in finite {
-        let mut i = (((d as f64 - lo) / step) as usize).min(SCALE_BINS - 1);
-        // numpy's rule: the edges decide (an estimate can be one bin off).
-        while i > 0 && (d as f64) < edges[i] {
-            i -= 1;
-        }
-        while i + 1 < SCALE_BINS && (d as f64) >= edges[i + 1] {
-            i += 1;
-        }
+    for i in finite.filter_map(|d| binner.bin(d as f64)) {
         counts[i] += 1;
     }
+    let edges = binner.edges().to_vec();
     let (largest_scale_block, largest_scale) = scales
         .iter()
         .enumerate()

@@ -522,6 +522,11 @@ impl Binner {
         self.edges.len() - 1
     }
 
+    /// The bin edges, as `numpy.linspace` makes them.
+    pub fn edges(&self) -> &[f64] {
+        &self.edges
+    }
+
     /// Bin index of `x`, or None outside [first, last] (NaN included).
     #[inline]
     pub fn bin(&self, x: f64) -> Option<usize> {
