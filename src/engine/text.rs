@@ -233,14 +233,15 @@ impl TextCodec {
         let id_of = |key: &str| file.get(key).and_then(|v| v.as_u64()).filter(|&i| (i as usize) < tokens.len());
         let vocab: serde_json::Map<String, serde_json::Value> =
             tokens.iter().enumerate().map(|(i, t)| (t.to_string(), json!(i))).collect();
-        // 3 = control, 4 = user-defined (llama.cpp's LLAMA_TOKEN_TYPE_*).
+        // 3 = control, 4 = user-defined (llama.cpp's LLAMA_TOKEN_TYPE_*). SentencePiece matches
+        // user-defined tokens before it normalizes the text, as llama.cpp does.
         let added: Vec<serde_json::Value> = types
             .iter()
             .enumerate()
             .filter(|(_, t)| matches!(t, 3 | 4))
             .filter_map(|(i, t)| {
                 Some(json!({"id": i, "content": tokens.get(i)?, "single_word": false, "lstrip": false, "rstrip": false,
-                    "normalized": *t == 4, "special": *t == 3}))
+                    "normalized": *t == 4 && !spm, "special": *t == 3}))
             })
             .collect();
         let bos = id_of("tokenizer.ggml.bos_token_id");
@@ -258,20 +259,29 @@ impl TextCodec {
             None if spm => serde_json::Value::Null,
             None => json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true}),
         };
-        if spm {
-            return Self::spm_from_gguf(file, &tokens, &types, vocab, merges, added, post, id_of);
+        // Byte-level BPE (gpt2) splits with llama.cpp's pre-tokenizer and decodes bytes;
+        // SentencePiece (llama) spells spaces as `▁` and falls back to byte tokens.
+        let (kind, normalizer, pre_tokenizer, decoder, bpe) = if spm {
+            spm_parts(file, &tokens, &types)
+        } else {
+            let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
+            let decoder =
+                json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
+            let bpe = json!({"unk_token": null, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                "fuse_unk": false, "byte_fallback": false});
+            ("byte-level BPE", serde_json::Value::Null, gguf_pre_tokenizer(pre), decoder, bpe)
+        };
+        let mut model =
+            json!({"type": "BPE", "dropout": null, "ignore_merges": false, "vocab": vocab, "merges": merges});
+        if let (Some(m), serde_json::Value::Object(extra)) = (model.as_object_mut(), bpe) {
+            m.extend(extra);
         }
-        let pre = file.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default");
         let spec = json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added, "normalizer": null,
-            "pre_tokenizer": gguf_pre_tokenizer(pre), "post_processor": post,
-            "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
-            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
-                "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-                "vocab": vocab, "merges": merges},
+            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added, "normalizer": normalizer,
+            "pre_tokenizer": pre_tokenizer, "post_processor": post, "decoder": decoder, "model": model,
         });
         let tokenizer = Tokenizer::from_bytes(spec.to_string().as_bytes())
-            .map_err(|e| format!("{name}: the tokenizer.ggml.* keys do not make a tokenizer: {e}"))?;
+            .map_err(|e| format!("{name}: the tokenizer.ggml.* keys do not make a {kind} tokenizer: {e}"))?;
         let token = |key: &str| id_of(key).map(|i| tokens[i as usize].to_string());
         Ok(Self {
             tokenizer,
@@ -282,66 +292,41 @@ impl TextCodec {
     }
 }
 
-impl TextCodec {
-    /// A SentencePiece vocabulary as llama.cpp tokenizes it: spaces become `▁`, one `▁` is
-    /// put before the text and after every special token (`add_space_prefix`, on unless the
-    /// file says otherwise), adjacent pieces merge best score first, and anything left
-    /// unknown falls back to its `<0xXX>` byte tokens. Built as transformers' GGUF converter
-    /// builds it: a BPE with byte fallback whose merges come from the scores.
-    #[allow(clippy::too_many_arguments)]
-    fn spm_from_gguf(
-        file: &crate::checkpoint::gguf::GgufFile,
-        tokens: &[&str],
-        types: &[u64],
-        vocab: serde_json::Map<String, serde_json::Value>,
-        merges: Vec<serde_json::Value>,
-        added: Vec<serde_json::Value>,
-        post: serde_json::Value,
-        id_of: impl Fn(&str) -> Option<u64>,
-    ) -> Result<Self, String> {
-        use serde_json::json;
-        let name = file.path.display();
-        let unk = types.iter().position(|&t| t == 2).and_then(|i| tokens.get(i)).map(|t| t.to_string());
-        let prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(true);
-        let mut normalizers = vec![json!({"type": "Replace", "pattern": {"String": " "}, "content": "▁"})];
-        if prefix {
-            normalizers.insert(0, json!({"type": "Prepend", "prepend": "▁"}));
-        }
-        let mut decoders = vec![
-            json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
-            json!({"type": "ByteFallback"}),
-            json!({"type": "Fuse"}),
-        ];
-        if prefix {
-            decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
-        }
-        // Special tokens are matched before the text is normalized, as llama.cpp does.
-        let added: Vec<serde_json::Value> = added
-            .into_iter()
-            .map(|mut t| {
-                t["normalized"] = json!(false);
-                t
-            })
-            .collect();
-        let spec = json!({
-            "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
-            "normalizer": {"type": "Sequence", "normalizers": normalizers},
-            "pre_tokenizer": null, "post_processor": post,
-            "decoder": {"type": "Sequence", "decoders": decoders},
-            "model": {"type": "BPE", "dropout": null, "unk_token": unk, "continuing_subword_prefix": null,
-                "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
-                "vocab": vocab, "merges": merges},
-        });
-        let tokenizer = Tokenizer::from_bytes(spec.to_string().as_bytes())
-            .map_err(|e| format!("{name}: the tokenizer.ggml.* keys do not make a SentencePiece tokenizer: {e}"))?;
-        let token = |key: &str| id_of(key).map(|i| tokens[i as usize].to_string());
-        Ok(Self {
-            tokenizer,
-            chat_template: file.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string),
-            bos_token: token("tokenizer.ggml.bos_token_id"),
-            eos_token: token("tokenizer.ggml.eos_token_id"),
-        })
+/// A SentencePiece vocabulary as llama.cpp tokenizes it: spaces become `▁`, one `▁` is put
+/// before the text and after every special token (`add_space_prefix`, on unless the file
+/// says otherwise), adjacent pieces merge best score first, and anything left unknown falls
+/// back to its `<0xXX>` byte tokens. Built as transformers' GGUF converter builds it: a BPE
+/// with byte fallback whose merges come from the scores. Returns the tokenizer's kind, its
+/// normalizer, pre-tokenizer, decoder and the BPE model's own settings.
+fn spm_parts(
+    file: &crate::checkpoint::gguf::GgufFile,
+    tokens: &[&str],
+    types: &[u64],
+) -> (&'static str, serde_json::Value, serde_json::Value, serde_json::Value, serde_json::Value) {
+    use serde_json::json;
+    let unk = types.iter().position(|&t| t == 2).and_then(|i| tokens.get(i)).map(|t| t.to_string());
+    let prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(true);
+    let mut normalizers = vec![json!({"type": "Replace", "pattern": {"String": " "}, "content": "▁"})];
+    if prefix {
+        normalizers.insert(0, json!({"type": "Prepend", "prepend": "▁"}));
     }
+    let mut decoders = vec![
+        json!({"type": "Replace", "pattern": {"String": "▁"}, "content": " "}),
+        json!({"type": "ByteFallback"}),
+        json!({"type": "Fuse"}),
+    ];
+    if prefix {
+        decoders.push(json!({"type": "Strip", "content": " ", "start": 1, "stop": 0}));
+    }
+    let bpe = json!({"unk_token": unk, "continuing_subword_prefix": null, "end_of_word_suffix": null,
+        "fuse_unk": true, "byte_fallback": true});
+    (
+        "SentencePiece",
+        json!({"type": "Sequence", "normalizers": normalizers}),
+        serde_json::Value::Null,
+        json!({"type": "Sequence", "decoders": decoders}),
+        bpe,
+    )
 }
 
 /// BPE merges for a SentencePiece vocabulary, as transformers' `generate_merges` makes them:
