@@ -161,6 +161,12 @@ impl Checkpoint {
         &self.shards[tensor.shard].file_name
     }
 
+    /// Some tensor is in a GGML block format, so the weights can be multiplied exactly or as
+    /// llama.cpp does (see `engine::quant_matvec::Arith`).
+    pub fn is_quantized(&self) -> bool {
+        self.tensors.iter().any(|t| matches!(t.dtype, Dtype::Ggml(l) if l.ty.is_quantized()))
+    }
+
     pub fn total_bytes(&self) -> u64 {
         self.tensors.iter().map(|t| t.byte_len() as u64).sum()
     }

@@ -101,8 +101,7 @@ impl Session {
         }
         .map_err(|e| format!("building the {} model: {e}", cfg.architecture))?;
         // A quantized file runs as llama.cpp runs it unless the user asks for exact values.
-        let quantized =
-            ckpt.tensors.iter().any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized()));
+        let quantized = ckpt.is_quantized();
         if quantized {
             model.set_arith(quant_matvec::Arith::LlamaCpp);
         }

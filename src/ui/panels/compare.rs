@@ -247,13 +247,7 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
 }
 
 fn is_quantized(ws: &Workspace) -> bool {
-    ws.model.as_ref().is_some_and(|m| {
-        m.folder
-            .checkpoint
-            .tensors
-            .iter()
-            .any(|t| matches!(t.dtype, crate::checkpoint::Dtype::Ggml(l) if l.ty.is_quantized()))
-    })
+    ws.model.as_ref().is_some_and(|m| m.folder.checkpoint.is_quantized())
 }
 
 /// What a class compares first: a quantized file as llama.cpp runs it against its exact
@@ -319,12 +313,7 @@ fn precision_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, ac
     let Some(result) = ws.jobs.precision.get(&key) else {
         match ws.jobs.precision.progress(&key) {
             Some(progress) => {
-                ui.horizontal(|ui| {
-                    ui.add(egui::ProgressBar::new(progress).show_percentage().desired_width(240.0));
-                    if ui.button(tr("Cancel")).clicked() {
-                        actions.push(Action::CancelPrecision);
-                    }
-                });
+                super::progress_with_cancel(ui, progress, 240.0, Action::CancelPrecision, actions);
                 ui.label(RichText::new(tr("loading each precision in turn and running the prompt…")).weak());
             }
             None => {

@@ -65,6 +65,17 @@ impl Panels {
     }
 }
 
+/// A running job's progress bar (`width` points wide) and a Cancel button that pushes
+/// `cancel`.
+fn progress_with_cancel(ui: &mut egui::Ui, progress: f32, width: f32, cancel: Action, actions: &mut Vec<Action>) {
+    ui.horizontal(|ui| {
+        ui.add(egui::ProgressBar::new(progress).show_percentage().desired_width(width));
+        if ui.button(crate::ui::i18n::tr("Cancel")).clicked() {
+            actions.push(cancel);
+        }
+    });
+}
+
 /// A job that is running (a spinner, its progress bar and what it is doing), or that is not
 /// there yet: then it is requested, and shows as running from the next frame.
 fn job_progress_or_request(

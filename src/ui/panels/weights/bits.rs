@@ -348,14 +348,7 @@ pub fn cast_section(
     let key = (tensor.to_string(), *target);
     let Some(result) = ws.jobs.casts.get(&key) else {
         match ws.jobs.casts.progress(&key) {
-            Some(p) => {
-                ui.horizontal(|ui| {
-                    ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
-                    if ui.button(tr("Cancel")).clicked() {
-                        actions.push(Action::CancelCast);
-                    }
-                });
-            }
+            Some(p) => super::super::progress_with_cancel(ui, p, 300.0, Action::CancelCast, actions),
             None => actions.push(Action::RequestCast { tensor: tensor.to_string(), to: *target }),
         }
         return;

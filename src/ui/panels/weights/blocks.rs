@@ -177,30 +177,34 @@ fn summary_plots(ui: &mut egui::Ui, s: &crate::analysis::blocks::BlockSummary, t
             .enumerate()
             .map(|(i, &c)| Bar::new((e[i] + e[i + 1]) / 2.0, c as f64).width(e[i + 1] - e[i]))
             .collect();
-        ui.vertical(|ui| {
-            ui.label(RichText::new(tr("block scales d")).strong());
-            Plot::new("block-scales")
-                .height(180.0)
-                .width(360.0)
-                .allow_scroll(false)
-                .allow_drag(false)
-                .x_axis_label("d")
-                .y_axis_label(tr("blocks"))
-                .show(ui, |p| p.bar_chart(BarChart::new("scales", bars).color(Color32::from_rgb(60, 120, 200))));
-        });
+        let blue = Color32::from_rgb(60, 120, 200);
+        small_bar_plot(ui, ("block-scales", "scales", tr("block scales d")), bars, ("d", tr("blocks")), blue);
         let bars: Vec<Bar> = s.codes.iter().map(|&(q, n)| Bar::new(q as f64, n as f64).width(0.8)).collect();
-        ui.vertical(|ui| {
-            ui.label(RichText::new(tr("codes q")).strong());
-            Plot::new("block-codes-plot")
-                .height(180.0)
-                .width(360.0)
-                .allow_scroll(false)
-                .allow_drag(false)
-                .x_axis_label("q")
-                .y_axis_label(tr("weights"))
-                .show(ui, |p| p.bar_chart(BarChart::new("codes", bars).color(Color32::from_rgb(220, 150, 40))));
-        });
+        let orange = Color32::from_rgb(220, 150, 40);
+        small_bar_plot(ui, ("block-codes-plot", "codes", tr("codes q")), bars, ("q", tr("weights")), orange);
     });
     let json = || serde_json::to_string_pretty(s).unwrap_or_default();
     export::menu(ui, &format!("{tensor}-blocks"), None, None, Some(&json));
+}
+
+/// One of the two histograms side by side: a titled, fixed-size bar chart (plot id, chart
+/// name, title; x and y axis labels).
+fn small_bar_plot(
+    ui: &mut egui::Ui,
+    (id, name, title): (&str, &str, &str),
+    bars: Vec<Bar>,
+    (x, y): (&str, &str),
+    colour: Color32,
+) {
+    ui.vertical(|ui| {
+        ui.label(RichText::new(title).strong());
+        Plot::new(id)
+            .height(180.0)
+            .width(360.0)
+            .allow_scroll(false)
+            .allow_drag(false)
+            .x_axis_label(x)
+            .y_axis_label(y)
+            .show(ui, |p| p.bar_chart(BarChart::new(name, bars).color(colour)));
+    });
 }

@@ -237,12 +237,7 @@ fn stats_section(ui: &mut egui::Ui, ws: &Workspace, actions: &mut Vec<Action>) {
         actions.push(Action::Settings(Box::new(crate::workspace::Settings { histogram, ..ws.settings.clone() })));
     }
     if let Some(p) = ws.stats_progress() {
-        ui.horizontal(|ui| {
-            ui.add(egui::ProgressBar::new(p).show_percentage().desired_width(300.0));
-            if ui.button(tr("Cancel")).clicked() {
-                actions.push(Action::CancelStats);
-            }
-        });
+        super::progress_with_cancel(ui, p, 300.0, Action::CancelStats, actions);
         ui.label(RichText::new(tr("reading the memory-mapped file on worker threads…")).weak());
         return;
     }
