@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Result, Storage, Tensor};
 use candle_nn::Linear;
 use rayon::prelude::*;
 
+pub(crate) use super::quant_matvec::Input;
 use super::quant_matvec::{Arith, QuantRows, dot_quant_rows};
 use crate::checkpoint::SharedBytes;
 use crate::checkpoint::ggml_dtype::GgmlLayout;
@@ -347,6 +348,12 @@ impl FastLinear {
 
 /// out[r] = row r of `w` · x, for the out.len() rows of x.len() values `w` holds.
 pub(crate) fn dot_rows(w: Rows, x: &[f32], out: &mut [f32]) {
+    dot_rows_input(w, &Input::new(x), out)
+}
+
+/// [`dot_rows`] on an input that several matrices share (its Q8 form is made once).
+pub(crate) fn dot_rows_input(w: Rows, input: &Input, out: &mut [f32]) {
+    let x = input.x;
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
@@ -365,7 +372,7 @@ pub(crate) fn dot_rows(w: Rows, x: &[f32], out: &mut [f32]) {
         Rows::F32(w) => dot_rows_portable(w, x, out, |v| v),
         Rows::BF16(w) => dot_rows_portable(w, x, out, |b| f32::from_bits((b as u32) << 16)),
         Rows::F16(w) => dot_rows_portable(w, x, out, |b| half::f16::from_bits(b).to_f32()),
-        Rows::Quant(q) => dot_quant_rows(q, x, out),
+        Rows::Quant(q) => dot_quant_rows(q, input, out),
     }
 }
 

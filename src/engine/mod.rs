@@ -322,8 +322,13 @@ impl Session {
 
     /// Draws the next token with the seeded generator and appends it.
     pub fn sample_next(&mut self, params: &SamplingParams) -> Result<u32, String> {
-        let d = self.distribution(params).ok_or("no prompt yet")?;
-        let id = sampling::draw(&d, sampling::uniform(params.seed, self.step() as u64));
+        let id = if params.greedy() {
+            let logits = self.current_logits().ok_or("no prompt yet")?;
+            sampling::greedy_choice(&logits, &self.tokens, params)
+        } else {
+            let d = self.distribution(params).ok_or("no prompt yet")?;
+            sampling::draw(&d, sampling::uniform(params.seed, self.step() as u64))
+        };
         self.append(id)?;
         Ok(id)
     }

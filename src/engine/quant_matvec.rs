@@ -92,6 +92,29 @@ struct Q8Block {
     q: [i8; 32],
 }
 
+/// A matvec's input vector and, made on first use, its Q8 forms. In llama.cpp arithmetic
+/// q, k and v (and gate and up) read one normed vector: the decode step hands them one
+/// `Input`, so it is quantized once per thread and layer, not once per matrix.
+pub(crate) struct Input<'a> {
+    pub x: &'a [f32],
+    q8: std::cell::OnceCell<Vec<Q8Block>>,
+    q8k: std::cell::OnceCell<Vec<Q8KBlock>>,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(x: &'a [f32]) -> Self {
+        Self { x, q8: Default::default(), q8k: Default::default() }
+    }
+
+    fn q8(&self, simd: bool) -> &[Q8Block] {
+        self.q8.get_or_init(|| quantize_q8(self.x, simd))
+    }
+
+    fn q8k(&self) -> &[Q8KBlock] {
+        self.q8k.get_or_init(|| quantize_q8_k(self.x))
+    }
+}
+
 /// ggml's x86 `quantize_row_q8_0` / `quantize_row_q8_1`, by the AVX2 code when the CPU has it.
 fn quantize_q8(x: &[f32], simd: bool) -> Vec<Q8Block> {
     #[cfg(target_arch = "x86_64")]
@@ -186,20 +209,29 @@ mod avx2 {
                         _mm256_mul_ps(vk, mul),
                     ))
                 });
+                // Packed to bytes as ggml packs them: the two 32→16 packs interleave
+                // 128-bit halves, the permute puts the 32 codes back in order.
+                let sum =
+                    hsum_i32(_mm256_add_epi32(_mm256_add_epi32(ints[0], ints[1]), _mm256_add_epi32(ints[2], ints[3])));
+                let packed =
+                    _mm256_packs_epi16(_mm256_packs_epi32(ints[0], ints[1]), _mm256_packs_epi32(ints[2], ints[3]));
+                let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
                 let mut q = [0i8; 32];
-                let mut lanes = [0i32; 8];
-                let mut sum = 0i32;
-                for (k, i) in ints.iter().enumerate() {
-                    // SAFETY: a store into a local array of one vector.
-                    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), *i) };
-                    for (j, l) in lanes.iter().enumerate() {
-                        q[8 * k + j] = *l as i8;
-                        sum += l;
-                    }
-                }
+                // SAFETY: a store of one vector into a 32-byte local array.
+                unsafe { _mm256_storeu_si256(q.as_mut_ptr().cast(), ordered) };
                 Q8Block { d: through_half(d), s: through_half(d * sum as f32), q }
             })
             .collect()
+    }
+
+    /// The sum of eight i32 lanes (integers: any order gives the same).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn hsum_i32(v: __m256i) -> i32 {
+        let mut lanes = [0i32; 8];
+        // SAFETY: a store of one vector into a 32-byte local array.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), v) };
+        lanes.iter().sum()
     }
 
     /// `N` rows at once (sharing each activation block's load, N independent FMA chains);
@@ -269,8 +301,13 @@ mod avx2 {
         for (k, x) in xq.iter().enumerate() {
             // SAFETY: x.q holds 32 bytes.
             let qy = unsafe { _mm256_loadu_si256(x.q.as_ptr().cast()) };
+            // One prefetch per cache line, not per block: every (64 / SIZE)-th
+            // block (a stride of at most 64 bytes never skips a line).
+            let prefetch = k % (64 / SIZE).max(1) == 0;
             for n in 0..N {
-                _mm_prefetch::<_MM_HINT_T0>(rows[n][k].as_ptr().wrapping_add(16384).cast());
+                if prefetch {
+                    _mm_prefetch::<_MM_HINT_T0>(rows[n][k].as_ptr().wrapping_add(16384).cast());
+                }
                 let (sums, d, m) = dot(&rows[n][k], qy);
                 if MIN {
                     mins[n] += m * x.s;
@@ -455,33 +492,41 @@ fn is_k_quant_with_kernel(ty: GgmlType) -> bool {
 }
 
 /// out[r] = row r · x for the out.len() rows of `w`.
-pub(crate) fn dot_quant_rows(w: QuantRows, x: &[f32], out: &mut [f32]) {
-    let ty = w.layout.ty;
+pub(crate) fn dot_quant_rows(w: QuantRows, input: &Input, out: &mut [f32]) {
+    let (ty, x) = (w.layout.ty, input.x);
     if w.arith == Arith::LlamaCpp && is_k_quant_with_kernel(ty) && w.cols.is_multiple_of(256) {
-        let xq = quantize_q8_k(x);
+        let xq = input.q8k();
         for (r, o) in out.iter_mut().enumerate() {
-            *o = k_quant_row(ty, w.stored(r), &xq);
+            *o = k_quant_row(ty, w.stored(r), xq);
         }
         return;
     }
     if w.arith == Arith::LlamaCpp && has_llamacpp_kernel(ty) && w.cols.is_multiple_of(32) {
         let simd = avx2_available();
-        let xq = quantize_q8(x, simd);
+        let xq = input.q8(simd);
         let mut r = 0;
         #[cfg(target_arch = "x86_64")]
         if simd && has_avx2_kernel(ty) {
             const ROWS: usize = 4;
             // Several rows at a time: the per-row overhead of 576-wide rows (18 blocks) was a
             // third of a Q4_1 token.
+            let rb = w.row_bytes();
             while r + ROWS <= out.len() {
-                let rows = std::array::from_fn(|k| w.stored(r + k));
+                let rows = std::array::from_fn(|k| {
+                    if !w.layout.is_permuted() {
+                        let s = (w.first + r + k) * rb;
+                        &w.bytes[s..s + rb]
+                    } else {
+                        w.stored(r + k)
+                    }
+                });
                 // SAFETY: the features were detected; rows hold whole blocks.
-                out[r..r + ROWS].copy_from_slice(&unsafe { avx2::rows::<ROWS>(ty, rows, &xq) });
+                out[r..r + ROWS].copy_from_slice(&unsafe { avx2::rows::<ROWS>(ty, rows, xq) });
                 r += ROWS;
             }
         }
         for (k, o) in out.iter_mut().enumerate().skip(r) {
-            *o = llamacpp_row(ty, w.stored(k), &xq, simd);
+            *o = llamacpp_row(ty, w.stored(k), xq, simd);
         }
         return;
     }
@@ -543,7 +588,7 @@ mod tests {
                 xq.iter().flat_map(|b| b.q.iter().map(move |&q| q as f32 * b.d).collect::<Vec<_>>()).collect();
             for (arith, xs) in [(Arith::Exact, &x), (Arith::LlamaCpp, &x_rounded)] {
                 let mut got = vec![0f32; rows];
-                dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith }, &x, &mut got);
+                dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith }, &Input::new(&x), &mut got);
                 for (r, g) in got.iter().enumerate() {
                     let row = &deq[r * cols..(r + 1) * cols];
                     let mut want: f32 = row.iter().zip(xs.iter()).map(|(a, b)| a * b).sum();
@@ -598,7 +643,11 @@ mod tests {
             let deq = crate::checkpoint::quant::dequantize(ty, &bytes).unwrap();
             let layout = GgmlLayout::plain(ty, cols as u32);
             let mut got = vec![0f32; rows];
-            dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp }, &x, &mut got);
+            dot_quant_rows(
+                QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp },
+                &Input::new(&x),
+                &mut got,
+            );
             for (r, g) in got.iter().enumerate() {
                 let want: f32 = deq[r * cols..(r + 1) * cols].iter().zip(&x_rounded).map(|(a, b)| a * b).sum();
                 assert!((g - want).abs() < 1e-4 * (1.0 + want.abs()), "{ty:?} row {r}: {g} vs {want}");
@@ -631,7 +680,11 @@ mod tests {
             let deq = crate::checkpoint::quant::dequantize(ty, &bytes).unwrap();
             let mut got = vec![0f32; rows];
             let layout = GgmlLayout::plain(ty, cols as u32);
-            dot_quant_rows(QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp }, &x, &mut got);
+            dot_quant_rows(
+                QuantRows { bytes: &bytes, layout, cols, first: 0, arith: Arith::LlamaCpp },
+                &Input::new(&x),
+                &mut got,
+            );
             for (r, g) in got.iter().enumerate() {
                 let mut want: f32 = deq[r * cols..(r + 1) * cols].iter().zip(&x_rounded).map(|(a, b)| a * b).sum();
                 if ty == GgmlType::Q5_1 {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use candle_core::{Result, Tensor};
 
 use super::{KvCache, LoadedModel, Mlp, RmsNorm};
-use crate::engine::matvec::{FastLinear, Rows, dot_rows};
+use crate::engine::matvec::{FastLinear, Input, Rows, dot_rows, dot_rows_input};
 
 /// What the step needs besides the weights, as plain vectors (copied once, small).
 pub(super) struct Plan {
@@ -332,13 +332,14 @@ impl<'a> Step<'a> {
             // Attention input, then this thread's rows of q, k and v.
             // SAFETY: x is only read until the barrier after attention.
             rms_norm(unsafe { self.x.read(0..h) }, &lp.input_norm, &mut normed);
+            let input = Input::new(&normed);
             let mine = block(i, n, q_out + 2 * kv_out);
             for (w, at) in [(wq, 0..q_out), (wk, q_out..q_out + kv_out), (wv, q_out + kv_out..q_out + 2 * kv_out)] {
                 let r = within(&mine, at.clone());
                 if !r.is_empty() {
                     // SAFETY: this thread's own block of qkv.
                     let out = unsafe { self.qkv.part(at.start + r.start..at.start + r.end) };
-                    dot_rows(w.slice(r.start * h, r.len() * h), &normed, out);
+                    dot_rows_input(w.slice(r.start * h, r.len() * h), &input, out);
                 }
             }
             self.barrier.wait();
@@ -397,8 +398,9 @@ impl<'a> Step<'a> {
             rms_norm(unsafe { self.x.read(0..h) }, &lp.post_norm, &mut normed);
             let mine = block(i, n, inter);
             let (g, u) = (&mut gate[..mine.len()], &mut up[..mine.len()]);
-            dot_rows(wg.slice(mine.start * h, mine.len() * h), &normed, g);
-            dot_rows(wu.slice(mine.start * h, mine.len() * h), &normed, u);
+            let input = Input::new(&normed);
+            dot_rows_input(wg.slice(mine.start * h, mine.len() * h), &input, g);
+            dot_rows_input(wu.slice(mine.start * h, mine.len() * h), &input, u);
             add(g, lp.gate_bias.as_ref(), mine.clone());
             add(u, lp.up_bias.as_ref(), mine.clone());
             // SAFETY: act is written in this thread's rows only.

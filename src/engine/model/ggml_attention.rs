@@ -12,18 +12,39 @@ pub(super) fn vec_dot_f16(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::is_x86_feature_detected as has;
-        if has!("fma") {
-            // SAFETY: the feature was detected just above.
+        if has!("avx2") && has!("fma") {
+            // SAFETY: the features were detected just above.
             return unsafe { vec_dot_f16_fma(a, b) };
         }
     }
     vec_dot_f16_portable(a, b)
 }
 
+/// The same loop in explicit 8-lane FMAs (the compiler did not vectorise the portable one
+/// across its four accumulators): the scores were 5% of a Q4_1 token.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "fma")]
+#[target_feature(enable = "avx2,fma")]
 fn vec_dot_f16_fma(a: &[f32], b: &[f32]) -> f32 {
-    vec_dot_f16_portable(a, b)
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let np = n & !31;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in (0..np).step_by(32) {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 ≤ np ≤ both lengths.
+            let (x, y) =
+                unsafe { (_mm256_loadu_ps(a.as_ptr().add(i + 8 * j)), _mm256_loadu_ps(b.as_ptr().add(i + 8 * j))) };
+            *acc = _mm256_fmadd_ps(x, y, *acc);
+        }
+    }
+    let x0 = _mm256_add_ps(_mm256_add_ps(acc[0], acc[2]), _mm256_add_ps(acc[1], acc[3]));
+    let t0 = _mm_add_ps(_mm256_castps256_ps128(x0), _mm256_extractf128_ps::<1>(x0));
+    let t1 = _mm_hadd_ps(t0, t0);
+    let mut total = _mm_cvtss_f32(_mm_hadd_ps(t1, t1)) as f64;
+    for i in np..n {
+        total += (a[i] * b[i]) as f64;
+    }
+    total as f32
 }
 
 #[inline(always)]
@@ -189,6 +210,16 @@ mod tests {
             let mut column: Vec<f32> = (0..len).map(|p| vals[p * hd + d]).collect();
             column.resize(64, 0.0);
             assert_eq!(g.to_bits(), vec_dot_f16(&column, &padded_w).to_bits(), "dim {d}");
+        }
+    }
+
+    /// The explicit AVX loop gives the portable loop's numbers to the bit, tail included.
+    #[test]
+    fn simd_and_portable_f16_dots_agree() {
+        for n in [8, 31, 32, 64, 70, 128] {
+            let a: Vec<f32> = (0..n).map(|i| f16((i as f32 * 0.91).sin() * 3.0)).collect();
+            let b: Vec<f32> = (0..n).map(|i| f16((i as f32 * 0.23).cos())).collect();
+            assert_eq!(vec_dot_f16(&a, &b).to_bits(), vec_dot_f16_portable(&a, &b).to_bits(), "n = {n}");
         }
     }
 }
