@@ -49,7 +49,7 @@ fn tree_text_equals_transformers_repr_for_config_only_cases() {
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let cfg = ArchConfig::parse(&case["config"]).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let tree = families::build_tree(&cfg);
+        let tree = families::build_tree(&cfg, 0.0);
         assert_eq!(tree.repr(ROOT), case["repr"].as_str().unwrap(), "{name}");
         assert_eq!(tree.unique_param_count(ROOT), case["num_parameters"].as_u64().unwrap(), "{name} parameters");
     }

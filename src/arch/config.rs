@@ -15,10 +15,16 @@ pub enum Family {
     Qwen2Moe,
     Qwen3Moe,
     Olmoe,
+    /// The current Hugging Face-style MiniMind (`MiniMindForCausalLM`, `model_type: "minimind"`).
+    MiniMind,
+    /// MiniMind's first generation (`MiniMindLM` + `LMConfig`), read from a `.pth` state dict:
+    /// its config is inferred (see `arch::minimind`), under the made-up model_type
+    /// `minimind_lm` that no Hub config uses.
+    MiniMindLm,
 }
 
 impl Family {
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 10] = [
         Family::Llama,
         Family::Mistral,
         Family::Qwen2,
@@ -27,6 +33,8 @@ impl Family {
         Family::Qwen2Moe,
         Family::Qwen3Moe,
         Family::Olmoe,
+        Family::MiniMind,
+        Family::MiniMindLm,
     ];
 
     /// Class-name prefix used by transformers (`Llama` → `LlamaDecoderLayer`).
@@ -40,6 +48,7 @@ impl Family {
             Family::Qwen2Moe => "Qwen2Moe",
             Family::Qwen3Moe => "Qwen3Moe",
             Family::Olmoe => "Olmoe",
+            Family::MiniMind | Family::MiniMindLm => "MiniMind",
         }
     }
 
@@ -53,6 +62,8 @@ impl Family {
             Family::Qwen2Moe => "qwen2_moe",
             Family::Qwen3Moe => "qwen3_moe",
             Family::Olmoe => "olmoe",
+            Family::MiniMind => "minimind",
+            Family::MiniMindLm => "minimind_lm",
         }
     }
 
@@ -68,6 +79,11 @@ impl Family {
     pub fn is_moe(self) -> bool {
         matches!(self, Family::Mixtral | Family::Qwen2Moe | Family::Qwen3Moe | Family::Olmoe)
     }
+
+    /// MiniMind's own module classes and `str(model)` (not a transformers family's).
+    pub fn is_minimind(self) -> bool {
+        matches!(self, Family::MiniMind | Family::MiniMindLm)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -76,8 +92,10 @@ pub struct MoeConfig {
     pub top_k: usize,
     /// Hidden size of each routed expert.
     pub expert_intermediate: usize,
-    /// Qwen2-MoE's always-on expert and its sigmoid gate.
+    /// An always-on expert: Qwen2-MoE's, behind a sigmoid gate, or MiniMind's, added with
+    /// weight 1 (`shared_expert_gated` false).
     pub shared_expert_intermediate: Option<usize>,
+    pub shared_expert_gated: bool,
     /// Renormalise the top-k gate weights to sum to 1 (Mixtral always does).
     pub norm_topk_prob: bool,
     /// Qwen-MoE: layer i is sparse when `(i + 1) % decoder_sparse_step == 0` and not in `mlp_only_layers`.
@@ -117,6 +135,9 @@ pub struct ArchConfig {
     pub qk_norm: bool,
     pub clip_qkv: Option<f64>,
     pub moe: Option<MoeConfig>,
+    /// RoPE rotates interleaved pairs (2i, 2i+1) as complex numbers (MiniMindLM), not the
+    /// first half of a head against the second (`rotate_half`).
+    pub rope_interleaved: bool,
 }
 
 impl ArchConfig {
@@ -180,12 +201,12 @@ impl ArchConfig {
         let heads = Heads::read(&r, family, hidden_size, &d)?;
         let rms_norm_eps = r.f64_or("rms_norm_eps", d.rms_norm_eps)?;
         let (rope_theta, max_position_embeddings, rope_scaling) = read_rope(&r, family)?;
-        let tie_word_embeddings = r.bool_or("tie_word_embeddings", false)?;
+        let tie_word_embeddings = r.bool_or("tie_word_embeddings", family.is_minimind())?;
         let (attention_bias, o_proj_bias, mlp_bias) = read_biases(&r, family)?;
         let hidden_act = r.str_or("hidden_act", "silu")?;
         let tokens = read_token_ids(&r, family)?;
         let dtype = r.0.get("dtype").or_else(|| r.0.get("torch_dtype")).and_then(Value::as_str).map(str::to_string);
-        let qk_norm = matches!(family, Family::Qwen3 | Family::Qwen3Moe | Family::Olmoe);
+        let qk_norm = matches!(family, Family::Qwen3 | Family::Qwen3Moe | Family::Olmoe | Family::MiniMind);
         let clip_qkv = if family == Family::Olmoe { r.opt_f64("clip_qkv")? } else { None };
         let moe = read_moe(&r, family, intermediate_size)?;
         Ok(Self {
@@ -214,6 +235,7 @@ impl ArchConfig {
             qk_norm,
             clip_qkv,
             moe,
+            rope_interleaved: family == Family::MiniMindLm,
         })
     }
 }
@@ -243,6 +265,10 @@ impl FamilyDefaults {
                 Qwen2Moe => (151936, 2048, 5632, 24, 16, 1e-6, Some(16)),
                 Qwen3Moe => (151936, 2048, 6144, 24, 32, 1e-6, Some(4)),
                 Olmoe => (50304, 2048, 2048, 16, 16, 1e-5, None),
+                // MiniMindConfig: intermediate = ceil(768·π / 64)·64.
+                MiniMind => (6400, 768, 2432, 8, 8, 1e-6, Some(4)),
+                // LMConfig (the .pth reader writes every key, these are never used).
+                MiniMindLm => (6400, 512, 1408, 8, 8, 1e-5, Some(2)),
             };
         Self { vocab_size, hidden_size, intermediate_size, num_layers, num_heads, rms_norm_eps, num_kv_heads }
     }
@@ -289,7 +315,7 @@ fn read_rope(r: &Reader<'_>, family: Family) -> Result<(f64, usize, RopeScaling)
     use Family::*;
     let rope_theta = match r.0.get("rope_parameters").and_then(|p| p.get("rope_theta")) {
         Some(v) => v.as_f64().ok_or_else(|| ConfigError::new("rope_parameters.rope_theta", "expected a number"))?,
-        None => r.f64_or("rope_theta", 10000.0)?,
+        None => r.f64_or("rope_theta", if family.is_minimind() { 1e6 } else { 10000.0 })?,
     };
     let max_position_embeddings = r.usize_or(
         "max_position_embeddings",
@@ -312,7 +338,7 @@ fn read_biases(r: &Reader<'_>, family: Family) -> Result<(bool, bool, bool), Con
             let b = r.bool_or("attention_bias", false)?;
             (b, b)
         }
-        Mistral | Mixtral => (false, false),
+        Mistral | Mixtral | MiniMind | MiniMindLm => (false, false),
         Qwen2 => (true, false),
         Qwen2Moe => (r.bool_or("qkv_bias", true)?, false),
     };
@@ -352,6 +378,7 @@ fn read_moe(r: &Reader<'_>, family: Family, intermediate_size: usize) -> Result<
             top_k: r.usize_or("num_experts_per_tok", 2)?,
             expert_intermediate: intermediate_size,
             shared_expert_intermediate: None,
+            shared_expert_gated: false,
             norm_topk_prob: true,
             decoder_sparse_step: 1,
             mlp_only_layers: Vec::new(),
@@ -365,6 +392,7 @@ fn read_moe(r: &Reader<'_>, family: Family, intermediate_size: usize) -> Result<
             } else {
                 None
             },
+            shared_expert_gated: true,
             norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
             decoder_sparse_step: r.usize_or("decoder_sparse_step", 1)?,
             mlp_only_layers: r.usize_list("mlp_only_layers")?,
@@ -374,10 +402,37 @@ fn read_moe(r: &Reader<'_>, family: Family, intermediate_size: usize) -> Result<
             top_k: r.usize_or("num_experts_per_tok", 8)?,
             expert_intermediate: intermediate_size,
             shared_expert_intermediate: None,
+            shared_expert_gated: false,
             norm_topk_prob: r.bool_or("norm_topk_prob", false)?,
             decoder_sparse_step: 1,
             mlp_only_layers: Vec::new(),
         }),
+        // MiniMindConfig: `use_moe` switches every FeedForward to MOEFeedForward.
+        MiniMind if r.bool_or("use_moe", false)? => Some(MoeConfig {
+            num_experts: r.usize_or("num_experts", 4)?,
+            top_k: r.usize_or("num_experts_per_tok", 1)?,
+            expert_intermediate: r.usize_or("moe_intermediate_size", intermediate_size)?,
+            shared_expert_intermediate: None,
+            shared_expert_gated: false,
+            norm_topk_prob: r.bool_or("norm_topk_prob", true)?,
+            decoder_sparse_step: 1,
+            mlp_only_layers: Vec::new(),
+        }),
+        // LMConfig (keys as `arch::minimind` writes them): MoEGate renormalises only when
+        // top_k > 1, and `n_shared_experts` (a bool in LMConfig) adds one FeedForward.
+        MiniMindLm if r.bool_or("use_moe", false)? => {
+            let top_k = r.usize_or("num_experts_per_tok", 2)?;
+            Some(MoeConfig {
+                num_experts: r.usize_or("num_experts", 4)?,
+                top_k,
+                expert_intermediate: intermediate_size,
+                shared_expert_intermediate: r.bool_or("shared_experts", true)?.then_some(intermediate_size),
+                shared_expert_gated: false,
+                norm_topk_prob: top_k > 1 && r.bool_or("norm_topk_prob", true)?,
+                decoder_sparse_step: 1,
+                mlp_only_layers: Vec::new(),
+            })
+        }
         _ => None,
     };
     if let Some(m) = &moe

@@ -4,8 +4,14 @@
 use super::config::{ArchConfig, Family};
 use super::module::{ModuleTree, ROOT};
 
-/// Builds `XxxForCausalLM` for a parsed config.
-pub fn build_tree(cfg: &ArchConfig) -> ModuleTree {
+/// Builds `XxxForCausalLM` for a parsed config (MiniMind's own classes for its families;
+/// `dropout` is the p their Dropout modules print).
+pub fn build_tree(cfg: &ArchConfig, dropout: f64) -> ModuleTree {
+    match cfg.family {
+        Family::MiniMindLm => return super::minimind::v1_tree(cfg, dropout),
+        Family::MiniMind => return super::minimind::v2_tree(cfg, dropout),
+        _ => {}
+    }
     let p = cfg.family.prefix();
     let mut t = ModuleTree::new(&format!("{p}ForCausalLM"));
     let model = t.add(ROOT, "model", &format!("{p}Model"), String::new());

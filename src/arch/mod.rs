@@ -5,6 +5,7 @@ pub mod config;
 pub mod families;
 pub mod generic;
 pub mod gguf;
+pub mod minimind;
 pub mod module;
 pub mod peft;
 
@@ -28,18 +29,25 @@ pub struct ModelFolder {
 impl ModelFolder {
     /// Opens a folder. Reads `config.json` and the safetensors headers; no weight bytes.
     pub fn open(folder: &Path) -> Result<Self, CheckpointError> {
-        let checkpoint = match gguf::find_gguf(folder)? {
-            Some(file) => gguf::open_checkpoint(&file)?,
-            None => Checkpoint::open(folder)?,
-        };
-        Self::from_checkpoint(checkpoint)
+        if let Some(file) = gguf::find_gguf(folder)? {
+            return Self::from_checkpoint(gguf::open_checkpoint(&file)?);
+        }
+        if let Some(file) = minimind::find_pth(folder)? {
+            let (checkpoint, mut told) = minimind::open_checkpoint(&file)?;
+            let mut model = Self::from_checkpoint(checkpoint)?;
+            told.append(&mut model.notices);
+            model.notices = told;
+            return Ok(model);
+        }
+        Self::from_checkpoint(Checkpoint::open(folder)?)
     }
 
     pub fn from_checkpoint(checkpoint: Checkpoint) -> Result<Self, CheckpointError> {
-        // A GGUF's config comes from its own keys: errors name the file.
-        let config_path = match &checkpoint.gguf {
-            Some(_) => checkpoint.folder.clone(),
-            None => checkpoint.folder.join(crate::checkpoint::CONFIG_FILE),
+        // A GGUF's config comes from its own keys, a .pth's from its shapes: errors name the file.
+        let config_path = if checkpoint.folder.is_file() {
+            checkpoint.folder.clone()
+        } else {
+            checkpoint.folder.join(crate::checkpoint::CONFIG_FILE)
         };
         let Some(raw) = checkpoint.config.clone() else {
             return Err(CheckpointError::BadFolder {
@@ -59,8 +67,12 @@ impl ModelFolder {
                 if let Some(why) = cfg.inference_blocker() {
                     notices.push(format!("config.json: {why}. The model can be inspected but not run."));
                 }
-                let tree = families::build_tree(&cfg);
+                let dropout = raw.get("dropout").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+                let tree = families::build_tree(&cfg, dropout);
                 notices.extend(check_against_checkpoint(&tree, &checkpoint, &config_path)?);
+                if cfg.family.is_minimind() {
+                    notices.push(minimind::teaching_note(cfg.family).to_string());
+                }
                 Ok(Self { checkpoint, config: Some(cfg), tree, notices })
             }
             Err(e) if e.unsupported => {
@@ -106,7 +118,9 @@ fn check_sizes(cfg: &ArchConfig, ckpt: &Checkpoint, file: &Path) -> Result<(), C
         let at = name.find(marker)? + marker.len();
         name[at..].split('.').next()?.parse().ok()
     };
-    let stored_layers = ckpt.tensors.iter().filter_map(|t| index_after(&t.name, "model.layers.")).max().map(|m| m + 1);
+    // MiniMindLM stores its blocks as `layers.N.*`, every other family as `model.layers.N.*`.
+    let marker = if cfg.family == Family::MiniMindLm { "layers." } else { "model.layers." };
+    let stored_layers = ckpt.tensors.iter().filter_map(|t| index_after(&t.name, marker)).max().map(|m| m + 1);
     let bad = |what: String| CheckpointError::BadConfig { file: file.to_path_buf(), what };
     // Fewer layers than stored is what transformers loads with an "unexpected keys" warning
     // (reported below); more would size the tree and the engine from tensors that do not exist.
@@ -174,7 +188,19 @@ fn check_against_checkpoint(
             }
         }
     }
-    let unclaimed: Vec<&str> = ckpt.tensors.iter().map(|t| t.name.as_str()).filter(|n| !claimed.contains(n)).collect();
+    // A tied weight that torch.save wrote under both names (one storage) is claimed once.
+    let claimed_bytes: std::collections::HashSet<(usize, (usize, usize))> = ckpt
+        .tensors
+        .iter()
+        .filter(|t| claimed.contains(t.name.as_str()))
+        .map(|t| (t.shard, t.data_offsets))
+        .collect();
+    let unclaimed: Vec<&str> = ckpt
+        .tensors
+        .iter()
+        .filter(|t| !claimed.contains(t.name.as_str()) && !claimed_bytes.contains(&(t.shard, t.data_offsets)))
+        .map(|t| t.name.as_str())
+        .collect();
     Ok(if unclaimed.is_empty() {
         Vec::new()
     } else {

@@ -85,7 +85,7 @@ fn main() -> Result<(), Error> {
     // Parameters: every tensor the module tree implies, norms at 1 and the rest N(0, 0.05).
     let dev = Device::Cpu;
     let varmap = VarMap::new();
-    let tree = families::build_tree(&cfg);
+    let tree = families::build_tree(&cfg, 0.0);
     {
         let mut data = varmap.data().lock().expect("varmap lock");
         let mut rng = SEED;

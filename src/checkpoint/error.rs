@@ -21,6 +21,9 @@ pub enum CheckpointError {
     BadConfig { file: PathBuf, what: String },
     #[error("{}: {what}", folder.display())]
     BadFolder { folder: PathBuf, what: String },
+    /// A `.pth` opened as a model: the reader's own message names the file.
+    #[error("{0}")]
+    Pickle(#[from] super::pickle::PickleError),
     #[error("no tensor named `{0}` in this checkpoint")]
     NoSuchTensor(String),
 }

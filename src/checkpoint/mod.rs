@@ -129,10 +129,15 @@ impl Checkpoint {
     ) -> Result<Self, CheckpointError> {
         let entries = tensors.iter().map(|(t, e)| (t.name.clone(), e.clone())).collect();
         let infos = tensors.into_iter().map(|(t, _)| t).collect();
-        let shard = Shard::from_gguf(&file.path, file.file_len, file.data_start, infos)?;
+        let shard = Shard::over_file(&file.path, file.file_len, file.data_start, infos)?;
         let mut ckpt = Self::from_shards(&file.path, vec![shard], None, Some(config))?;
         ckpt.gguf = Some(GgufSource { file, entries });
         Ok(ckpt)
+    }
+
+    /// A one-file checkpoint that is not a GGUF (a `.pth` state dict): `folder` is the file.
+    pub fn from_single_file(path: &Path, shard: Shard, config: serde_json::Value) -> Result<Self, CheckpointError> {
+        Self::from_shards(path, vec![shard], None, Some(config))
     }
 
     /// GGUF provenance of a tensor (None for safetensors checkpoints).

@@ -125,10 +125,11 @@ impl Shard {
         Ok(Self { path: path.to_path_buf(), file_name, file_len, header_len, metadata, tensors, notices, map })
     }
 
-    /// A GGUF file's data section as a shard, so GGUF tensors read through the same path.
-    /// `tensors` were checked against the file by `checkpoint::gguf`; their offsets are
-    /// relative to `data_start` (the header then counts as everything before it).
-    pub fn from_gguf(
+    /// A GGUF file's data section, or a torch zip's stored entries, as a shard, so their
+    /// tensors read through the same path. `tensors` were checked against the file by
+    /// `checkpoint::gguf` / `checkpoint::pickle`; their offsets are relative to `data_start`
+    /// (the header then counts as everything before it).
+    pub fn over_file(
         path: &Path,
         file_len: u64,
         data_start: u64,

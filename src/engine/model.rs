@@ -102,6 +102,8 @@ struct Rotary {
     sin: Tensor,
     /// Built by [`Rotary::ggml`]: rotate as ggml does too, see [`rotate`].
     ggml: bool,
+    /// MiniMindLM: pairs (2i, 2i+1) rotate, see [`rotate_pairs`].
+    interleaved: bool,
 }
 
 /// Rotates one head (first half paired with second half, Hugging Face order) by the
@@ -119,6 +121,16 @@ pub(super) fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], ggml: bool) {
             a[i] = x0 * cos[i] - x1 * sin[i];
             b[i] = x1 * cos[i] + x0 * sin[i];
         }
+    }
+}
+
+/// Rotates one head as MiniMindLM's `apply_rotary_emb` does: (x[2i] + i·x[2i+1]) times
+/// (cos + i·sin), the complex product written out.
+pub(super) fn rotate_pairs(head: &mut [f32], cos: &[f32], sin: &[f32]) {
+    for (i, pair) in head.chunks_exact_mut(2).enumerate() {
+        let (x0, x1) = (pair[0], pair[1]);
+        pair[0] = x0 * cos[i] - x1 * sin[i];
+        pair[1] = x0 * sin[i] + x1 * cos[i];
     }
 }
 
@@ -195,10 +207,11 @@ impl Rotary {
         let positions = Tensor::arange(0u32, max_len as u32, dev)?.to_dtype(DType::F32)?.reshape((max_len, 1))?;
         let angles = positions.matmul(&inv_freq)?;
         let (cos, sin) = (angles.cos()?, angles.sin()?);
+        let interleaved = cfg.rope_interleaved;
         if attention_factor == 1.0 {
-            return Ok(Self { cos, sin, ggml: false });
+            return Ok(Self { cos, sin, ggml: false, interleaved });
         }
-        Ok(Self { cos: (cos * attention_factor)?, sin: (sin * attention_factor)?, ggml: false })
+        Ok(Self { cos: (cos * attention_factor)?, sin: (sin * attention_factor)?, ggml: false, interleaved })
     }
 
     /// The same tables as ggml computes them for llama.cpp arithmetic: `theta_scale =
@@ -226,7 +239,16 @@ impl Rotary {
             }
         }
         let (cos, sin) = (Tensor::from_vec(cos, (max_len, half), dev)?, Tensor::from_vec(sin, (max_len, half), dev)?);
-        Ok(Self { cos, sin, ggml: true })
+        Ok(Self { cos, sin, ggml: true, interleaved: cfg.rope_interleaved })
+    }
+
+    /// One head at one position, in this table's pairing and arithmetic.
+    fn rotate_head(&self, head: &mut [f32], cos: &[f32], sin: &[f32]) {
+        if self.interleaved {
+            rotate_pairs(head, cos, sin)
+        } else {
+            rotate(head, cos, sin, self.ggml)
+        }
     }
 
     fn apply(&self, x: &Tensor, offset: usize, training: bool) -> Result<Tensor> {
@@ -240,9 +262,16 @@ impl Rotary {
             // (b, heads, t, hd): the position is the row index modulo t.
             for (r, head) in xs.chunks_exact_mut(hd).enumerate() {
                 let p = r % t;
-                rotate(head, &cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half], true);
+                self.rotate_head(head, &cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
             }
             return Tensor::from_vec(xs, x.shape(), x.device());
+        }
+        if self.interleaved {
+            return if training {
+                candle_nn::rotary_emb::rope_i_slow(x, &cos, &sin)
+            } else {
+                candle_nn::rotary_emb::rope_i(&x.contiguous()?, &cos, &sin)
+            };
         }
         if training {
             candle_nn::rotary_emb::rope_slow(x, &cos, &sin)
@@ -257,6 +286,8 @@ impl Rotary {
 struct Source<'a> {
     from: From<'a>,
     prefix: String,
+    /// The checkpoint names tensors as MiniMindLM does (see `arch::minimind::stored_name`).
+    minimind_names: bool,
 }
 
 #[derive(Clone)]
@@ -267,13 +298,17 @@ enum From<'a> {
 }
 
 impl<'a> Source<'a> {
+    fn stored(cfg: &ArchConfig, ckpt: &'a Checkpoint, to: Option<CastTarget>) -> Self {
+        Self { from: From::Stored(ckpt, to), prefix: String::new(), minimind_names: cfg.family == Family::MiniMindLm }
+    }
+
     fn pp(&self, name: impl AsRef<str>) -> Self {
         let prefix = if self.prefix.is_empty() {
             name.as_ref().to_string()
         } else {
             format!("{}.{}", self.prefix, name.as_ref())
         };
-        Self { from: self.from.clone(), prefix }
+        Self { from: self.from.clone(), prefix, minimind_names: self.minimind_names }
     }
 
     fn device(&self) -> Device {
@@ -285,7 +320,10 @@ impl<'a> Source<'a> {
 
     /// The stored tensor `prefix.leaf`, checked against the shape the config implies.
     fn info(&self, ckpt: &'a Checkpoint, shape: &Shape, leaf: &str) -> Result<&'a crate::checkpoint::TensorInfo> {
-        let name = self.pp(leaf).prefix;
+        let mut name = self.pp(leaf).prefix;
+        if self.minimind_names {
+            name = crate::arch::minimind::stored_name(&name);
+        }
         let t = ckpt
             .tensor(&name)
             .ok_or_else(|| candle_core::Error::Msg(format!("no tensor `{name}` in the checkpoint")))?;
@@ -466,7 +504,8 @@ struct SparseMoe {
     top_k: usize,
     norm_topk_prob: bool,
     /// Boxed: it would make every MoE layer's enum variant twice a dense one's size.
-    shared: Option<Box<(SwiGlu, FastLinear)>>,
+    /// The gate is None for MiniMind's shared experts, which are added with weight 1.
+    shared: Option<Box<(SwiGlu, Option<FastLinear>)>>,
 }
 
 impl SparseMoe {
@@ -507,10 +546,14 @@ impl SparseMoe {
             out = out.index_add(&idx, &y, 0)?;
         }
         let mut shared_gate_values = None;
-        if let Some((expert, gate)) = self.shared.as_deref() {
-            let g = candle_nn::ops::sigmoid(&gate.forward_t(&xs, training)?)?;
-            out = (out + expert.forward(&xs, training)?.broadcast_mul(&g)?)?;
-            shared_gate_values = Some(g.flatten_all()?.to_vec1::<f32>()?);
+        match self.shared.as_deref() {
+            Some((expert, Some(gate))) => {
+                let g = candle_nn::ops::sigmoid(&gate.forward_t(&xs, training)?)?;
+                out = (out + expert.forward(&xs, training)?.broadcast_mul(&g)?)?;
+                shared_gate_values = Some(g.flatten_all()?.to_vec1::<f32>()?);
+            }
+            Some((expert, None)) => out = (out + expert.forward(&xs, training)?)?,
+            None => {}
         }
         if let Some((probes, layer)) = probes {
             probes.router_logits.push((layer, router_logits.to_vec2()?));
@@ -564,7 +607,8 @@ impl Layer {
                     v.extend([&mut e.gate, &mut e.up, &mut e.down]);
                 }
                 if let Some((e, g)) = moe.shared.as_deref_mut() {
-                    v.extend([&mut e.gate, &mut e.up, &mut e.down, g]);
+                    v.extend([&mut e.gate, &mut e.up, &mut e.down]);
+                    v.extend(g.as_mut());
                 }
             }
         }
@@ -652,20 +696,20 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// Builds the model over candle tensors: a `VarMap` for training, or any f32 tensors.
     pub fn load(cfg: &ArchConfig, vb: VarBuilder) -> Result<Self> {
-        Self::build(cfg, Source { from: From::Vars(vb), prefix: String::new() })
+        Self::build(cfg, Source { from: From::Vars(vb), prefix: String::new(), minimind_names: false })
     }
 
     /// Builds the model over a checkpoint's weights as stored: matrices are used in place
     /// from the read-only map (kept alive by the model), so loading copies nothing large.
     pub fn from_checkpoint(cfg: &ArchConfig, ckpt: &Checkpoint) -> Result<Self> {
-        Self::build(cfg, Source { from: From::Stored(ckpt, None), prefix: String::new() })
+        Self::build(cfg, Source::stored(cfg, ckpt, None))
     }
 
     /// The same model with every weight matrix (embedding, projections, experts, lm_head)
     /// rounded through `to` as it loads, held in memory at that precision; norms and biases
     /// stay as stored, as llama.cpp's converters keep them.
     pub fn from_checkpoint_round_trip(cfg: &ArchConfig, ckpt: &Checkpoint, to: CastTarget) -> Result<Self> {
-        Self::build(cfg, Source { from: From::Stored(ckpt, Some(to)), prefix: String::new() })
+        Self::build(cfg, Source::stored(cfg, ckpt, Some(to)))
     }
 
     fn build(cfg: &ArchConfig, vb: Source) -> Result<Self> {
@@ -704,7 +748,10 @@ impl LoadedModel {
                 let shared = match moe.shared_expert_intermediate {
                     Some(si) => Some(Box::new((
                         SwiGlu::load(vb_moe.pp("shared_expert"), h, si, false, false)?,
-                        linear(vb_moe.pp("shared_expert_gate"), h, 1, false)?,
+                        match moe.shared_expert_gated {
+                            true => Some(linear(vb_moe.pp("shared_expert_gate"), h, 1, false)?),
+                            false => None,
+                        },
                     ))),
                     None => None,
                 };
@@ -762,7 +809,12 @@ impl LoadedModel {
         for m in &adapter.modules {
             let a = Tensor::from_slice(&m.a, (m.rank, m.in_features), &device)?;
             let b = Tensor::from_slice(&m.b, (m.out_features, m.rank), &device)?;
-            self.attach_lora(&m.module, a, b, adapter.scaling * strength)?;
+            // A MiniMindLM adapter names v1 modules (`layers.0.attention.wq`).
+            let module = match self.cfg.family {
+                Family::MiniMindLm => crate::arch::minimind::engine_name(&m.module),
+                _ => m.module.clone(),
+            };
+            self.attach_lora(&module, a, b, adapter.scaling * strength)?;
         }
         Ok(())
     }
@@ -846,7 +898,7 @@ impl LoadedModel {
                 Mlp::Dense(m) => m.by_name(p),
                 Mlp::Sparse(moe) => match *p {
                     "gate" => Some(&mut moe.gate),
-                    "shared_expert_gate" => moe.shared.as_deref_mut().map(|(_, g)| g),
+                    "shared_expert_gate" => moe.shared.as_deref_mut().and_then(|(_, g)| g.as_mut()),
                     _ => None,
                 },
             },

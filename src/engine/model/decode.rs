@@ -473,7 +473,7 @@ impl<'a> Step<'a> {
         let at = self.offset * (hd / 2)..(self.offset + 1) * (hd / 2);
         let (cos, sin) = (&self.plan.cos[at.clone()], &self.plan.sin[at]);
         for head in q.chunks_exact_mut(hd).chain(k.chunks_exact_mut(hd)) {
-            super::rotate(head, cos, sin, self.model.rotary.ggml);
+            self.model.rotary.rotate_head(head, cos, sin);
         }
     }
 }
