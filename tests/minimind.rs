@@ -125,3 +125,137 @@ fn the_v2_folder_opens_as_minimind_prints_it_and_runs_as_minimind_computes() {
     let mut session = Session::load(&model).unwrap();
     check_prompts("tiny-minimind-v2", &mut session, &r);
 }
+
+/// A MiniMindLM with the MoE feed-forward (4 routed experts, top-2, a shared expert), saved
+/// as MiniMind2's trainers save it (`v.half()`), a model no fixture has. Its arithmetic is
+/// checked by an identity: with every expert and the shared expert equal to one FFN, the
+/// renormalised top-2 mix is that FFN and the shared expert adds it once more, so the logits
+/// equal a dense twin whose w2 is doubled. The F16 file also equals its F32 copy.
+#[test]
+fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
+    let (dim, hidden, kv, layers, experts) = (32usize, 64usize, 16usize, 2usize, 4usize);
+    let mut seed = 1u64;
+    let mut rand = |n: usize, scale: f32, base: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let u = (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                half::f16::from_f32(base + scale * u).to_f32()
+            })
+            .collect()
+    };
+    let vocab = 1024;
+    let mut common: Vec<(String, Vec<usize>, Vec<f32>)> =
+        vec![("tok_embeddings.weight".into(), vec![vocab, dim], rand(vocab * dim, 0.8, 0.0))];
+    let mut ffns = Vec::new();
+    for l in 0..layers {
+        for (n, shape) in [("wq", [dim, dim]), ("wk", [kv, dim]), ("wv", [kv, dim]), ("wo", [dim, dim])] {
+            common.push((
+                format!("layers.{l}.attention.{n}.weight"),
+                shape.to_vec(),
+                rand(shape[0] * shape[1], 0.6, 0.0),
+            ));
+        }
+        for n in ["attention_norm", "ffn_norm"] {
+            common.push((format!("layers.{l}.{n}.weight"), vec![dim], rand(dim, 0.2, 1.0)));
+        }
+        ffns.push([rand(hidden * dim, 0.6, 0.0), rand(dim * hidden, 0.6, 0.0), rand(hidden * dim, 0.6, 0.0)]);
+    }
+    let tail = |v: &mut Vec<(String, Vec<usize>, Vec<f32>)>, rand: &mut dyn FnMut(usize, f32, f32) -> Vec<f32>| {
+        v.push(("norm.weight".into(), vec![dim], rand(dim, 0.2, 1.0)));
+        v.push(("output.weight".into(), vec![vocab, dim], vec![0.0; vocab * dim]));
+    };
+    let ffn = |prefix: &str, w: &[Vec<f32>; 3], down_scale: f32| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        vec![
+            (format!("{prefix}.w1.weight"), vec![hidden, dim], w[0].clone()),
+            (format!("{prefix}.w2.weight"), vec![dim, hidden], w[1].iter().map(|x| x * down_scale).collect()),
+            (format!("{prefix}.w3.weight"), vec![hidden, dim], w[2].clone()),
+        ]
+    };
+    let mut moe = common.clone();
+    let mut dense = common.clone();
+    for (l, w) in ffns.iter().enumerate() {
+        for e in 0..experts {
+            moe.extend(ffn(&format!("layers.{l}.feed_forward.experts.{e}"), w, 1.0));
+        }
+        moe.push((format!("layers.{l}.feed_forward.gate.weight"), vec![experts, dim], rand(experts * dim, 2.0, 0.0)));
+        moe.extend(ffn(&format!("layers.{l}.feed_forward.shared_experts"), w, 1.0));
+        dense.extend(ffn(&format!("layers.{l}.feed_forward"), w, 2.0));
+    }
+    tail(&mut moe, &mut rand);
+    tail(&mut dense, &mut rand);
+    for set in [&mut moe, &mut dense] {
+        let n = set.iter().position(|t| t.0 == "norm.weight").unwrap();
+        set[n].2 = moe_norm(dim);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)], half: bool| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(fixture("minimind/tiny-minimind-v1").join(f), sub.join(f)).unwrap();
+        }
+        std::fs::write(sub.join("lmconfig.json"), r#"{"n_heads": 4}"#).unwrap();
+        let path = sub.join("full_sft_32.pth");
+        common::write_torch_state_dict(&path, tensors, half, &[("output.weight", "tok_embeddings.weight")]);
+        path
+    };
+    let (moe_half, moe_f32, dense_f32) =
+        (write("moe16", &moe, true), write("moe32", &moe, false), write("dense", &dense, false));
+    let model = ModelFolder::open(&moe_half).unwrap_or_else(|e| panic!("{e}"));
+    let tree = model.repr();
+    for line in [
+        "(feed_forward): MOEFeedForward(",
+        "(0-3): 4 x FeedForward(",
+        "(gate): MoEGate()",
+        "(shared_experts): FeedForward(",
+    ] {
+        assert!(tree.contains(line), "{line} missing from\n{tree}");
+    }
+    assert!(
+        tree.find("(experts)").unwrap() < tree.find("(gate)").unwrap(),
+        "MOEFeedForward registers experts, gate, shared_experts"
+    );
+    let told = model.notices.join("\n");
+    assert!(told.contains("4 routed experts") && told.contains("num_experts_per_tok 2"), "{told}");
+    let ids = vec![5, 77, 300, 12, 900, 41];
+    let logits_of = |path: &std::path::Path| {
+        let mut s = Session::load(&ModelFolder::open(path).unwrap()).unwrap();
+        s.set_prompt_ids(ids.clone()).unwrap();
+        let greedy = s.generate(4, &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+        (s.current_logits().unwrap().to_vec(), greedy, s)
+    };
+    let (half_logits, half_greedy, session) = logits_of(&moe_half);
+    // Routing is recorded for the Routing panel: every position, both layers, 4 experts.
+    assert_eq!(session.routing.len(), ids.len() + 4);
+    assert!(session.routing.iter().all(|pos| pos.len() == layers && pos.iter().all(|(_, r)| r.len() == experts)));
+    let (f32_logits, f32_greedy, _) = logits_of(&moe_f32);
+    let (dense_logits, dense_greedy, _) = logits_of(&dense_f32);
+    let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff(&half_logits, &f32_logits) < 1e-5, "F16 vs F32 file: {}", diff(&half_logits, &f32_logits));
+    assert_eq!(half_greedy, f32_greedy);
+    assert!(diff(&half_logits, &dense_logits) < 1e-4, "MoE vs dense twin: {}", diff(&half_logits, &dense_logits));
+    assert_eq!(half_greedy, dense_greedy);
+}
+
+/// The final norm's weights, the same in every file and exact in F16.
+fn moe_norm(dim: usize) -> Vec<f32> {
+    (0..dim).map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32()).collect()
+}
+
+/// A .pth model whose pickle names code is refused by name, and nothing runs.
+#[test]
+fn a_pth_model_naming_code_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evil.pth");
+    let mut p = vec![0x80, 2];
+    p.extend(b"cos\nsystem\n");
+    p.extend(b"(X\x05\x00\x00\x00touch tR.");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", stored).unwrap();
+    std::io::Write::write_all(&mut zip, &p).unwrap();
+    zip.finish().unwrap();
+    let err = ModelFolder::open(&path).err().expect("refused").to_string();
+    assert!(err.contains("os.system") && err.contains("evil.pth") && err.contains("Nothing was executed"), "{err}");
+}

@@ -27,7 +27,8 @@ pub const LMCONFIG_FILE: &str = "lmconfig.json";
 /// The model `.pth` that `path` names: the file itself, or the one `.pth` in a folder that
 /// has no config.json or safetensors (LoRA files live in `lora/` and are adapters).
 pub fn find_pth(path: &Path) -> Result<Option<PathBuf>, CheckpointError> {
-    let is_pth = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
+    let is_pth =
+        |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pth") || e.eq_ignore_ascii_case("pt"));
     if path.is_file() {
         return Ok(is_pth(path).then(|| path.to_path_buf()));
     }
@@ -59,7 +60,8 @@ pub fn find_pth(path: &Path) -> Result<Option<PathBuf>, CheckpointError> {
 /// inferred for it. Reads the pickle (through the restricted reader) and no weight byte.
 pub fn open_checkpoint(path: &Path) -> Result<(Checkpoint, Vec<String>), CheckpointError> {
     let pth = pickle::open(path)?;
-    let file_len = std::fs::metadata(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?.len();
+    let file_len =
+        std::fs::metadata(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?.len();
     // Shard counts offsets from byte 8 (safetensors' length prefix); a zip entry's data
     // always starts past its 30-byte local header.
     let infos = pth
@@ -78,7 +80,8 @@ pub fn open_checkpoint(path: &Path) -> Result<(Checkpoint, Vec<String>), Checkpo
     let bad = |what: String| CheckpointError::BadFolder { folder: path.to_path_buf(), what };
     let (config, assumed) = if shape("tok_embeddings.weight").is_some() {
         v1_config(path, &infos, &shape).map_err(bad)?
-    } else if shape("model.embed_tokens.weight").is_some() && shape("model.layers.0.self_attn.q_norm.weight").is_some() {
+    } else if shape("model.embed_tokens.weight").is_some() && shape("model.layers.0.self_attn.q_norm.weight").is_some()
+    {
         v2_config(&infos, &shape).map_err(bad)?
     } else {
         return Err(bad(format!(
@@ -111,7 +114,9 @@ fn read_lmconfig(pth: &Path) -> Result<Option<(PathBuf, serde_json::Map<String, 
     let text = crate::checkpoint::side_file::read_text(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", file.display()))?;
     let fields = v.get("lmconfig").unwrap_or(&v).as_object().cloned();
-    fields.map(|f| Some((file.clone(), f))).ok_or_else(|| format!("{}: expected a JSON object of LMConfig fields", file.display()))
+    fields
+        .map(|f| Some((file.clone(), f)))
+        .ok_or_else(|| format!("{}: expected a JSON object of LMConfig fields", file.display()))
 }
 
 /// MiniMindLM's config from its tensors, LMConfig's defaults and `lmconfig.json`; also the
@@ -146,7 +151,9 @@ fn v1_config(path: &Path, infos: &[TensorInfo], shape: &ShapeOf) -> Result<(Valu
         .as_u64()
         .unwrap_or(8) as usize;
     if n_heads == 0 || !dim.is_multiple_of(n_heads) {
-        return Err(format!("n_heads {n_heads} does not divide dim {dim}; set n_heads in {LMCONFIG_FILE} beside the file"));
+        return Err(format!(
+            "n_heads {n_heads} does not divide dim {dim}; set n_heads in {LMCONFIG_FILE} beside the file"
+        ));
     }
     let head_dim = dim / n_heads;
     let kv_rows = shape("layers.0.attention.wk.weight").map_or(dim, |s| s[0]);
@@ -155,7 +162,8 @@ fn v1_config(path: &Path, infos: &[TensorInfo], shape: &ShapeOf) -> Result<(Valu
     let rope_theta = pick("rope_theta", json!(1e6), "").as_f64().unwrap_or(1e6);
     let dropout = field("dropout").and_then(Value::as_f64).unwrap_or(0.0);
     let moe = shape("layers.0.feed_forward.gate.weight");
-    let ffn = if moe.is_some() { "layers.0.feed_forward.experts.0.w1.weight" } else { "layers.0.feed_forward.w1.weight" };
+    let ffn =
+        if moe.is_some() { "layers.0.feed_forward.experts.0.w1.weight" } else { "layers.0.feed_forward.w1.weight" };
     let hidden_dim = shape(ffn).map_or(0, |s| s[0]);
     told.push(format!("n_kv_heads {n_kv_heads} (wk rows / head_dim), hidden_dim {hidden_dim} ({ffn})"));
     let mut config = json!({
@@ -211,7 +219,11 @@ fn v2_config(infos: &[TensorInfo], shape: &ShapeOf) -> Result<(Value, Vec<String
     let heads = shape("model.layers.0.self_attn.q_proj.weight").map_or(0, |s| s[0]) / head_dim;
     let kv = shape("model.layers.0.self_attn.k_proj.weight").map_or(0, |s| s[0]) / head_dim;
     let gate = shape("model.layers.0.mlp.gate.weight");
-    let ffn = if gate.is_some() { "model.layers.0.mlp.experts.0.gate_proj.weight" } else { "model.layers.0.mlp.gate_proj.weight" };
+    let ffn = if gate.is_some() {
+        "model.layers.0.mlp.experts.0.gate_proj.weight"
+    } else {
+        "model.layers.0.mlp.gate_proj.weight"
+    };
     let inter = shape(ffn).map_or(0, |s| s[0]);
     let mut config = json!({
         "architectures": ["MiniMindForCausalLM"],
@@ -227,9 +239,12 @@ fn v2_config(infos: &[TensorInfo], shape: &ShapeOf) -> Result<(Value, Vec<String
         c.insert("num_experts".into(), json!(g[0]));
         c.insert("moe_intermediate_size".into(), json!(inter));
     }
-    Ok((config, vec![format!(
-        "A MiniMind trainer .pth carries no config: sizes from the tensor shapes (head_dim {head_dim} from q_norm, {heads} heads, {kv} KV heads, FFN {inter}); rms_norm_eps 1e-6, rope_theta 1e6 and top-1 routing are MiniMindConfig's defaults."
-    )]))
+    Ok((
+        config,
+        vec![format!(
+            "A MiniMind trainer .pth carries no config: sizes from the tensor shapes (head_dim {head_dim} from q_norm, {heads} heads, {kv} KV heads, FFN {inter}); rms_norm_eps 1e-6, rope_theta 1e6 and top-1 routing are MiniMindConfig's defaults."
+        )],
+    ))
 }
 
 /// v1's stored name of a tensor or module the engine names as Hugging Face Llama does
@@ -258,7 +273,8 @@ const COMPONENTS: [(&str, &str); 12] = [
     ("up_proj", "w3"),
     ("down_proj", "w2"),
 ];
-const TOP: [(&str, &str); 3] = [("model.embed_tokens", "tok_embeddings"), ("model.norm", "norm"), ("lm_head", "output")];
+const TOP: [(&str, &str); 3] =
+    [("model.embed_tokens", "tok_embeddings"), ("model.norm", "norm"), ("lm_head", "output")];
 
 fn translate(name: &str, to_hf: bool) -> String {
     let swap = |(hf, v1): (&'static str, &'static str)| if to_hf { (v1, hf) } else { (hf, v1) };

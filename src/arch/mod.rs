@@ -189,12 +189,8 @@ fn check_against_checkpoint(
         }
     }
     // A tied weight that torch.save wrote under both names (one storage) is claimed once.
-    let claimed_bytes: std::collections::HashSet<(usize, (usize, usize))> = ckpt
-        .tensors
-        .iter()
-        .filter(|t| claimed.contains(t.name.as_str()))
-        .map(|t| (t.shard, t.data_offsets))
-        .collect();
+    let claimed_bytes: std::collections::HashSet<(usize, (usize, usize))> =
+        ckpt.tensors.iter().filter(|t| claimed.contains(t.name.as_str())).map(|t| (t.shard, t.data_offsets)).collect();
     let unclaimed: Vec<&str> = ckpt
         .tensors
         .iter()

@@ -94,7 +94,9 @@ impl Session {
         let codec = Arc::new(match &ckpt.gguf {
             Some(g) => TextCodec::from_gguf(&g.file)?,
             // A one-file model (.pth) keeps its tokenizer files beside it.
-            None if ckpt.folder.is_file() => TextCodec::load(ckpt.folder.parent().unwrap_or(std::path::Path::new(".")))?,
+            None if ckpt.folder.is_file() => {
+                TextCodec::load(ckpt.folder.parent().unwrap_or(std::path::Path::new(".")))?
+            }
             None => TextCodec::load(&ckpt.folder)?,
         });
         let mut model = match round_trip {

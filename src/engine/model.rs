@@ -244,11 +244,7 @@ impl Rotary {
 
     /// One head at one position, in this table's pairing and arithmetic.
     fn rotate_head(&self, head: &mut [f32], cos: &[f32], sin: &[f32]) {
-        if self.interleaved {
-            rotate_pairs(head, cos, sin)
-        } else {
-            rotate(head, cos, sin, self.ggml)
-        }
+        if self.interleaved { rotate_pairs(head, cos, sin) } else { rotate(head, cos, sin, self.ggml) }
     }
 
     fn apply(&self, x: &Tensor, offset: usize, training: bool) -> Result<Tensor> {

@@ -142,3 +142,67 @@ pub fn wide_llama_with_lora(dir: &std::path::Path, hidden: usize) -> (PathBuf, P
     write_f32_safetensors(&adapter.join("adapter_model.safetensors"), &lora_tensors, |t, i| hash(t + 100, i));
     (model, adapter)
 }
+
+/// Writes `tensors` (name, shape, row-major values) as `torch.save(state_dict)` does: a zip
+/// with `archive/data.pkl` (protocol 2) and one stored entry per storage, as F16 when `half`
+/// (MiniMind2's trainers save `v.half()`), else F32. Names listed in `tied` share the storage
+/// of the name they map to, as tied weights do.
+pub fn write_torch_state_dict(
+    path: &std::path::Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    half: bool,
+    tied: &[(&str, &str)],
+) {
+    use std::io::Write;
+    let global = |m: &str, n: &str| [b"c".as_slice(), m.as_bytes(), b"\n", n.as_bytes(), b"\n"].concat();
+    let unicode = |s: &str| [b"X".as_slice(), &(s.len() as u32).to_le_bytes(), s.as_bytes()].concat();
+    let int = |x: usize| [b"J".as_slice(), &(x as u32).to_le_bytes()].concat();
+    let tuple = |xs: &[usize]| {
+        let mut v = b"(".to_vec();
+        xs.iter().for_each(|&x| v.extend(int(x)));
+        v.push(b't');
+        v
+    };
+    let storage_class = if half { "HalfStorage" } else { "FloatStorage" };
+    let key_of = |name: &str| tensors.iter().position(|(n, _, _)| n == name).unwrap();
+    let mut p = vec![0x80, 2, b'}', b'('];
+    for (i, (name, shape, values)) in tensors.iter().enumerate() {
+        let storage = tied.iter().find(|(t, _)| *t == name).map_or(i, |(_, to)| key_of(to));
+        let stride: Vec<usize> = (0..shape.len()).map(|d| shape[d + 1..].iter().product()).collect();
+        p.extend(unicode(name));
+        p.extend(global("torch._utils", "_rebuild_tensor_v2"));
+        p.push(b'(');
+        p.push(b'(');
+        p.extend(unicode("storage"));
+        p.extend(global("torch", storage_class));
+        p.extend(unicode(&storage.to_string()));
+        p.extend(unicode("cpu"));
+        p.extend(int(values.len()));
+        p.extend([b't', b'Q']);
+        p.extend(int(0));
+        p.extend(tuple(shape));
+        p.extend(tuple(&stride));
+        p.push(0x89);
+        p.extend(global("collections", "OrderedDict"));
+        p.extend([b')', b'R', b't', b'R']);
+    }
+    p.extend([b'u', b'.']);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("archive/data.pkl", stored).unwrap();
+    zip.write_all(&p).unwrap();
+    for (i, (name, _, values)) in tensors.iter().enumerate() {
+        if tied.iter().any(|(t, _)| t == name) {
+            continue;
+        }
+        zip.start_file(format!("archive/data/{i}"), stored.with_alignment(64)).unwrap();
+        for v in values {
+            if half {
+                zip.write_all(&half::f16::from_f32(*v).to_le_bytes()).unwrap();
+            } else {
+                zip.write_all(&v.to_le_bytes()).unwrap();
+            }
+        }
+    }
+    zip.finish().unwrap();
+}
