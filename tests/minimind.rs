@@ -259,3 +259,90 @@ fn a_pth_model_naming_code_is_refused_by_name() {
     let err = ModelFolder::open(&path).err().expect("refused").to_string();
     assert!(err.contains("os.system") && err.contains("evil.pth") && err.contains("Nothing was executed"), "{err}");
 }
+
+/// The v2 folder's MoE option (`use_moe`), on a model no fixture has: MiniMind's tree
+/// (`MOEFeedForward` with `gate`, `experts`, `act_fn`), and with every expert equal to one
+/// FFN the top-1 mix (renormalised to weight 1) is that FFN, so the logits equal the dense
+/// twin's.
+#[test]
+fn the_v2_moe_option_builds_minimind_s_tree_and_mixes_its_experts() {
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("minimind/tiny-minimind-v2/config.json")).unwrap())
+            .unwrap();
+    let (h, kv, inter, experts) = (64usize, 32usize, 256usize, 4usize);
+    let mut dense: Vec<(String, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), vec![1024, h])];
+    for l in 0..2 {
+        let p = format!("model.layers.{l}");
+        for (n, s) in [
+            ("self_attn.q_proj.weight", vec![h, h]),
+            ("self_attn.k_proj.weight", vec![kv, h]),
+            ("self_attn.v_proj.weight", vec![kv, h]),
+            ("self_attn.o_proj.weight", vec![h, h]),
+            ("self_attn.q_norm.weight", vec![16]),
+            ("self_attn.k_norm.weight", vec![16]),
+            ("input_layernorm.weight", vec![h]),
+            ("post_attention_layernorm.weight", vec![h]),
+        ] {
+            dense.push((format!("{p}.{n}"), s));
+        }
+    }
+    dense.push(("model.norm.weight".into(), vec![h]));
+    let mut moe = dense.clone();
+    for l in 0..2 {
+        for (n, s) in [("gate_proj", vec![inter, h]), ("up_proj", vec![inter, h]), ("down_proj", vec![h, inter])] {
+            dense.push((format!("model.layers.{l}.mlp.{n}.weight"), s.clone()));
+            for e in 0..experts {
+                moe.push((format!("model.layers.{l}.mlp.experts.{e}.{n}.weight"), s.clone()));
+            }
+        }
+        moe.push((format!("model.layers.{l}.mlp.gate.weight"), vec![experts, h]));
+    }
+    // Values by the dense tensor a name stands for, so expert e of a layer is its FFN.
+    let value = |name: &str, i: usize| -> f32 {
+        let key = match name.split_once(".experts.") {
+            Some((layer, rest)) => format!("{layer}.{}", rest.split_once('.').unwrap().1),
+            None => name.to_string(),
+        };
+        let seed = key.bytes().fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+        let x = ((seed as usize + i * 2654435761) % 10007) as f32 / 10007.0 - 0.5;
+        if name.ends_with("norm.weight") { 1.0 + 0.2 * x } else { 0.5 * x }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, tensors: &[(String, Vec<usize>)], moe: bool| {
+        let folder = dir.path().join(name);
+        std::fs::create_dir(&folder).unwrap();
+        let mut cfg = base.clone();
+        cfg["use_moe"] = serde_json::json!(moe);
+        cfg["dtype"] = serde_json::json!("float32");
+        std::fs::write(folder.join("config.json"), cfg.to_string()).unwrap();
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(fixture("minimind/tiny-minimind-v2").join(f), folder.join(f)).unwrap();
+        }
+        let list: Vec<(&str, Vec<usize>)> = tensors.iter().map(|(n, s)| (n.as_str(), s.clone())).collect();
+        common::write_f32_safetensors(&folder.join("model.safetensors"), &list, |t, i| value(&tensors[t].0, i));
+        folder
+    };
+    let (moe_dir, dense_dir) = (write("moe", &moe, true), write("dense", &dense, false));
+    let model = ModelFolder::open(&moe_dir).unwrap_or_else(|e| panic!("{e}"));
+    let tree = model.repr();
+    for line in [
+        "(mlp): MOEFeedForward(",
+        "(gate): Linear(in_features=64, out_features=4, bias=False)",
+        "(0-3): 4 x FeedForward(",
+    ] {
+        assert!(tree.contains(line), "{line} missing from\n{tree}");
+    }
+    let act = tree.rfind("(act_fn): SiLUActivation()").unwrap();
+    assert!(tree.find("(experts)").unwrap() < act, "MOEFeedForward's act_fn comes after its experts");
+    let run = |folder: &std::path::Path| {
+        let mut s = Session::load(&ModelFolder::open(folder).unwrap()).unwrap();
+        s.set_prompt_ids(vec![3, 500, 17, 940, 2]).unwrap();
+        let greedy = s.generate(4, &SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+        (s.current_logits().unwrap().to_vec(), greedy, s.routing.len())
+    };
+    let ((a, ga, routed), (b, gb, _)) = (run(&moe_dir), run(&dense_dir));
+    assert_eq!(routed, 9, "routing recorded for every position");
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-5, "MoE with identical experts vs the dense twin: {worst}");
+    assert_eq!(ga, gb);
+}
