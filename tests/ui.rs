@@ -649,6 +649,25 @@ fn compare_tab_sweeps_layers_and_diffs_a_bf16_copy() {
     let d = harness.state().ws.current_diff().unwrap().as_ref().unwrap().clone();
     assert_eq!(d.tensors.len(), 21);
     harness.get_by_label("model.embed_tokens.weight");
+    // With a diff the tree can be coloured by change; each tensor row then shows its Δ.
+    harness.get_by_label("colour by change").click();
+    harness.run_steps(2);
+    // One tensor from both models overlaid, as densities on one range.
+    use llm_anatomy::workspace::OverlayEntry;
+    for second in [false, true] {
+        let tensor = "model.layers.0.mlp.down_proj.weight".to_string();
+        harness.state_mut().ws.apply(Action::AddToOverlay(OverlayEntry { tensor, second }));
+    }
+    step_until(&mut harness, "the overlay", |a| a.ws.current_overlay().is_some_and(|o| o.is_ok()));
+    let o = harness.state().ws.current_overlay().unwrap().as_ref().unwrap().clone();
+    assert_eq!(o.series.len(), 2);
+    for s in &o.series {
+        let area: f64 = s.density.iter().zip(o.edges.windows(2)).map(|(d, e)| d * (e[1] - e[0])).sum();
+        assert!((area - 1.0).abs() < 1e-9, "{}: a density integrates to 1, not {area}", s.label);
+    }
+    assert!(o.series[1].label.ends_with("(tiny-llama-bf16)"), "{}", o.series[1].label);
+    harness.get_by_label("Overlaid histograms");
+    harness.get_by_label("log density");
     // The precision what-if: the prompt as stored against the weights through Q4_0 (the
     // default for a model with no quantized weight), on a worker.
     harness.state_mut().ws.apply(Action::EditPrompt { text: r_prompt(), chat: false });

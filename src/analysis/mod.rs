@@ -9,6 +9,7 @@ pub mod control;
 pub mod floatbits;
 pub mod lora_figures;
 pub mod lowrank;
+pub mod overlay;
 pub mod precision;
 pub mod routing;
 pub mod stats;

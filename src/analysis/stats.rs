@@ -736,6 +736,18 @@ unsafe fn bin_and_square_finite_avx2(binner: &Binner, mean: f64, xs: &[f32], out
 /// Statistics and a `bins`-bin histogram over one or more runs of stored data
 /// (one run for a tensor; all of a module's tensors for its aggregate).
 pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Result<TensorStats, Cancelled> {
+    compute_stats_over(views, bins, None, ctl)
+}
+
+/// [`compute_stats`] with the histogram over a given [first edge, last edge] instead of the
+/// values' own range (numpy's `range=`): overlaid histograms share one set of edges. Values
+/// outside it are counted in the figures but in no bin.
+pub fn compute_stats_over(
+    views: &[DataView<'_>],
+    bins: usize,
+    range: Option<(f64, f64)>,
+    ctl: &Control,
+) -> Result<TensorStats, Cancelled> {
     let bins = bins.clamp(1, MAX_BINS);
     let total_bytes: u64 = views.iter().map(|v| v.bytes.len() as u64).sum();
     ctl.add_total(2 * total_bytes);
@@ -765,7 +777,11 @@ pub fn compute_stats(views: &[DataView<'_>], bins: usize, ctl: &Control) -> Resu
     let (min, max) = if has_finite { (p1.min, p1.max) } else { (f64::NAN, f64::NAN) };
     let abs_max = if has_finite { p1.abs_max } else { f64::NAN };
     let all_finite = p1.finite == p1.count;
-    let (lo, hi) = if has_finite { numpy_range(min, max) } else { (-0.5, 0.5) };
+    let (lo, hi) = match range {
+        Some(r) => r,
+        None if has_finite => numpy_range(min, max),
+        None => (-0.5, 0.5),
+    };
     let binner = Binner::new(lo, hi, bins);
 
     let (sq_dev, counts) = chunks

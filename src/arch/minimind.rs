@@ -104,9 +104,12 @@ fn layers_stored(infos: &[TensorInfo], marker: &str) -> usize {
         .map_or(0, |m| m + 1)
 }
 
+/// The sidecar's path and its LMConfig fields.
+type LmConfigFields = (PathBuf, serde_json::Map<String, Value>);
+
 /// The LMConfig fields of `lmconfig.json` beside the file (bare, or under an `lmconfig` key as
 /// the course fixtures write it).
-fn read_lmconfig(pth: &Path) -> Result<Option<(PathBuf, serde_json::Map<String, Value>)>, String> {
+fn read_lmconfig(pth: &Path) -> Result<Option<LmConfigFields>, String> {
     let file = pth.with_file_name(LMCONFIG_FILE);
     if !file.is_file() {
         return Ok(None);

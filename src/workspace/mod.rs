@@ -143,6 +143,11 @@ pub enum Action {
     RequestSweep,
     /// The open model against the second one, tensor by tensor.
     RequestDiff,
+    /// Add a tensor (of this model or the second) to the overlaid histograms (at most
+    /// [`crate::analysis::overlay::MAX_SERIES`]; the oldest goes first).
+    AddToOverlay(OverlayEntry),
+    RemoveFromOverlay(usize),
+    RequestOverlay,
     /// A panel that shows attention or the residual stream is open: record them.
     WantInternals,
     /// The logit lens at this position of the current sequence.
@@ -181,7 +186,22 @@ pub struct Jobs {
     pub precision: KeyedJobs<PrecisionKey, Arc<PrecisionReport>>,
     /// The second model, opened on a worker.
     pub other: KeyedJobs<PathBuf, Arc<ModelFolder>>,
+    /// Overlaid histograms, by (entries, the second model's path).
+    pub overlay: KeyedJobs<OverlayKey, Arc<crate::analysis::overlay::Overlay>>,
 }
+
+/// One tensor of the overlaid histograms: this model's, or (with `second`) the second model's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OverlayEntry {
+    pub tensor: String,
+    pub second: bool,
+}
+
+pub type OverlayKey = (Vec<OverlayEntry>, Option<PathBuf>);
+
+/// Bins of the overlaid histograms: fewer than a single histogram's, so four outlines stay
+/// apart.
+pub const OVERLAY_BINS: usize = 80;
 
 /// Every repeated tensor role's per-layer figures.
 pub type Sweep = std::collections::BTreeMap<String, Vec<crate::analysis::compare::LayerFigure>>;
@@ -197,6 +217,7 @@ impl Jobs {
         self.lora_table.clear();
         self.sweep.clear();
         self.diff.clear();
+        self.overlay.clear();
     }
 
     fn poll(&mut self) -> bool {
@@ -211,6 +232,7 @@ impl Jobs {
             | self.sweep.poll()
             | self.diff.poll()
             | self.other.poll()
+            | self.overlay.poll()
     }
 }
 
@@ -237,6 +259,8 @@ pub struct Workspace {
     pub reveal: Option<(u64, String)>,
     /// The second model's path (Compare panel), once asked for.
     pub other_path: Option<PathBuf>,
+    /// The tensors of the overlaid histograms (Compare panel), oldest first.
+    pub overlay: Vec<OverlayEntry>,
     /// The models found on this machine, once a scan has finished (see [`Action::ScanLibrary`]).
     pub library: Option<Vec<crate::library::Entry>>,
     library_scan: Option<Job<Vec<crate::library::Entry>>>,
@@ -266,6 +290,7 @@ impl Default for Workspace {
             last_export: None,
             reveal: None,
             other_path: None,
+            overlay: Vec::new(),
             library: None,
             library_scan: None,
             epoch: 0,
@@ -313,6 +338,7 @@ impl Workspace {
 
     fn set_model(&mut self, path: &Path, folder: ModelFolder) {
         self.jobs.clear();
+        self.overlay.clear();
         self.bin_query = None;
         self.selection = Selection::None;
         let folder = Arc::new(folder);
@@ -580,6 +606,22 @@ impl Workspace {
                 });
             }
             Action::RequestDiff => self.request_diff(),
+            Action::AddToOverlay(entry) => {
+                if !self.overlay.contains(&entry) {
+                    if self.overlay.len() == crate::analysis::overlay::MAX_SERIES {
+                        self.overlay.remove(0);
+                    }
+                    self.overlay.push(entry);
+                }
+                self.request_overlay();
+            }
+            Action::RequestOverlay => self.request_overlay(),
+            Action::RemoveFromOverlay(i) => {
+                if i < self.overlay.len() {
+                    self.overlay.remove(i);
+                }
+                self.request_overlay();
+            }
             Action::ScanLibrary => {
                 if self.library_scan.is_none() {
                     self.library_scan =
@@ -731,6 +773,60 @@ impl Workspace {
         self.jobs.diff.ensure(&path, move || {
             Job::spawn("diff", move |ctl| {
                 crate::analysis::compare::diff(&a.checkpoint, &b.checkpoint, ctl).map(Arc::new)
+            })
+        });
+    }
+
+    fn overlay_key(&self) -> OverlayKey {
+        (self.overlay.clone(), self.other_path.clone())
+    }
+
+    /// The overlaid histograms of [`Workspace::overlay`], once computed.
+    pub fn current_overlay(&self) -> Option<&Result<Arc<crate::analysis::overlay::Overlay>, String>> {
+        if self.overlay.is_empty() {
+            return None;
+        }
+        self.jobs.overlay.get(&self.overlay_key())
+    }
+
+    pub fn overlay_progress(&self) -> Option<f32> {
+        self.jobs.overlay.progress(&self.overlay_key())
+    }
+
+    fn request_overlay(&mut self) {
+        let Some(model) = &self.model else { return };
+        if self.overlay.is_empty() {
+            return;
+        }
+        let this = Arc::clone(&model.folder);
+        let other = match self.other_model() {
+            Some(Ok(o)) => Some(Arc::clone(o)),
+            _ => None,
+        };
+        let (entries, other_name) = (self.overlay.clone(), self.other_path.as_ref().and_then(|p| p.file_name()));
+        let other_name = other_name.map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.jobs.overlay.ensure(&self.overlay_key(), move || {
+            Job::spawn("overlay", move |ctl| -> Result<Arc<crate::analysis::overlay::Overlay>, String> {
+                let mut items = Vec::new();
+                for e in &entries {
+                    let (folder, label) = match (&other, e.second) {
+                        (Some(o), true) => (o, format!("{} ({other_name})", e.tensor)),
+                        (None, true) => return Err("the second model is not open".into()),
+                        (_, false) => (&this, e.tensor.clone()),
+                    };
+                    let t = folder.checkpoint.require(&e.tensor).map_err(|e| e.to_string())?;
+                    if matches!(t.dtype, crate::checkpoint::Dtype::Ggml(_)) {
+                        return Err(format!(
+                            "{}: block-quantized tensors are not overlaid yet (their values decode whole)",
+                            e.tensor
+                        ));
+                    }
+                    items.push((
+                        label,
+                        crate::analysis::stats::DataView { dtype: t.dtype, bytes: folder.checkpoint.bytes(t) },
+                    ));
+                }
+                crate::analysis::overlay::overlay(&items, OVERLAY_BINS, ctl).map(Arc::new).map_err(|c| c.to_string())
             })
         });
     }

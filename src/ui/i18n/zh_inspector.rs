@@ -142,4 +142,29 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
     ("A's token", "A 的词元"),
     ("B's top token", "B 最可能的词元"),
     ("B would have picked another token here", "B 在这里会选另一个词元"),
+    ("Overlaid histograms", "叠加直方图"),
+    (
+        "Up to four tensors on one plot, each as a density (its histogram divided by its size and the bin width), so a small and a large tensor compare by shape",
+        "一张图上最多四个张量，每个画成密度（直方图除以元素个数和箱宽），所以大小不同的张量按形状比较",
+    ),
+    (
+        "Add tensors with “+ Overlay histogram” on a tensor's page, or ⊕ on a row of the diff.",
+        "在张量页面点“+ 叠加直方图”，或在对比表的一行点 ⊕，把张量加进来。",
+    ),
+    (
+        "Add this tensor to the overlaid histograms in the Compare tab (up to four, from this model or the second one), drawn as densities on one shared range",
+        "把这个张量加入“比较”页的叠加直方图（最多四个，可来自本模型或第二个模型），在同一范围上画成密度",
+    ),
+    ("+ Overlay histogram", "+ 叠加直方图"),
+    ("Overlay this tensor's histograms from both models", "叠加两个模型中这个张量的直方图"),
+    ("Remove from the overlay", "从叠加图中移除"),
+    ("second model", "第二个模型"),
+    ("this model", "本模型"),
+    ("log density", "对数密度"),
+    ("A logarithmic axis shows the rare large values in the tails", "对数坐标能看到尾部少见的大值"),
+    ("colour by change", "按变化着色"),
+    (
+        "Colour each tensor by ‖B − A‖ / ‖A‖ against the second model (Compare tab): grey unchanged, blue 1e-6, red ≥ 1",
+        "按与第二个模型（“比较”页）的 ‖B − A‖ / ‖A‖ 给每个张量着色：灰色未变，蓝色 1e-6，红色 ≥ 1",
+    ),
 ];

@@ -57,6 +57,8 @@ pub struct ComparePanel {
     pub precisions: Option<(Precision, Precision)>,
     /// Asks the shell for the folder dialog (it owns the desktop dialogs).
     pub wants_other_dialog: bool,
+    /// Overlaid histograms on a log density axis.
+    pub overlay_log: bool,
 }
 
 impl super::Panel for ComparePanel {
@@ -83,6 +85,8 @@ impl super::Panel for ComparePanel {
             sweep_section(ui, self, ws, actions);
             ui.separator();
             diff_section(ui, self, ws, actions);
+            ui.separator();
+            overlay_section(ui, self, ws, actions);
             ui.separator();
             precision_section(ui, self, ws, actions);
         });
@@ -226,9 +230,20 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
         }
         ui.end_row();
         for t in rows.iter().take(60) {
-            if ui.link(RichText::new(&t.tensor).monospace()).clicked() {
-                actions.push(Action::SelectByName(t.tensor.clone()));
-            }
+            ui.horizontal(|ui| {
+                if ui.link(RichText::new(&t.tensor).monospace()).clicked() {
+                    actions.push(Action::SelectByName(t.tensor.clone()));
+                }
+                if ui.small_button("⊕").on_hover_text(tr("Overlay this tensor's histograms from both models")).clicked()
+                {
+                    for second in [false, true] {
+                        actions.push(Action::AddToOverlay(crate::workspace::OverlayEntry {
+                            tensor: t.tensor.clone(),
+                            second,
+                        }));
+                    }
+                }
+            });
             ui.monospace(format::num(t.rel));
             ui.monospace(format::num(t.max_abs_diff));
             ui.monospace(t.changed.to_string());
@@ -244,6 +259,65 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
             ui.label(RichText::new(format!("{what} {}", names.join(", "))).weak());
         }
     }
+}
+
+/// Colours of the overlaid outlines, distinct for the colour-blind too (Okabe–Ito).
+const OVERLAY_COLOURS: [Color32; 4] = [
+    Color32::from_rgb(0, 114, 178),
+    Color32::from_rgb(230, 159, 0),
+    Color32::from_rgb(0, 158, 115),
+    Color32::from_rgb(204, 121, 167),
+];
+
+fn overlay_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions: &mut Vec<Action>) {
+    ui.label(RichText::new(tr("Overlaid histograms")).strong().size(18.0)).on_hover_text(tr(
+        "Up to four tensors on one plot, each as a density (its histogram divided by its size and the bin width), so a small and a large tensor compare by shape",
+    ));
+    if ws.overlay.is_empty() {
+        ui.label(
+            RichText::new(tr("Add tensors with “+ Overlay histogram” on a tensor's page, or ⊕ on a row of the diff."))
+                .weak(),
+        );
+        return;
+    }
+    for (i, e) in ws.overlay.iter().enumerate() {
+        ui.horizontal(|ui| {
+            ui.colored_label(OVERLAY_COLOURS[i % 4], "■");
+            let which = if e.second { tr("second model") } else { tr("this model") };
+            ui.monospace(format!("{}  ({which})", format::visible(&e.tensor)));
+            if ui.small_button("✖").on_hover_text(tr("Remove from the overlay")).clicked() {
+                actions.push(Action::RemoveFromOverlay(i));
+            }
+        });
+    }
+    let o = match ws.current_overlay() {
+        Some(Ok(o)) => o,
+        Some(Err(e)) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            return;
+        }
+        None => {
+            return progress_or_request(ui, ws.overlay_progress(), Action::RequestOverlay, actions);
+        }
+    };
+    ui.checkbox(&mut p.overlay_log, tr("log density"))
+        .on_hover_text(tr("A logarithmic axis shows the rare large values in the tails"));
+    let log = p.overlay_log;
+    let plot = Plot::new("overlay-plot").height(260.0).legend(egui_plot::Legend::default()).show(ui, |plot| {
+        for (i, s) in o.series.iter().enumerate() {
+            // A step outline: each bin's density across its width.
+            let mut points = Vec::with_capacity(2 * s.density.len());
+            for (b, d) in s.density.iter().enumerate() {
+                let y = if log { if *d > 0.0 { d.log10() } else { continue } } else { *d };
+                points.push([o.edges[b], y]);
+                points.push([o.edges[b + 1], y]);
+            }
+            plot.line(Line::new(s.label.clone(), PlotPoints::from(points)).color(OVERLAY_COLOURS[i % 4]).width(2.0));
+        }
+    });
+    let csv = || crate::analysis::overlay::csv(o);
+    let json = || serde_json::to_string_pretty(&**o).unwrap_or_default();
+    export::menu(ui, "overlaid-histograms", Some(plot.response.rect), Some(&csv), Some(&json));
 }
 
 fn is_quantized(ws: &Workspace) -> bool {

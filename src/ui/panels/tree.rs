@@ -23,6 +23,8 @@ pub struct TreePanel {
     visible: Option<(String, HashSet<usize>)>,
     /// Lines clicked last frame: opened on this one, so a click selects and expands.
     to_open: HashSet<Id>,
+    /// With a diff against a second model: tensor rows coloured by their relative change.
+    pub colour_by_change: bool,
 }
 
 /// Loads a line's open/closed state, opening it if it was clicked last frame.
@@ -63,7 +65,11 @@ impl super::Panel for TreePanel {
             self.filter = name.clone();
         }
         let mut flat = ws.settings.flat_tree;
-        if let Some(selection) = show(ui, model, self, &ws.selection, &mut flat) {
+        let diff = match ws.current_diff() {
+            Some(Ok(d)) => Some(d.tensors.iter().map(|t| (t.tensor.clone(), t.rel)).collect::<HashMap<_, _>>()),
+            _ => None,
+        };
+        if let Some(selection) = show(ui, model, self, &ws.selection, &mut flat, diff.as_ref()) {
             actions.push(Action::Select(selection));
         }
         if flat != ws.settings.flat_tree {
@@ -79,9 +85,23 @@ fn show(
     state: &mut TreePanel,
     selection: &Selection,
     flat: &mut bool,
+    diff: Option<&HashMap<String, f64>>,
 ) -> Option<Selection> {
     let mut picked = None;
     help::note(ui, "tree");
+    if diff.is_some() {
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut state.colour_by_change, tr("colour by change")).on_hover_text(tr(
+                "Colour each tensor by ‖B − A‖ / ‖A‖ against the second model (Compare tab): grey unchanged, blue 1e-6, red ≥ 1",
+            ));
+            if state.colour_by_change {
+                for (label, rel) in [("0", 0.0), ("1e-6", 1e-6), ("1e-3", 1e-3), ("≥ 1", 1.0)] {
+                    ui.colored_label(change_colour(rel), format!("■ {label}"));
+                }
+            }
+        });
+    }
+    let change = diff.filter(|_| state.colour_by_change);
     ui.horizontal(|ui| {
         let label = ui.label(tr("Filter"));
         ui.add(
@@ -117,7 +137,7 @@ fn show(
         if resp.clicked() {
             picked = Some(Selection::Module(ROOT));
         }
-        let mut ctx = Ctx { model, tree, selection, picked: &mut picked };
+        let mut ctx = Ctx { model, tree, selection, picked: &mut picked, change };
         ui.indent("root", |ui| {
             if filter.is_empty() {
                 for &c in &root.children {
@@ -143,6 +163,18 @@ struct Ctx<'a> {
     tree: &'a ModuleTree,
     selection: &'a Selection,
     picked: &'a mut Option<Selection>,
+    /// Relative change per tensor, when the tree is coloured by a diff.
+    change: Option<&'a HashMap<String, f64>>,
+}
+
+/// Grey for unchanged, then blue (1e-6) through purple to red (≥ 1) on a log scale.
+fn change_colour(rel: f64) -> egui::Color32 {
+    if !(rel > 0.0) {
+        return egui::Color32::from_gray(140);
+    }
+    let t = ((rel.log10() + 6.0) / 6.0).clamp(0.0, 1.0) as f32;
+    let lerp = |a: f32, b: f32| (a + (b - a) * t) as u8;
+    egui::Color32::from_rgb(lerp(70.0, 235.0), lerp(130.0, 60.0), lerp(230.0, 50.0))
 }
 
 impl Ctx<'_> {
@@ -275,10 +307,14 @@ impl Ctx<'_> {
                 format::visible(&tied)
             );
             let selected = self.selection == &Selection::Tensor(p.tensor.clone());
-            let r =
-                ui.selectable_label(selected, RichText::new(text).color(ui.visuals().hyperlink_color)).on_hover_text(
-                    trf("{}\nClick for statistics and the histogram of its values.", &[&format::visible(&p.tensor)]),
-                );
+            let (text, colour) = match self.change.map(|c| c.get(&p.tensor)) {
+                Some(Some(&rel)) => (format!("{text}  Δ {}", format::num(rel)), change_colour(rel)),
+                _ => (text, ui.visuals().hyperlink_color),
+            };
+            let r = ui.selectable_label(selected, RichText::new(text).color(colour)).on_hover_text(trf(
+                "{}\nClick for statistics and the histogram of its values.",
+                &[&format::visible(&p.tensor)],
+            ));
             if r.clicked() {
                 *self.picked = Some(Selection::Tensor(p.tensor.clone()));
             }

@@ -78,6 +78,17 @@ impl super::Panel for WeightsPanel {
 
 fn tensor_page(ui: &mut egui::Ui, p: &mut WeightsPanel, ws: &Workspace, actions: &mut Vec<Action>, name: &str) {
     tensor_header(ui, ws, name);
+    let entry = crate::workspace::OverlayEntry { tensor: name.to_string(), second: false };
+    let overlaid = ws.overlay.contains(&entry);
+    if ui
+        .add_enabled(!overlaid, egui::Button::new(tr("+ Overlay histogram")))
+        .on_hover_text(tr(
+            "Add this tensor to the overlaid histograms in the Compare tab (up to four, from this model or the second one), drawn as densities on one shared range",
+        ))
+        .clicked()
+    {
+        actions.push(Action::AddToOverlay(entry));
+    }
     ui.separator();
     stats_section(ui, ws, actions);
     ui.separator();
