@@ -24,6 +24,7 @@ fn main() -> std::process::ExitCode {
             view: cli.view,
             lang: cli.lang.as_deref().and_then(llm_anatomy::ui::i18n::Lang::parse),
             export_dir: cli.export_dir,
+            compare_with: cli.compare_with,
         }) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

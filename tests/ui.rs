@@ -875,6 +875,7 @@ fn start_options_open_select_attach_run_and_show() {
             view: Some("routing".into()),
             lang: Some(Lang::Zh),
             export_dir: None,
+            compare_with: None,
         },
     );
     // Remembered settings load; the command line's language wins over the remembered one.
@@ -975,9 +976,14 @@ fn export_dir_start_option_saves_exports_into_the_folder() {
         view: None,
         lang: None,
         export_dir: Some(dir.path().to_path_buf()),
+        // --compare-with: the second model opens and the selected tensor is overlaid from both.
+        compare_with: Some(fixture("tiny-llama-bf16")),
     };
     *harness.state_mut() = AnatomyApp::new(&cc, options);
     step_until(&mut harness, "the statistics", |a| a.ws.current_stats().is_some_and(|s| s.is_ok()));
+    let ws = &harness.state().ws;
+    assert_eq!(ws.other_path.as_deref(), Some(fixture("tiny-llama-bf16").as_path()));
+    assert_eq!(ws.overlay.len(), 2, "the selected tensor from both models");
     harness.run_steps(3);
     harness.get_all_by_label("Export ▾").next().unwrap().click();
     harness.run();

@@ -64,6 +64,10 @@ pub struct Cli {
     /// Save every export (PNG, CSV, JSON) straight into this folder, without asking.
     #[arg(long)]
     pub export_dir: Option<PathBuf>,
+    /// Open a second model beside the first (Compare tab: diff, tree coloured by change;
+    /// with --select, that tensor's histograms from both overlaid).
+    #[arg(long, requires = "path")]
+    pub compare_with: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

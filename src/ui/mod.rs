@@ -36,6 +36,8 @@ pub struct StartOptions {
     pub lang: Option<i18n::Lang>,
     /// Save exports straight into this folder, no dialog.
     pub export_dir: Option<PathBuf>,
+    /// A second model to diff against (Compare tab).
+    pub compare_with: Option<PathBuf>,
 }
 
 /// Opens the window.

@@ -30,7 +30,7 @@ pub struct AnatomyApp {
 
 impl AnatomyApp {
     pub fn new(cc: &eframe::CreationContext<'_>, start: super::StartOptions) -> Self {
-        let super::StartOptions { path, select, prompt, adapter, view, lang, export_dir } = start;
+        let super::StartOptions { path, select, prompt, adapter, view, lang, export_dir, compare_with } = start;
         let mut app = Self::default();
         app.ws.settings.lang = crate::workspace::Lang::from_env();
         if let Some(storage) = cc.storage {
@@ -58,7 +58,7 @@ impl AnatomyApp {
         if let Some(view) = view {
             app.ws.settings.view = view;
         }
-        app.ws.after_open(select, adapter);
+        app.ws.after_open(select, adapter, compare_with);
         // No folder given: the bundled demo, so a fresh checkout shows every panel.
         if let Some(path) = path {
             app.ws.open_in_background(path);

@@ -269,6 +269,7 @@ pub struct Workspace {
     opening: Option<(PathBuf, Job<ModelFolder>)>,
     pending_select: Option<String>,
     pending_adapter: Option<PathBuf>,
+    pending_other: Option<PathBuf>,
 }
 
 impl Default for Workspace {
@@ -297,6 +298,7 @@ impl Default for Workspace {
             opening: None,
             pending_select: None,
             pending_adapter: None,
+            pending_other: None,
         }
     }
 }
@@ -308,10 +310,13 @@ impl Workspace {
         folder.join("config.json").is_file().then_some(folder)
     }
 
-    /// What to do once the next model is open (from the command line).
-    pub fn after_open(&mut self, select: Option<String>, adapter: Option<PathBuf>) {
+    /// What to do once the next model is open (from the command line): select a tensor,
+    /// attach an adapter, open a second model to compare with (and, with a tensor selected,
+    /// overlay its histograms from both).
+    pub fn after_open(&mut self, select: Option<String>, adapter: Option<PathBuf>, compare_with: Option<PathBuf>) {
         self.pending_select = select;
         self.pending_adapter = adapter;
+        self.pending_other = compare_with;
     }
 
     pub fn is_scanning_library(&self) -> bool {
@@ -352,6 +357,14 @@ impl Workspace {
         }
         if let Some(name) = self.pending_select.take() {
             self.select_by_name(&name);
+        }
+        if let Some(other) = self.pending_other.take() {
+            self.apply(Action::OpenOther(other));
+            if let Selection::Tensor(t) = self.selection.clone() {
+                for second in [false, true] {
+                    self.overlay.push(OverlayEntry { tensor: t.clone(), second });
+                }
+            }
         }
         if std::mem::take(&mut self.run_when_open) {
             self.run_prompt();
@@ -801,6 +814,8 @@ impl Workspace {
         let this = Arc::clone(&model.folder);
         let other = match self.other_model() {
             Some(Ok(o)) => Some(Arc::clone(o)),
+            // Still opening: the panel asks again each frame until it is there.
+            None if self.other_path.is_some() && self.overlay.iter().any(|e| e.second) => return,
             _ => None,
         };
         let (entries, other_name) = (self.overlay.clone(), self.other_path.as_ref().and_then(|p| p.file_name()));
