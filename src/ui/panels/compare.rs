@@ -224,32 +224,38 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
     export::menu(ui, "checkpoint-diff", None, None, Some(&json));
     let mut rows: Vec<&compare::TensorDiff> = d.tensors.iter().collect();
     rows.sort_by(|x, y| y.rel.total_cmp(&x.rel));
-    egui::Grid::new("diff-table").striped(true).num_columns(5).show(ui, |ui| {
-        for h in [tr("tensor"), "‖B − A‖ / ‖A‖", "max |Δ|", tr("changed"), tr("elements")] {
-            ui.label(RichText::new(h).weak());
-        }
-        ui.end_row();
-        for t in rows.iter().take(60) {
-            ui.horizontal(|ui| {
-                if ui.link(RichText::new(&t.tensor).monospace()).clicked() {
-                    actions.push(Action::SelectByName(t.tensor.clone()));
-                }
-                if ui.small_button("⊕").on_hover_text(tr("Overlay this tensor's histograms from both models")).clicked()
-                {
-                    for second in [false, true] {
-                        actions.push(Action::AddToOverlay(crate::workspace::OverlayEntry {
-                            tensor: t.tensor.clone(),
-                            second,
-                        }));
-                    }
-                }
-            });
-            ui.monospace(format::num(t.rel));
-            ui.monospace(format::num(t.max_abs_diff));
-            ui.monospace(t.changed.to_string());
-            ui.monospace(t.numel.to_string());
+    // Its own scroll area: the overlay and the precision what-if below stay in reach.
+    egui::ScrollArea::vertical().id_salt("diff-scroll").max_height(320.0).show(ui, |ui| {
+        egui::Grid::new("diff-table").striped(true).num_columns(5).show(ui, |ui| {
+            for h in [tr("tensor"), "‖B − A‖ / ‖A‖", "max |Δ|", tr("changed"), tr("elements")] {
+                ui.label(RichText::new(h).weak());
+            }
             ui.end_row();
-        }
+            for t in rows.iter().take(60) {
+                ui.horizontal(|ui| {
+                    if ui.link(RichText::new(&t.tensor).monospace()).clicked() {
+                        actions.push(Action::SelectByName(t.tensor.clone()));
+                    }
+                    if ui
+                        .small_button("⊕")
+                        .on_hover_text(tr("Overlay this tensor's histograms from both models"))
+                        .clicked()
+                    {
+                        for second in [false, true] {
+                            actions.push(Action::AddToOverlay(crate::workspace::OverlayEntry {
+                                tensor: t.tensor.clone(),
+                                second,
+                            }));
+                        }
+                    }
+                });
+                ui.monospace(format::num(t.rel));
+                ui.monospace(format::num(t.max_abs_diff));
+                ui.monospace(t.changed.to_string());
+                ui.monospace(t.numel.to_string());
+                ui.end_row();
+            }
+        });
     });
     for (name, a, b) in &d.shape_mismatch {
         ui.label(trf("shape differs: {} {} vs {}", &[name, &format::shape(a), &format::shape(b)]));

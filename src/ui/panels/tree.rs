@@ -23,8 +23,9 @@ pub struct TreePanel {
     visible: Option<(String, HashSet<usize>)>,
     /// Lines clicked last frame: opened on this one, so a click selects and expands.
     to_open: HashSet<Id>,
-    /// With a diff against a second model: tensor rows coloured by their relative change.
-    pub colour_by_change: bool,
+    /// With a diff against a second model, tensor rows are coloured by their relative
+    /// change unless this is set.
+    pub hide_change: bool,
 }
 
 /// Loads a line's open/closed state, opening it if it was clicked last frame.
@@ -91,17 +92,19 @@ fn show(
     help::note(ui, "tree");
     if diff.is_some() {
         ui.horizontal(|ui| {
-            ui.checkbox(&mut state.colour_by_change, tr("colour by change")).on_hover_text(tr(
+            let mut colour = !state.hide_change;
+            ui.checkbox(&mut colour, tr("colour by change")).on_hover_text(tr(
                 "Colour each tensor by ‖B − A‖ / ‖A‖ against the second model (Compare tab): grey unchanged, blue 1e-6, red ≥ 1",
             ));
-            if state.colour_by_change {
+            state.hide_change = !colour;
+            if colour {
                 for (label, rel) in [("0", 0.0), ("1e-6", 1e-6), ("1e-3", 1e-3), ("≥ 1", 1.0)] {
                     ui.colored_label(change_colour(rel), format!("■ {label}"));
                 }
             }
         });
     }
-    let change = diff.filter(|_| state.colour_by_change);
+    let change = diff.filter(|_| !state.hide_change);
     ui.horizontal(|ui| {
         let label = ui.label(tr("Filter"));
         ui.add(
