@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use super::config::{ArchConfig, Family};
 use super::module::{ModuleTree, ROOT, py_float};
-use crate::checkpoint::{Checkpoint, CheckpointError, Shard, TensorInfo, pickle};
+use crate::checkpoint::{Checkpoint, CheckpointError, TensorInfo};
 
 /// The LMConfig fields a sidecar may set, read beside the `.pth`.
 pub const LMCONFIG_FILE: &str = "lmconfig.json";
@@ -59,23 +59,10 @@ pub fn find_pth(path: &Path) -> Result<Option<PathBuf>, CheckpointError> {
 /// A `.pth` state dict as a one-file checkpoint under its stored names, with the config
 /// inferred for it. Reads the pickle (through the restricted reader) and no weight byte.
 pub fn open_checkpoint(path: &Path) -> Result<(Checkpoint, Vec<String>), CheckpointError> {
-    let pth = pickle::open(path)?;
-    let file_len =
-        std::fs::metadata(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?.len();
-    // Shard counts offsets from byte 8 (safetensors' length prefix); a zip entry's data
-    // always starts past its 30-byte local header.
-    let infos = pth
-        .tensors
-        .iter()
-        .filter(|t| !t.name.ends_with(".mask") && !t.name.contains("pos_cis"))
-        .map(|t| TensorInfo {
-            name: t.name.clone(),
-            dtype: t.dtype,
-            shape: t.shape.clone(),
-            data_offsets: (t.offset - 8, t.offset - 8 + t.len),
-            shard: 0,
-        })
-        .collect::<Vec<_>>();
+    let mut shard = crate::checkpoint::torch_shard(path, 0)?;
+    // Non-persistent buffers older MiniMind checkpoints still carry (eval_model.py drops them).
+    shard.tensors.retain(|t| !t.name.ends_with(".mask") && !t.name.contains("pos_cis"));
+    let infos = shard.tensors.clone();
     let shape = |name: &str| infos.iter().find(|t| t.name == name).map(|t| t.shape.clone());
     let bad = |what: String| CheckpointError::BadFolder { folder: path.to_path_buf(), what };
     let (config, assumed) = if shape("tok_embeddings.weight").is_some() {
@@ -89,7 +76,6 @@ pub fn open_checkpoint(path: &Path) -> Result<(Checkpoint, Vec<String>), Checkpo
             infos.len()
         )));
     };
-    let shard = Shard::over_file(path, file_len, 8, infos)?;
     let ckpt = Checkpoint::from_single_file(path, shard, config)?;
     Ok((ckpt, assumed))
 }

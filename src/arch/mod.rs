@@ -39,6 +39,9 @@ impl ModelFolder {
             model.notices = told;
             return Ok(model);
         }
+        if folder.is_file() && folder.extension().is_some_and(|e| e == "safetensors") {
+            return Self::from_checkpoint(Checkpoint::open_file(folder)?);
+        }
         Self::from_checkpoint(Checkpoint::open(folder)?)
     }
 
@@ -50,17 +53,22 @@ impl ModelFolder {
             checkpoint.folder.join(crate::checkpoint::CONFIG_FILE)
         };
         let Some(raw) = checkpoint.config.clone() else {
+            if checkpoint.folder.is_file() {
+                // A lone .safetensors file: names and values, but no architecture to run.
+                let mut notices = notices_of(&checkpoint);
+                notices.push(
+                    "A .safetensors file on its own has no config.json: the tree is built from the tensor names with generic class names, statistics and bits work, and inference needs the folder with its config.json."
+                        .to_string(),
+                );
+                let tree = generic::build_tree(&checkpoint, "Model");
+                return Ok(Self { checkpoint, config: None, tree, notices });
+            }
             return Err(CheckpointError::BadFolder {
                 folder: checkpoint.folder.clone(),
                 what: "has no config.json: a Hugging Face model folder names its architecture and sizes there".into(),
             });
         };
-        // What the headers do that safetensors' validator would refuse (read anyway).
-        let mut notices: Vec<String> = checkpoint
-            .shards
-            .iter()
-            .flat_map(|s| s.notices.iter().map(move |n| format!("{}: {n}", s.file_name)))
-            .collect();
+        let mut notices = notices_of(&checkpoint);
         match ArchConfig::parse(&raw) {
             Ok(cfg) => {
                 check_sizes(&cfg, &checkpoint, &config_path)?;
@@ -108,6 +116,11 @@ impl ModelFolder {
             .map(|t| t.byte_len() as u64)
             .sum()
     }
+}
+
+/// What the headers do that safetensors' validator would refuse (read anyway), per shard.
+fn notices_of(checkpoint: &Checkpoint) -> Vec<String> {
+    checkpoint.shards.iter().flat_map(|s| s.notices.iter().map(move |n| format!("{}: {n}", s.file_name))).collect()
 }
 
 /// The counts the tree and the engine size things from (layers, experts) must be what the

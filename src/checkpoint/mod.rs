@@ -57,7 +57,11 @@ impl Checkpoint {
         }
         let config = read_config(folder)?;
         let (shard_paths, index) = find_shards(folder)?;
-        let shards = shard_paths.iter().enumerate().map(|(i, p)| Shard::open(p, i)).collect::<Result<Vec<_>, _>>()?;
+        let shards = shard_paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| if is_torch_file(p) { torch_shard(p, i) } else { Shard::open(p, i) })
+            .collect::<Result<Vec<_>, _>>()?;
         Self::from_shards(folder, shards, index, config)
     }
 
@@ -135,6 +139,11 @@ impl Checkpoint {
         Ok(ckpt)
     }
 
+    /// One `.safetensors` file on its own (no config.json beside it): `folder` is the file.
+    pub fn open_file(path: &Path) -> Result<Self, CheckpointError> {
+        Self::from_shards(path, vec![Shard::open(path, 0)?], None, None)
+    }
+
     /// A one-file checkpoint that is not a GGUF (a `.pth` state dict): `folder` is the file.
     pub fn from_single_file(path: &Path, shard: Shard, config: serde_json::Value) -> Result<Self, CheckpointError> {
         Self::from_shards(path, vec![shard], None, Some(config))
@@ -208,6 +217,37 @@ fn read_config(folder: &Path) -> Result<Option<serde_json::Value>, CheckpointErr
 
 type ShardList = (Vec<PathBuf>, Option<(PathBuf, BTreeMap<String, String>)>);
 
+/// PyTorch's weights files (`pytorch_model.bin` and its shards), which transformers wrote
+/// before safetensors.
+pub const TORCH_INDEX_FILE: &str = "pytorch_model.bin.index.json";
+pub const TORCH_SINGLE_FILE: &str = "pytorch_model.bin";
+
+fn is_torch_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "bin" || e == "pth" || e == "pt")
+}
+
+/// A `torch.save` zip as a shard: the restricted unpickler lists its tensors (running no
+/// code), which are then read in place from the zip's stored entries.
+pub fn torch_shard(path: &Path, index: usize) -> Result<Shard, CheckpointError> {
+    let pth = pickle::open(path)?;
+    let file_len =
+        std::fs::metadata(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?.len();
+    // Shard counts offsets from byte 8 (safetensors' length prefix); a zip entry's data
+    // always starts past its 30-byte local header.
+    let infos = pth
+        .tensors
+        .iter()
+        .map(|t| TensorInfo {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            data_offsets: (t.offset - 8, t.offset - 8 + t.len),
+            shard: index,
+        })
+        .collect();
+    Shard::over_file(path, file_len, 8, infos)
+}
+
 fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
     let index_path = folder.join(INDEX_FILE);
     if index_path.is_file() {
@@ -236,9 +276,30 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
         .collect();
     found.sort();
     if found.is_empty() {
+        // No safetensors: the PyTorch files transformers wrote before them.
+        let torch_index = folder.join(TORCH_INDEX_FILE);
+        if torch_index.is_file() {
+            let (files, weight_map) = read_index(&torch_index)?;
+            let mut paths = Vec::new();
+            for file in files {
+                let path = folder.join(&file);
+                if !path.is_file() {
+                    return Err(CheckpointError::BadIndex {
+                        file: torch_index,
+                        what: format!("names shard {file}, which is not in the folder"),
+                    });
+                }
+                paths.push(path);
+            }
+            return Ok((paths, Some((torch_index, weight_map))));
+        }
+        let torch = folder.join(TORCH_SINGLE_FILE);
+        if torch.is_file() {
+            return Ok((vec![torch], None));
+        }
         return Err(CheckpointError::BadFolder {
             folder: folder.to_path_buf(),
-            what: "holds no *.safetensors file (expected model.safetensors, or shards listed in model.safetensors.index.json)".into(),
+            what: "holds no *.safetensors file (expected model.safetensors, or shards listed in model.safetensors.index.json) and no pytorch_model.bin".into(),
         });
     }
     Ok((found, None))

@@ -75,7 +75,12 @@ impl Session {
             format!(
                 "{}: inference needs one of the supported families ({}); this architecture is shown from its tensor names only",
                 folder.checkpoint.folder.display(),
-                crate::arch::Family::ALL.map(|f| f.model_type()).join(", ")
+                crate::arch::Family::ALL
+                    .iter()
+                    .filter(|f| **f != crate::arch::Family::MiniMindLm) // read from .pth files, no config names it
+                    .map(|f| f.model_type())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         let ckpt = &folder.checkpoint;

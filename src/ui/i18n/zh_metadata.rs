@@ -22,4 +22,5 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "llama.cpp 为了它的 RoPE 内核把这些 q/k 行重新排列后存储；这里按 Hugging Face 的顺序显示，与 transformers 加载时还原的顺序一致",
     ),
     ("values", "数值"),
+    ("{}: __metadata__", "{}：__metadata__"),
 ];

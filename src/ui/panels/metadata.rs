@@ -33,6 +33,20 @@ impl super::Panel for MetadataPanel {
     fn ui(&mut self, ui: &mut egui::Ui, ws: &Workspace, _actions: &mut Vec<Action>) {
         let Some(gguf) = ws.model.as_ref().and_then(|m| m.folder.checkpoint.gguf.as_ref()) else {
             ui.label(tr("This model is not a GGUF file: its settings are in config.json (see the Weights tab)."));
+            // safetensors' own `__metadata__` (string → string), per file.
+            for shard in ws.model.iter().flat_map(|m| &m.folder.checkpoint.shards) {
+                if shard.metadata.is_empty() {
+                    continue;
+                }
+                ui.separator();
+                ui.label(RichText::new(trf("{}: __metadata__", &[&shard.file_name])).strong());
+                for (key, v) in &shard.metadata {
+                    ui.horizontal_wrapped(|ui| {
+                        ui.label(RichText::new(key).monospace().strong());
+                        ui.label(RichText::new(v.as_str().map_or_else(|| v.to_string(), str::to_string)).monospace());
+                    });
+                }
+            }
             return;
         };
         let file = &gguf.file;
