@@ -100,3 +100,45 @@ fn logit_lens_and_residual_norms_match_transformers() {
         }
     }
 }
+
+/// With a LoRA adapter attached, the base model's pass is recorded beside the adapted one:
+/// its attention, residual stream and lens equal a session that never had the adapter, and
+/// the adapted ones differ (the adapter changes q_proj and v_proj).
+#[test]
+fn base_and_adapted_internals_side_by_side() {
+    use llm_anatomy::arch::ModelFolder;
+    use llm_anatomy::engine::Session;
+    use std::sync::Arc;
+    let model = ModelFolder::open(&fixture("tiny-llama")).unwrap();
+    let adapter = llm_anatomy::lora::LoraAdapter::open(&fixture("tiny-llama-lora"), &model, None).unwrap();
+    let text = "The model has weights";
+    let mut plain = Session::load(&model).unwrap();
+    plain.set_internals(true).unwrap();
+    plain.set_prompt(text, false).unwrap();
+    let mut adapted = Session::load(&model).unwrap();
+    adapted.set_internals(true).unwrap();
+    adapted.set_adapter(Some((Arc::new(adapter), 1.0))).unwrap();
+    adapted.set_prompt(text, false).unwrap();
+    let (want, base, lora) =
+        (plain.internals.clone().unwrap(), adapted.base_internals.clone().unwrap(), adapted.internals.clone().unwrap());
+    assert_eq!(base.len(), want.len());
+    let worst = |a: &llm_anatomy::engine::internals::Internals, b: &llm_anatomy::engine::internals::Internals| {
+        a.attention
+            .iter()
+            .zip(&b.attention)
+            .flat_map(|(x, y)| x.iter().zip(y.iter()).flat_map(|(u, v)| u.iter().zip(v).map(|(p, q)| (p - q).abs())))
+            .fold(0f32, f32::max)
+    };
+    assert!(worst(&base, &want) < 1e-6, "base attention vs no adapter: {}", worst(&base, &want));
+    assert!(worst(&lora, &want) > 1e-4, "the adapter changes attention");
+    let last = want.len() - 1;
+    let (lens_base, lens_plain) = (adapted.lens(last, true).unwrap(), plain.lens(last, false).unwrap());
+    assert!(lens_base.base);
+    for (a, b) in lens_base.probs.iter().zip(&lens_plain.probs) {
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6), "base lens equals the lens without the adapter");
+    }
+    // Stepping back forgets the base record's last position too.
+    adapted.generate(2, &llm_anatomy::sampling::SamplingParams { temperature: 0.0, ..Default::default() }).unwrap();
+    adapted.step_back().unwrap();
+    assert_eq!(adapted.base_internals.as_ref().unwrap().len(), adapted.internals.as_ref().unwrap().len());
+}

@@ -707,6 +707,27 @@ fn attention_and_lens_tabs_look_inside_the_forward_pass() {
     harness.get_by_label("residual stream norm ‖h‖ per layer and token");
 }
 
+/// With an adapter attached, both tabs offer the base model's pass beside the adapted one;
+/// the base lens is asked for and shown when "base" is picked.
+#[test]
+fn attention_and_lens_show_base_or_adapted() {
+    let mut harness = opened("tiny-llama");
+    harness.state_mut().ws.apply(Action::OpenAdapter(fixture("tiny-llama-lora")));
+    harness.get_by_label("Logit lens").click();
+    harness.run_steps(2);
+    harness.get_by_label("Run prompt").click();
+    step_until(&mut harness, "the base internals", |a| {
+        a.ws.engine.snapshot.as_ref().is_some_and(|s| s.base_internals.as_ref().is_some_and(|i| !i.is_empty()))
+    });
+    harness.get_by_label("show the model");
+    harness.get_by_label("base").click();
+    step_until(&mut harness, "the base lens", |a| a.ws.engine.lens.as_ref().is_some_and(|(_, l)| l.base));
+    assert!(harness.state().ws.show_base);
+    harness.get_by_label("Attention").click();
+    harness.run_steps(2);
+    harness.get_by_label("every head of the layer");
+}
+
 /// The Routing panel's JSON export is `llm-anatomy routing --json`'s, value for value, and its CSV carries the
 /// same numbers (one row per layer, token and expert). Reference: the CLI, itself checked against transformers'
 /// router outputs in tests/routing.rs.

@@ -8,10 +8,10 @@ use crate::arch::ModelFolder;
 
 pub fn run(prompt: &Prompt<'_>, top: usize, json: bool, out: &mut dyn Write) -> Outcome {
     let model = ModelFolder::open(prompt.path)?;
-    let session = prompt.session_with_internals(&model)?;
-    let internals = session.internals.as_ref().ok_or("no internals recorded")?;
+    let mut session = prompt.session_with_internals(&model)?;
+    let norms = session.internals.as_ref().ok_or("no internals recorded")?.residual_norms();
     let last = session.tokens.len() - 1;
-    if internals.truncated(session.tokens.len()) {
+    if session.internals.as_ref().is_some_and(|i| i.truncated(session.tokens.len())) {
         return Err(format!(
             "the prompt has {} tokens; the lens records the first {}",
             session.tokens.len(),
@@ -19,10 +19,8 @@ pub fn run(prompt: &Prompt<'_>, top: usize, json: bool, out: &mut dyn Write) -> 
         )
         .into());
     }
-    let lens = session.lens(last)?;
-    let value = crate::report::lens_json(&session.tokens, &lens, &internals.residual_norms(), top, &|id| {
-        session.codec.piece(id)
-    });
+    let lens = session.lens(last, false)?;
+    let value = crate::report::lens_json(&session.tokens, &lens, &norms, top, &|id| session.codec.piece(id));
     if json {
         return print_json(out, &value);
     }

@@ -92,5 +92,7 @@ impl Internals {
 #[derive(Clone, Debug)]
 pub struct Lens {
     pub position: usize,
+    /// The base model's lens (adapter off), not the adapted one's.
+    pub base: bool,
     pub probs: Vec<Vec<f32>>,
 }

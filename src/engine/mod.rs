@@ -50,6 +50,9 @@ pub struct Session {
     base_logits: Vec<Arc<Vec<f32>>>,
     /// Attention and residual stream per position, while something asks for them.
     pub internals: Option<internals::Internals>,
+    /// The same for the base model, recorded in its pass beside the adapted one while an
+    /// adapter is attached (base vs adapted in the Attention and Logit lens tabs).
+    pub base_internals: Option<internals::Internals>,
     /// Some weight is in a GGML block format, so the arithmetic can be chosen.
     pub quantized: bool,
 }
@@ -131,6 +134,7 @@ impl Session {
             base_cache: None,
             base_logits: Vec::new(),
             internals: None,
+            base_internals: None,
             quantized,
         })
     }
@@ -209,6 +213,7 @@ impl Session {
         if let Some(i) = &mut self.internals {
             i.truncate(0);
         }
+        self.base_internals = None;
         self.prompt_len = ids.len();
         self.run(&ids)?;
         memory::release_freed_heap();
@@ -234,9 +239,19 @@ impl Session {
         if self.adapter.is_some() {
             let model = &mut self.model;
             let cache = self.base_cache.get_or_insert_with(|| model.new_cache());
+            let mut base_probes =
+                Probes { internals: self.internals.as_ref().map(|_| Default::default()), ..Default::default() };
+            let record = self.internals.is_some().then_some(&mut base_probes);
             let base = model
-                .without_lora(|m| on_pool(|| m.next_token_logits(ids, cache, None)))
+                .without_lora(|m| on_pool(|| m.next_token_logits(ids, cache, record)))
                 .map_err(|e| format!("forward pass without the adapter: {e}"))?;
+            if let Some(seen) = base_probes.internals.as_ref().filter(|_| self.internals.is_some()) {
+                let heads = self.model.cfg.num_heads;
+                let mine = self.base_internals.get_or_insert_with(|| internals::Internals::new(heads));
+                for chunk in &seen.chunks {
+                    mine.push_chunk(chunk);
+                }
+            }
             self.forwards += 1;
             self.base_logits.push(Arc::new(base));
         }
@@ -260,6 +275,7 @@ impl Session {
             }
             (false, true) => {
                 self.internals = None;
+                self.base_internals = None;
                 Ok(())
             }
             _ => Ok(()),
@@ -268,18 +284,21 @@ impl Session {
 
     /// The logit lens at a recorded position: each layer's residual through the final norm
     /// and lm_head, as probabilities.
-    pub fn lens(&self, position: usize) -> Result<internals::Lens, String> {
-        let rows = self
-            .internals
-            .as_ref()
+    /// With `base`, the base model's residual through its own norm and lm_head (the
+    /// adapter switched off), beside the adapted one.
+    pub fn lens(&mut self, position: usize, base: bool) -> Result<internals::Lens, String> {
+        let recorded = if base { self.base_internals.as_ref() } else { self.internals.as_ref() };
+        let rows = recorded
             .and_then(|i| i.residual.get(position))
+            .cloned()
             .ok_or_else(|| format!("position {position} has no recorded residual stream"))?;
-        let probs = rows
-            .iter()
-            .map(|h| self.model.lens_logits(h).map(|l| crate::sampling::softmax(&l)))
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(|e| format!("logit lens: {e}"))?;
-        Ok(internals::Lens { position, probs })
+        let lens_of = |m: &model::LoadedModel| {
+            rows.iter()
+                .map(|h| m.lens_logits(h).map(|l| crate::sampling::softmax(&l)))
+                .collect::<candle_core::Result<Vec<_>>>()
+        };
+        let probs = if base { self.model.without_lora(lens_of) } else { lens_of(&self.model) };
+        Ok(internals::Lens { position, base, probs: probs.map_err(|e| format!("logit lens: {e}"))? })
     }
 
     /// Logits for the next token (after the last one in `tokens`).
@@ -311,7 +330,7 @@ impl Session {
         }
         self.routing.truncate(len);
         self.shared_gate.truncate(len);
-        if let Some(i) = &mut self.internals {
+        for i in [&mut self.internals, &mut self.base_internals].into_iter().flatten() {
             i.truncate(len);
         }
         self.cache.truncate(len);
@@ -390,8 +409,11 @@ pub enum Command {
     SetAdapter(Option<(Arc<crate::lora::LoraAdapter>, f64)>),
     /// Record attention and the residual stream (a panel that shows them is open).
     SetInternals(bool),
-    /// The logit lens at a recorded position.
-    Lens(usize),
+    /// The logit lens at a recorded position, of the adapted model or (`base`) the base one.
+    Lens {
+        position: usize,
+        base: bool,
+    },
     /// Exact or llama.cpp arithmetic for quantized weights; the sequence is re-run.
     SetArith(quant_matvec::Arith),
     /// A panic inside a command, for the recovery test.
@@ -417,6 +439,8 @@ pub struct Snapshot {
     pub base_logits: Option<Arc<Vec<f32>>>,
     /// Attention and residual stream per position, when recorded.
     pub internals: Option<internals::Internals>,
+    /// The base model's, while an adapter is attached.
+    pub base_internals: Option<internals::Internals>,
 }
 
 /// What the engine is doing, with its figures; the UI words it in the user's language.
@@ -551,6 +575,7 @@ fn snapshot_of(s: &Session) -> Event {
         text: s.codec.decode(&s.tokens[s.prompt_len..]),
         base_logits: s.base_logits(),
         internals: s.internals.clone(),
+        base_internals: s.base_internals.clone(),
     }))
 }
 
@@ -608,8 +633,8 @@ fn handle(
                         return Ok(());
                     }
                 }
-                Command::Lens(position) => {
-                    let lens = Arc::new(s.lens(position).map_err(EngineError::Failed)?);
+                Command::Lens { position, base } => {
+                    let lens = Arc::new(s.lens(position, base).map_err(EngineError::Failed)?);
                     let _ = events.send(Event::Lens { forwards: s.forwards, lens });
                     return Ok(());
                 }

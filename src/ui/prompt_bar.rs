@@ -52,8 +52,23 @@ pub fn internals_or_prompt<'a>(
     ws: &'a Workspace,
     actions: &mut Vec<Action>,
 ) -> Option<&'a Internals> {
-    if let Some(i) = ws.engine.snapshot.as_ref().and_then(|s| s.internals.as_ref()).filter(|i| !i.is_empty()) {
-        return Some(i);
+    if let Some(snap) = ws.engine.snapshot.as_ref()
+        && let Some(adapted) = snap.internals.as_ref().filter(|i| !i.is_empty())
+    {
+        // With an adapter: the base model's pass beside the adapted one, one click apart.
+        let Some(base) = snap.base_internals.as_ref().filter(|_| ws.active.is_some()) else { return Some(adapted) };
+        ui.horizontal(|ui| {
+            ui.label(tr("show the model"));
+            for (is_base, label, tip) in [
+                (false, tr("adapted"), tr("With the LoRA adapter at its strength, as the Token panel runs it")),
+                (true, tr("base"), tr("The same tokens through the base model, adapter off")),
+            ] {
+                if ui.selectable_label(ws.show_base == is_base, label).on_hover_text(tip).clicked() {
+                    actions.push(Action::ShowBase(is_base));
+                }
+            }
+        });
+        return Some(if ws.show_base { base } else { adapted });
     }
     if !ws.engine.can_run() {
         ui.label(tr("Inference is not available for this architecture: only its tensors can be inspected."));

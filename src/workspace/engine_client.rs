@@ -69,8 +69,8 @@ pub struct EngineClient {
     pub internals_on: bool,
     /// The last logit lens the engine sent, with the forward count it was computed after.
     pub lens: Option<(u64, Arc<crate::engine::internals::Lens>)>,
-    /// A lens request in flight: (forward count, position).
-    pub lens_asked: Option<(u64, usize)>,
+    /// A lens request in flight: (forward count, position, of the base model).
+    pub lens_asked: Option<(u64, usize, bool)>,
     derived: Option<(DerivedKey, Derived)>,
     /// How many times derived numbers were computed: the slider test counts these against
     /// forward passes.

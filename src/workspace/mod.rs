@@ -150,8 +150,11 @@ pub enum Action {
     RequestOverlay,
     /// A panel that shows attention or the residual stream is open: record them.
     WantInternals,
-    /// The logit lens at this position of the current sequence.
+    /// The logit lens at this position of the current sequence (of the model
+    /// [`Workspace::show_base`] picks).
     LensAt(usize),
+    /// With an adapter: show the base model's attention and lens instead of the adapted one's.
+    ShowBase(bool),
     /// Look for models in the Hugging Face cache, Ollama and LM Studio (on a worker).
     ScanLibrary,
     Exported(PathBuf),
@@ -261,6 +264,8 @@ pub struct Workspace {
     pub other_path: Option<PathBuf>,
     /// The tensors of the overlaid histograms (Compare panel), oldest first.
     pub overlay: Vec<OverlayEntry>,
+    /// The Attention and Logit lens tabs show the base model's pass (an adapter is attached).
+    pub show_base: bool,
     /// The models found on this machine, once a scan has finished (see [`Action::ScanLibrary`]).
     pub library: Option<Vec<crate::library::Entry>>,
     library_scan: Option<Job<Vec<crate::library::Entry>>>,
@@ -292,6 +297,7 @@ impl Default for Workspace {
             reveal: None,
             other_path: None,
             overlay: Vec::new(),
+            show_base: false,
             library: None,
             library_scan: None,
             epoch: 0,
@@ -596,12 +602,14 @@ impl Workspace {
                 }
             }
             Action::LensAt(position) => {
-                let key = (self.engine.forwards(), position);
+                let base = self.show_base && self.active.is_some();
+                let key = (self.engine.forwards(), position, base);
                 if self.engine.lens_asked != Some(key) {
                     self.engine.lens_asked = Some(key);
-                    self.engine_send(Command::Lens(position));
+                    self.engine_send(Command::Lens { position, base });
                 }
             }
+            Action::ShowBase(base) => self.show_base = base,
             Action::OpenOther(path) => {
                 let p = path.clone();
                 self.jobs

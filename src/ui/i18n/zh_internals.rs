@@ -27,4 +27,10 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "How large each token's vector is after each layer. It usually grows layer by layer; a token far above the others is an outlier token (often the first one).",
         "每个 token 的向量在每一层之后有多大。它通常逐层增长；远高于其他 token 的是离群 token（常常是第一个）。",
     ),
+    ("show the model", "显示模型"),
+    (
+        "With the LoRA adapter at its strength, as the Token panel runs it",
+        "带着 LoRA 适配器（按当前强度），与词元面板运行的一样",
+    ),
+    ("The same tokens through the base model, adapter off", "同样的词元走一遍基座模型，适配器关闭"),
 ];

@@ -58,7 +58,9 @@ fn show(ui: &mut egui::Ui, st: &mut LensPanel, ws: &Workspace, actions: &mut Vec
         }
     });
     let forwards = snap.forwards;
-    let lens = ws.engine.lens.as_ref().filter(|(f, l)| *f == forwards && l.position == pos).map(|(_, l)| l);
+    let base = ws.show_base && ws.active.is_some();
+    let lens =
+        ws.engine.lens.as_ref().filter(|(f, l)| *f == forwards && l.position == pos && l.base == base).map(|(_, l)| l);
     let Some(lens) = lens else {
         actions.push(Action::LensAt(pos));
         ui.spinner();
