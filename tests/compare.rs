@@ -54,6 +54,22 @@ fn diff_of_a_bf16_copy_matches_numpy() {
     }
 }
 
+/// The histogram of B − A for one tensor of the diff: every element in a bin, the range
+/// numpy's over Δ (so its edges reach the largest |Δ| the diff reports), streamed, no copy.
+#[test]
+fn delta_histogram_covers_every_element_and_the_largest_change() {
+    use llm_anatomy::arch::ModelFolder;
+    let (a, b) =
+        (ModelFolder::open(&fixture("tiny-llama")).unwrap(), ModelFolder::open(&fixture("tiny-llama-bf16")).unwrap());
+    let name = "model.layers.0.mlp.down_proj.weight";
+    let h = llm_anatomy::analysis::compare::delta_histogram(&a.checkpoint, &b.checkpoint, name, 40).unwrap();
+    assert_eq!(h.counts.iter().sum::<u64>(), 64 * 128);
+    let r = &reference()["diff"]["tiny-llama..tiny-llama-bf16"]["tensors"];
+    let want = r.as_array().unwrap().iter().find(|t| t["tensor"] == name).unwrap()["max_abs_diff"].as_f64().unwrap();
+    let reach = h.edges.first().unwrap().abs().max(h.edges.last().unwrap().abs());
+    assert!((reach - want).abs() <= 1e-12 * want.max(1.0), "edges reach {reach}, the largest |Δ| is {want}");
+}
+
 #[test]
 fn different_architectures_list_what_is_only_on_one_side() {
     let (a, b) = (fixture("tiny-llama"), fixture("tiny-qwen2"));

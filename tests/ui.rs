@@ -667,6 +667,12 @@ fn compare_tab_sweeps_layers_and_diffs_a_bf16_copy() {
     assert!(o.series[1].label.ends_with("(tiny-llama-bf16)"), "{}", o.series[1].label);
     harness.get_by_label("Overlaid histograms");
     harness.get_by_label("log density");
+    // A diff row's Δ: the histogram of B − A, on a worker.
+    let tensor = "model.norm.weight".to_string();
+    harness.state_mut().ws.apply(Action::RequestDeltaHistogram(tensor.clone()));
+    step_until(&mut harness, "the Δ histogram", |a| a.ws.delta_histogram(&tensor).is_some_and(|h| h.is_ok()));
+    let h = harness.state().ws.delta_histogram(&tensor).unwrap().as_ref().unwrap().clone();
+    assert_eq!(h.counts.iter().sum::<u64>(), 64);
     // The precision what-if: the prompt as stored against the weights through Q4_0 (the
     // default for a model with no quantized weight), on a worker.
     harness.state_mut().ws.apply(Action::EditPrompt { text: r_prompt(), chat: false });

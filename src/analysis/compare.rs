@@ -165,35 +165,42 @@ pub struct Diff {
     pub tensors: Vec<TensorDiff>,
 }
 
-/// ‖B − A‖, ‖A‖, max |Δ| and changed elements, reading both tensors' bytes in step.
-fn diff_tensor(name: &str, da: Dtype, a: &[u8], db: Dtype, b: &[u8], numel: usize) -> TensorDiff {
-    let (mut d2, mut a2, mut max_abs, mut changed) = (0f64, 0f64, 0f64, 0u64);
+/// Calls `f(a, b)` for every element pair of two same-shaped tensors, reading both stored
+/// tensors in step, chunk by chunk (block formats decode whole).
+fn for_each_pair(da: Dtype, a: &[u8], db: Dtype, b: &[u8], numel: usize, mut f: impl FnMut(f64, f64)) {
     if matches!(da, Dtype::Ggml(_)) || matches!(db, Dtype::Ggml(_)) {
-        // Block formats decode whole; compare the decoded values.
         let (va, vb) = (da.decode_all_f32(a), db.decode_all_f32(b));
-        let to_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        return diff_tensor(name, Dtype::F32, &to_bytes(&va), Dtype::F32, &to_bytes(&vb), numel);
+        va.iter().zip(&vb).for_each(|(x, y)| f(*x as f64, *y as f64));
+        return;
     }
     let (sa, sb) = (da.size_in_bytes().max(1), db.size_in_bytes().max(1));
     let mut start = 0;
+    let mut va = Vec::with_capacity(CHUNK.min(numel));
     while start < numel {
         let end = (start + CHUNK).min(numel);
-        let mut va = Vec::with_capacity(end - start);
+        va.clear();
         for_each_value(da, &a[start * sa..end * sa], |x| va.push(x));
         let mut i = 0;
         for_each_value(db, &b[start * sb..end * sb], |y| {
-            let x = va[i];
+            f(va[i], y);
             i += 1;
-            let d = y - x;
-            if x.to_bits() != y.to_bits() && !(x == y) {
-                changed += 1;
-            }
-            d2 += d * d;
-            a2 += x * x;
-            max_abs = max_abs.max(d.abs());
         });
         start = end;
     }
+}
+
+/// ‖B − A‖, ‖A‖, max |Δ| and changed elements, reading both tensors' bytes in step.
+fn diff_tensor(name: &str, da: Dtype, a: &[u8], db: Dtype, b: &[u8], numel: usize) -> TensorDiff {
+    let (mut d2, mut a2, mut max_abs, mut changed) = (0f64, 0f64, 0f64, 0u64);
+    for_each_pair(da, a, db, b, numel, |x, y| {
+        let d = y - x;
+        if x.to_bits() != y.to_bits() && !(x == y) {
+            changed += 1;
+        }
+        d2 += d * d;
+        a2 += x * x;
+        max_abs = max_abs.max(d.abs());
+    });
     let (fro_diff, fro_a) = (d2.sqrt(), a2.sqrt());
     TensorDiff {
         tensor: name.to_string(),
@@ -204,6 +211,38 @@ fn diff_tensor(name: &str, da: Dtype, a: &[u8], db: Dtype, b: &[u8], numel: usiz
         changed,
         numel: numel as u64,
     }
+}
+
+/// The histogram of Δ = B − A over one tensor present in both (numpy's bins over Δ's finite
+/// range): two streaming passes, no copy of either tensor.
+pub fn delta_histogram(
+    a: &Checkpoint,
+    b: &Checkpoint,
+    name: &str,
+    bins: usize,
+) -> Result<crate::analysis::stats::Histogram, String> {
+    use crate::analysis::stats::{Binner, Histogram, numpy_range};
+    let (ta, tb) = (a.require(name).map_err(|e| e.to_string())?, b.require(name).map_err(|e| e.to_string())?);
+    if ta.shape != tb.shape {
+        return Err(format!("{name}: shapes differ ({:?} vs {:?})", ta.shape, tb.shape));
+    }
+    let (ba, bb, numel) = (a.bytes(ta), b.bytes(tb), ta.numel());
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for_each_pair(ta.dtype, ba, tb.dtype, bb, numel, |x, y| {
+        let d = y - x;
+        if d.is_finite() {
+            (lo, hi) = (lo.min(d), hi.max(d));
+        }
+    });
+    let (lo, hi) = if lo <= hi { numpy_range(lo, hi) } else { (-0.5, 0.5) };
+    let binner = Binner::new(lo, hi, bins.clamp(1, crate::analysis::stats::MAX_BINS));
+    let mut counts = vec![0u64; binner.bins()];
+    for_each_pair(ta.dtype, ba, tb.dtype, bb, numel, |x, y| {
+        if let Some(i) = binner.bin(y - x) {
+            counts[i] += 1;
+        }
+    });
+    Ok(Histogram { edges: binner.edges().to_vec(), counts })
 }
 
 /// Every tensor of A against the same name in B, in name order.

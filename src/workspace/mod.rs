@@ -148,6 +148,8 @@ pub enum Action {
     AddToOverlay(OverlayEntry),
     RemoveFromOverlay(usize),
     RequestOverlay,
+    /// The histogram of B − A for one tensor of the diff.
+    RequestDeltaHistogram(String),
     /// A panel that shows attention or the residual stream is open: record them.
     WantInternals,
     /// The logit lens at this position of the current sequence (of the model
@@ -189,6 +191,8 @@ pub struct Jobs {
     pub precision: KeyedJobs<PrecisionKey, Arc<PrecisionReport>>,
     /// The second model, opened on a worker.
     pub other: KeyedJobs<PathBuf, Arc<ModelFolder>>,
+    /// Histograms of B − A, by (the second model's path, tensor).
+    pub delta_hist: KeyedJobs<(PathBuf, String), crate::analysis::stats::Histogram>,
     /// Overlaid histograms, by (entries, the second model's path).
     pub overlay: KeyedJobs<OverlayKey, Arc<crate::analysis::overlay::Overlay>>,
 }
@@ -221,6 +225,7 @@ impl Jobs {
         self.sweep.clear();
         self.diff.clear();
         self.overlay.clear();
+        self.delta_hist.clear();
     }
 
     fn poll(&mut self) -> bool {
@@ -236,6 +241,7 @@ impl Jobs {
             | self.diff.poll()
             | self.other.poll()
             | self.overlay.poll()
+            | self.delta_hist.poll()
     }
 }
 
@@ -637,6 +643,19 @@ impl Workspace {
                 self.request_overlay();
             }
             Action::RequestOverlay => self.request_overlay(),
+            Action::RequestDeltaHistogram(tensor) => {
+                let (Some(model), Some(Ok(other)), Some(path)) =
+                    (&self.model, self.other_model(), self.other_path.clone())
+                else {
+                    return;
+                };
+                let (a, b) = (Arc::clone(&model.folder), Arc::clone(other));
+                self.jobs.delta_hist.ensure(&(path, tensor.clone()), move || {
+                    Job::spawn("delta-histogram", move |_| {
+                        crate::analysis::compare::delta_histogram(&a.checkpoint, &b.checkpoint, &tensor, OVERLAY_BINS)
+                    })
+                });
+            }
             Action::RemoveFromOverlay(i) => {
                 if i < self.overlay.len() {
                     self.overlay.remove(i);
@@ -796,6 +815,11 @@ impl Workspace {
                 crate::analysis::compare::diff(&a.checkpoint, &b.checkpoint, ctl).map(Arc::new)
             })
         });
+    }
+
+    /// The histogram of B − A for `tensor`, once computed.
+    pub fn delta_histogram(&self, tensor: &str) -> Option<&Result<crate::analysis::stats::Histogram, String>> {
+        self.jobs.delta_hist.get(&(self.other_path.clone()?, tensor.to_string()))
     }
 
     fn overlay_key(&self) -> OverlayKey {

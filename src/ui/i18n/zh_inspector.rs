@@ -167,4 +167,6 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "Colour each tensor by ‖B − A‖ / ‖A‖ against the second model (Compare tab): grey unchanged, blue 1e-6, red ≥ 1",
         "按与第二个模型（“比较”页）的 ‖B − A‖ / ‖A‖ 给每个张量着色：灰色未变，蓝色 1e-6，红色 ≥ 1",
     ),
+    ("The histogram of B − A for this tensor", "这个张量 B − A 的直方图"),
+    ("B − A of {}", "{} 的 B − A"),
 ];

@@ -59,6 +59,8 @@ pub struct ComparePanel {
     pub wants_other_dialog: bool,
     /// Overlaid histograms on a log density axis.
     pub overlay_log: bool,
+    /// The diff row whose histogram of B − A is shown.
+    pub delta_of: Option<String>,
 }
 
 impl super::Panel for ComparePanel {
@@ -236,6 +238,9 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
                     if ui.link(RichText::new(&t.tensor).monospace()).clicked() {
                         actions.push(Action::SelectByName(t.tensor.clone()));
                     }
+                    if ui.small_button("Δ").on_hover_text(tr("The histogram of B − A for this tensor")).clicked() {
+                        p.delta_of = Some(t.tensor.clone());
+                    }
                     if ui
                         .small_button("⊕")
                         .on_hover_text(tr("Overlay this tensor's histograms from both models"))
@@ -257,6 +262,9 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
             }
         });
     });
+    if let Some(name) = p.delta_of.clone() {
+        delta_plot(ui, ws, &name, actions);
+    }
     for (name, a, b) in &d.shape_mismatch {
         ui.label(trf("shape differs: {} {} vs {}", &[name, &format::shape(a), &format::shape(b)]));
     }
@@ -265,6 +273,33 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
             ui.label(RichText::new(format!("{what} {}", names.join(", "))).weak());
         }
     }
+}
+
+/// The histogram of B − A for one tensor of the diff: how the change is spread (a bf16
+/// copy: a narrow symmetric spike; fine-tuning: wider, maybe skewed).
+fn delta_plot(ui: &mut egui::Ui, ws: &Workspace, name: &str, actions: &mut Vec<Action>) {
+    ui.label(RichText::new(trf("B − A of {}", &[&format::visible(name)])).strong());
+    let h = match ws.delta_histogram(name) {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
+            return;
+        }
+        None => return progress_or_request(ui, None, Action::RequestDeltaHistogram(name.to_string()), actions),
+    };
+    let plot = Plot::new("delta-plot").height(180.0).allow_scroll(false).show(ui, |plot| {
+        let bars: Vec<egui_plot::Bar> = h
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                egui_plot::Bar::new((h.edges[i] + h.edges[i + 1]) / 2.0, c as f64).width(h.edges[i + 1] - h.edges[i])
+            })
+            .collect();
+        plot.bar_chart(egui_plot::BarChart::new("B − A", bars).color(Color32::from_rgb(213, 94, 0)));
+    });
+    let json = || serde_json::to_string_pretty(h).unwrap_or_default();
+    export::menu(ui, "delta-histogram", Some(plot.response.rect), None, Some(&json));
 }
 
 /// Colours of the overlaid outlines, distinct for the colour-blind too (Okabe–Ito).
