@@ -17,6 +17,13 @@ fn reference(name: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// Every line of `lines` appears in the tree text.
+fn assert_tree_has(tree: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(tree.contains(line), "{line} missing from\n{tree}");
+    }
+}
+
 fn user_message(rendered: &str) -> &str {
     rendered.trim_start_matches("<|im_start|>user\n").split("<|im_end|>").next().unwrap()
 }
@@ -161,10 +168,10 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
         }
         ffns.push([rand(hidden * dim, 0.6, 0.0), rand(dim * hidden, 0.6, 0.0), rand(hidden * dim, 0.6, 0.0)]);
     }
-    let tail = |v: &mut Vec<(String, Vec<usize>, Vec<f32>)>, rand: &mut dyn FnMut(usize, f32, f32) -> Vec<f32>| {
-        v.push(("norm.weight".into(), vec![dim], rand(dim, 0.2, 1.0)));
-        v.push(("output.weight".into(), vec![vocab, dim], vec![0.0; vocab * dim]));
-    };
+    // The final norm is exact in F16; output.weight shares tok_embeddings' storage (tied).
+    let norm = (0..dim).map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32()).collect();
+    common.push(("norm.weight".into(), vec![dim], norm));
+    common.push(("output.weight".into(), vec![vocab, dim], vec![0.0; vocab * dim]));
     let ffn = |prefix: &str, w: &[Vec<f32>; 3], down_scale: f32| -> Vec<(String, Vec<usize>, Vec<f32>)> {
         vec![
             (format!("{prefix}.w1.weight"), vec![hidden, dim], w[0].clone()),
@@ -182,12 +189,6 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
         moe.extend(ffn(&format!("layers.{l}.feed_forward.shared_experts"), w, 1.0));
         dense.extend(ffn(&format!("layers.{l}.feed_forward"), w, 2.0));
     }
-    tail(&mut moe, &mut rand);
-    tail(&mut dense, &mut rand);
-    for set in [&mut moe, &mut dense] {
-        let n = set.iter().position(|t| t.0 == "norm.weight").unwrap();
-        set[n].2 = moe_norm(dim);
-    }
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)], half: bool| {
         let sub = dir.path().join(name);
@@ -204,14 +205,15 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
         (write("moe16", &moe, true), write("moe32", &moe, false), write("dense", &dense, false));
     let model = ModelFolder::open(&moe_half).unwrap_or_else(|e| panic!("{e}"));
     let tree = model.repr();
-    for line in [
-        "(feed_forward): MOEFeedForward(",
-        "(0-3): 4 x FeedForward(",
-        "(gate): MoEGate()",
-        "(shared_experts): FeedForward(",
-    ] {
-        assert!(tree.contains(line), "{line} missing from\n{tree}");
-    }
+    assert_tree_has(
+        &tree,
+        &[
+            "(feed_forward): MOEFeedForward(",
+            "(0-3): 4 x FeedForward(",
+            "(gate): MoEGate()",
+            "(shared_experts): FeedForward(",
+        ],
+    );
     assert!(
         tree.find("(experts)").unwrap() < tree.find("(gate)").unwrap(),
         "MOEFeedForward registers experts, gate, shared_experts"
@@ -236,11 +238,6 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
     assert_eq!(half_greedy, f32_greedy);
     assert!(diff(&half_logits, &dense_logits) < 1e-4, "MoE vs dense twin: {}", diff(&half_logits, &dense_logits));
     assert_eq!(half_greedy, dense_greedy);
-}
-
-/// The final norm's weights, the same in every file and exact in F16.
-fn moe_norm(dim: usize) -> Vec<f32> {
-    (0..dim).map(|i| half::f16::from_f32(1.0 + 0.01 * i as f32).to_f32()).collect()
 }
 
 /// A .pth model whose pickle names code is refused by name, and nothing runs.
@@ -325,13 +322,14 @@ fn the_v2_moe_option_builds_minimind_s_tree_and_mixes_its_experts() {
     let (moe_dir, dense_dir) = (write("moe", &moe, true), write("dense", &dense, false));
     let model = ModelFolder::open(&moe_dir).unwrap_or_else(|e| panic!("{e}"));
     let tree = model.repr();
-    for line in [
-        "(mlp): MOEFeedForward(",
-        "(gate): Linear(in_features=64, out_features=4, bias=False)",
-        "(0-3): 4 x FeedForward(",
-    ] {
-        assert!(tree.contains(line), "{line} missing from\n{tree}");
-    }
+    assert_tree_has(
+        &tree,
+        &[
+            "(mlp): MOEFeedForward(",
+            "(gate): Linear(in_features=64, out_features=4, bias=False)",
+            "(0-3): 4 x FeedForward(",
+        ],
+    );
     let act = tree.rfind("(act_fn): SiLUActivation()").unwrap();
     assert!(tree.find("(experts)").unwrap() < act, "MOEFeedForward's act_fn comes after its experts");
     let run = |folder: &std::path::Path| {

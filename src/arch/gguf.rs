@@ -15,7 +15,7 @@ use crate::checkpoint::ggml_dtype::GgmlLayout;
 use crate::checkpoint::gguf::MAGIC;
 use crate::checkpoint::gguf::{GgufEntry, GgufFile, GgufTensor, Value};
 use crate::checkpoint::quant::GgmlType;
-use crate::checkpoint::{CONFIG_FILE, Checkpoint, CheckpointError, Dtype, TensorInfo};
+use crate::checkpoint::{Checkpoint, CheckpointError, Dtype, TensorInfo};
 
 /// The `config.json` transformers would build from the file's keys; None when the file
 /// names no architecture.
@@ -272,29 +272,8 @@ pub fn find_gguf(path: &Path) -> Result<Option<PathBuf>, CheckpointError> {
         let has_magic = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == MAGIC;
         return Ok((named || has_magic).then(|| path.to_path_buf()));
     }
-    if !path.is_dir() || path.join(CONFIG_FILE).is_file() {
-        return Ok(None);
-    }
-    let entries = std::fs::read_dir(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
-    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-    if files.iter().any(|p| p.extension().is_some_and(|e| e == "safetensors")) {
-        return Ok(None);
-    }
-    let mut ggufs: Vec<PathBuf> =
-        files.into_iter().filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))).collect();
-    ggufs.sort();
-    match ggufs.len() {
-        0 => Ok(None),
-        1 => Ok(ggufs.pop()),
-        _ => Err(CheckpointError::BadFolder {
-            folder: path.to_path_buf(),
-            what: format!(
-                "holds {} GGUF files; open one of them: {}",
-                ggufs.len(),
-                ggufs.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
-            ),
-        }),
-    }
+    let is_gguf = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"));
+    crate::checkpoint::single_model_file(path, "GGUF", is_gguf, &["safetensors"])
 }
 
 /// Opens a GGUF file as a checkpoint: header only, tensors under Hugging Face names, the

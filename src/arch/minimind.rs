@@ -32,28 +32,7 @@ pub fn find_pth(path: &Path) -> Result<Option<PathBuf>, CheckpointError> {
     if path.is_file() {
         return Ok(is_pth(path).then(|| path.to_path_buf()));
     }
-    if !path.is_dir() || path.join(crate::checkpoint::CONFIG_FILE).is_file() {
-        return Ok(None);
-    }
-    let entries = std::fs::read_dir(path).map_err(|e| CheckpointError::Io { path: path.to_path_buf(), source: e })?;
-    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-    if files.iter().any(|p| p.extension().is_some_and(|e| e == "safetensors" || e == "gguf")) {
-        return Ok(None);
-    }
-    let mut pths: Vec<PathBuf> = files.into_iter().filter(|p| is_pth(p)).collect();
-    pths.sort();
-    match pths.len() {
-        0 => Ok(None),
-        1 => Ok(pths.pop()),
-        _ => Err(CheckpointError::BadFolder {
-            folder: path.to_path_buf(),
-            what: format!(
-                "holds {} .pth files; open one of them: {}",
-                pths.len(),
-                pths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
-            ),
-        }),
-    }
+    crate::checkpoint::single_model_file(path, ".pth", is_pth, &["safetensors", "gguf"])
 }
 
 /// A `.pth` state dict as a one-file checkpoint under its stored names, with the config

@@ -217,6 +217,41 @@ fn read_config(folder: &Path) -> Result<Option<serde_json::Value>, CheckpointErr
 
 type ShardList = (Vec<PathBuf>, Option<(PathBuf, BTreeMap<String, String>)>);
 
+/// The one model file of a kind (`is_kind`) that a folder with no config.json holds, or
+/// None when it holds none or holds weights of another layout (files ending in one of
+/// `other_layouts`). Several of the kind are an error listing them, so the user can pick
+/// one. Serves the GGUF and the MiniMind `.pth` openers.
+pub fn single_model_file(
+    folder: &Path,
+    kind: &str,
+    is_kind: impl Fn(&Path) -> bool,
+    other_layouts: &[&str],
+) -> Result<Option<PathBuf>, CheckpointError> {
+    if !folder.is_dir() || folder.join(CONFIG_FILE).is_file() {
+        return Ok(None);
+    }
+    let entries =
+        std::fs::read_dir(folder).map_err(|e| CheckpointError::Io { path: folder.to_path_buf(), source: e })?;
+    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+    if files.iter().any(|p| p.extension().is_some_and(|e| other_layouts.iter().any(|o| e == *o))) {
+        return Ok(None);
+    }
+    let mut found: Vec<PathBuf> = files.into_iter().filter(|p| is_kind(p)).collect();
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => Err(CheckpointError::BadFolder {
+            folder: folder.to_path_buf(),
+            what: format!(
+                "holds {} {kind} files; open one of them: {}",
+                found.len(),
+                found.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy()).collect::<Vec<_>>().join(", ")
+            ),
+        }),
+    }
+}
+
 /// PyTorch's weights files (`pytorch_model.bin` and its shards), which transformers wrote
 /// before safetensors.
 pub const TORCH_INDEX_FILE: &str = "pytorch_model.bin.index.json";
@@ -248,22 +283,28 @@ pub fn torch_shard(path: &Path, index: usize) -> Result<Shard, CheckpointError> 
     Shard::over_file(path, file_len, 8, infos)
 }
 
+/// The shards a weight index (safetensors' or PyTorch's, the same JSON) names, each of
+/// which must be in the folder.
+fn indexed_shards(folder: &Path, index_path: PathBuf) -> Result<ShardList, CheckpointError> {
+    let (files, weight_map) = read_index(&index_path)?;
+    let mut paths = Vec::new();
+    for file in files {
+        let path = folder.join(&file);
+        if !path.is_file() {
+            return Err(CheckpointError::BadIndex {
+                file: index_path,
+                what: format!("names shard {file}, which is not in the folder"),
+            });
+        }
+        paths.push(path);
+    }
+    Ok((paths, Some((index_path, weight_map))))
+}
+
 fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
     let index_path = folder.join(INDEX_FILE);
     if index_path.is_file() {
-        let (files, weight_map) = read_index(&index_path)?;
-        let mut paths = Vec::new();
-        for file in files {
-            let path = folder.join(&file);
-            if !path.is_file() {
-                return Err(CheckpointError::BadIndex {
-                    file: index_path,
-                    what: format!("names shard {file}, which is not in the folder"),
-                });
-            }
-            paths.push(path);
-        }
-        return Ok((paths, Some((index_path, weight_map))));
+        return indexed_shards(folder, index_path);
     }
     let single = folder.join(SINGLE_FILE);
     if single.is_file() {
@@ -279,19 +320,7 @@ fn find_shards(folder: &Path) -> Result<ShardList, CheckpointError> {
         // No safetensors: the PyTorch files transformers wrote before them.
         let torch_index = folder.join(TORCH_INDEX_FILE);
         if torch_index.is_file() {
-            let (files, weight_map) = read_index(&torch_index)?;
-            let mut paths = Vec::new();
-            for file in files {
-                let path = folder.join(&file);
-                if !path.is_file() {
-                    return Err(CheckpointError::BadIndex {
-                        file: torch_index,
-                        what: format!("names shard {file}, which is not in the folder"),
-                    });
-                }
-                paths.push(path);
-            }
-            return Ok((paths, Some((torch_index, weight_map))));
+            return indexed_shards(folder, torch_index);
         }
         let torch = folder.join(TORCH_SINGLE_FILE);
         if torch.is_file() {

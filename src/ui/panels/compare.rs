@@ -95,21 +95,24 @@ impl super::Panel for ComparePanel {
     }
 }
 
-fn progress_or_request(ui: &mut egui::Ui, progress: Option<f32>, request: Action, actions: &mut Vec<Action>) {
-    super::job_progress_or_request(ui, progress, tr("reading every layer on worker threads…"), request, actions);
+/// A Compare job's result, its error, or its progress (see [`super::job_result`]).
+fn result_or_progress<'a, T>(
+    ui: &mut egui::Ui,
+    result: Option<&'a Result<T, String>>,
+    progress: Option<f32>,
+    request: Action,
+    actions: &mut Vec<Action>,
+) -> Option<&'a T> {
+    super::job_result(ui, result, progress, tr("reading every layer on worker threads…"), request, actions)
 }
 
 fn sweep_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions: &mut Vec<Action>) {
     ui.label(RichText::new(tr("Layer sweep")).strong().size(18.0)).on_hover_text(tr(
         "The same tensor in every decoder layer, one point per layer. Red points stand out from the others (robust z-score > 3).",
     ));
-    let roles = match ws.jobs.sweep.get(&()) {
-        Some(Ok(r)) => r,
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            return;
-        }
-        None => return progress_or_request(ui, ws.jobs.sweep.progress(&()), Action::RequestSweep, actions),
+    let progress = ws.jobs.sweep.progress(&());
+    let Some(roles) = result_or_progress(ui, ws.jobs.sweep.get(&()), progress, Action::RequestSweep, actions) else {
+        return;
     };
     if roles.is_empty() {
         ui.label(tr("This model has no tensor repeated across layers."));
@@ -211,17 +214,8 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
         }
         Some(Ok(_)) => {}
     }
-    let d = match ws.current_diff() {
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            return;
-        }
-        None => {
-            let progress = ws.other_path.as_ref().and_then(|k| ws.jobs.diff.progress(k));
-            return progress_or_request(ui, progress, Action::RequestDiff, actions);
-        }
-    };
+    let progress = ws.other_path.as_ref().and_then(|k| ws.jobs.diff.progress(k));
+    let Some(d) = result_or_progress(ui, ws.current_diff(), progress, Action::RequestDiff, actions) else { return };
     let json = || serde_json::to_string_pretty(&crate::report::diff_json(d)).unwrap_or_default();
     export::menu(ui, "checkpoint-diff", None, None, Some(&json));
     let mut rows: Vec<&compare::TensorDiff> = d.tensors.iter().collect();
@@ -279,14 +273,8 @@ fn diff_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, actions
 /// copy: a narrow symmetric spike; fine-tuning: wider, maybe skewed).
 fn delta_plot(ui: &mut egui::Ui, ws: &Workspace, name: &str, actions: &mut Vec<Action>) {
     ui.label(RichText::new(trf("B − A of {}", &[&format::visible(name)])).strong());
-    let h = match ws.delta_histogram(name) {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            return;
-        }
-        None => return progress_or_request(ui, None, Action::RequestDeltaHistogram(name.to_string()), actions),
-    };
+    let request = Action::RequestDeltaHistogram(name.to_string());
+    let Some(h) = result_or_progress(ui, ws.delta_histogram(name), None, request, actions) else { return };
     let plot = Plot::new("delta-plot").height(180.0).allow_scroll(false).show(ui, |plot| {
         let bars: Vec<egui_plot::Bar> = h
             .counts
@@ -331,16 +319,8 @@ fn overlay_section(ui: &mut egui::Ui, p: &mut ComparePanel, ws: &Workspace, acti
             }
         });
     }
-    let o = match ws.current_overlay() {
-        Some(Ok(o)) => o,
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            return;
-        }
-        None => {
-            return progress_or_request(ui, ws.overlay_progress(), Action::RequestOverlay, actions);
-        }
-    };
+    let request = Action::RequestOverlay;
+    let Some(o) = result_or_progress(ui, ws.current_overlay(), ws.overlay_progress(), request, actions) else { return };
     ui.checkbox(&mut p.overlay_log, tr("log density"))
         .on_hover_text(tr("A logarithmic axis shows the rare large values in the tails"));
     let log = p.overlay_log;

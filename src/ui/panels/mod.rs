@@ -76,6 +76,29 @@ fn progress_with_cancel(ui: &mut egui::Ui, progress: f32, width: f32, cancel: Ac
     });
 }
 
+/// A job's result, or in its place its error, or its progress while it runs (asking for it
+/// when nothing is there yet; see [`job_progress_or_request`]). None until the result is in.
+fn job_result<'a, T>(
+    ui: &mut egui::Ui,
+    result: Option<&'a Result<T, String>>,
+    progress: Option<f32>,
+    doing: &str,
+    request: Action,
+    actions: &mut Vec<Action>,
+) -> Option<&'a T> {
+    match result {
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            ui.label(egui::RichText::new(e).color(ui.visuals().error_fg_color));
+            None
+        }
+        None => {
+            job_progress_or_request(ui, progress, doing, request, actions);
+            None
+        }
+    }
+}
+
 /// A job that is running (a spinner, its progress bar and what it is doing), or that is not
 /// there yet: then it is requested, and shows as running from the next frame.
 fn job_progress_or_request(

@@ -81,18 +81,11 @@ pub fn section(
         Ok(Some(b)) => block_view(ui, &b, b.place(layout), tensor),
     }
     ui.separator();
-    match summary {
-        None => super::super::job_progress_or_request(
-            ui,
-            ws.jobs.block_summaries.progress(&tensor.to_string()),
-            tr("reading every block's scale and codes…"),
-            Action::RequestBlockSummary(tensor.to_string()),
-            actions,
-        ),
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-        }
-        Some(Ok(s)) => summary_plots(ui, s, tensor),
+    let progress = ws.jobs.block_summaries.progress(&tensor.to_string());
+    let doing = tr("reading every block's scale and codes…");
+    let request = Action::RequestBlockSummary(tensor.to_string());
+    if let Some(s) = super::super::job_result(ui, summary, progress, doing, request, actions) {
+        summary_plots(ui, s, tensor);
     }
 }
 

@@ -62,18 +62,8 @@ fn figures_or_progress<'a, T>(
     request: Action,
     actions: &mut Vec<Action>,
 ) -> Option<&'a T> {
-    match result {
-        Some(Ok(v)) => Some(v),
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ui.visuals().error_fg_color));
-            None
-        }
-        None => {
-            let note = tr("computing ΔW = B·A and its singular values on a worker…");
-            super::super::job_progress_or_request(ui, progress, note, request, actions);
-            None
-        }
-    }
+    let note = tr("computing ΔW = B·A and its singular values on a worker…");
+    super::super::job_result(ui, result, progress, note, request, actions)
 }
 
 /// The LoRA section for an adapted module.
