@@ -53,6 +53,65 @@ fn routing_uses_more_than_one_expert() {
     }
 }
 
+/// The demo teaches sampling: after each fact prompt several continuations are plausible
+/// (its corpus says each fact in several ways), so at T = 1 the next token's entropy is
+/// between 1 and 3 bits, and the right answer is still the single most likely token.
+#[test]
+fn demo_prompts_leave_room_for_sampling() {
+    let mut s = demo_session();
+    let params = SamplingParams { temperature: 1.0, ..Default::default() };
+    for (prompt, chat, answer) in SAMPLING_PROMPTS {
+        s.set_prompt(prompt, *chat).unwrap();
+        let d = llm_anatomy::sampling::distribution(&s.current_logits().unwrap(), &[], &params);
+        assert!((1.0..=3.0).contains(&d.entropy_bits), "{prompt:?}: {} bits", d.entropy_bits);
+        let top = llm_anatomy::sampling::argmax(&d.probs) as u32;
+        assert_eq!(s.codec.decode(&[top]), *answer, "{prompt:?}: the most likely next token");
+        let runner_up = d.order.get(1).map(|&i| d.probs[i as usize]).unwrap_or(0.0);
+        assert!(runner_up > 0.05, "{prompt:?}: the second candidate has only {runner_up}");
+    }
+}
+
+const SAMPLING_PROMPTS: &[(&str, bool, &str)] = &[
+    ("The capital of France is", false, " Paris"),
+    ("The capital of Japan is", false, " Tokyo"),
+    ("法国的首都是", false, "巴"),
+    ("A banana is", false, " yellow"),
+    ("香蕉是", false, "黄"),
+    ("The sky is", false, " blue"),
+    ("What color is a banana?", true, "A"),
+];
+
+/// The Attention panel has something famous to point at on the demo: a head whose every
+/// token looks mostly at the token before it, on each of the demo's kinds of text.
+#[test]
+fn the_demo_has_a_previous_token_head() {
+    use llm_anatomy::analysis::attention::{HeadPattern, head_pattern};
+    let mut s = demo_session();
+    s.set_internals(true).unwrap();
+    let texts = [
+        "The capital of France is Paris. The capital of Japan is Tokyo.",
+        "法国的首都是巴黎。日本的首都是东京。",
+        "What color is a banana? A banana is yellow.",
+        "A banana is yellow. 3, 4, 5, 6, 7",
+    ];
+    let mut shares = Vec::new();
+    for (layer, head) in (0..4).flat_map(|l| (0..4).map(move |h| (l, h))) {
+        let mut worst = f32::INFINITY;
+        for text in texts {
+            s.set_prompt(text, false).unwrap();
+            let internals = s.internals.clone().unwrap();
+            let share = match head_pattern(&internals.head_rows(layer, head)) {
+                Some(HeadPattern::PreviousToken(share)) => share,
+                _ => 0.0,
+            };
+            worst = worst.min(share);
+        }
+        shares.push(((layer, head), worst));
+    }
+    let best = shares.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert!(best.1 >= 0.7, "no head attends to the previous token on every text: {shares:?}");
+}
+
 /// (prompt, chat template?, what greedy decoding must start with), checked after training.
 const PINNED: &[(&str, bool, &str)] = &[
     ("The capital of France is", false, " Paris."),
