@@ -22,6 +22,8 @@ shot() { # name, then the app's arguments; SCROLL=N scrolls the centre panel N w
     for _ in $(seq "$SCROLL"); do xdotool click 5; sleep 0.1; done
     sleep 1.5
   fi
+  # The pointer off the window's content, or a tooltip it hovers lands in the picture.
+  xdotool mousemove 1590 990; sleep 0.5
   import -window root -crop 1400x900+0+0 +repage "$out/$name.png"
   kill $app; wait $app 2>/dev/null || true
   echo "wrote $out/$name.png"
