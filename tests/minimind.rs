@@ -190,7 +190,7 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
         dense.extend(ffn(&format!("layers.{l}.feed_forward"), w, 2.0));
     }
     let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)], half: bool| {
+    let write_with = |name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)], half: bool, tied: &[(&str, &str)]| {
         let sub = dir.path().join(name);
         std::fs::create_dir(&sub).unwrap();
         for f in ["tokenizer.json", "tokenizer_config.json"] {
@@ -198,8 +198,11 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
         }
         std::fs::write(sub.join("lmconfig.json"), r#"{"n_heads": 4}"#).unwrap();
         let path = sub.join("full_sft_32.pth");
-        common::write_torch_state_dict(&path, tensors, half, &[("output.weight", "tok_embeddings.weight")]);
+        common::write_torch_state_dict(&path, tensors, half, tied);
         path
+    };
+    let write = |name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)], half: bool| {
+        write_with(name, tensors, half, &[("output.weight", "tok_embeddings.weight")])
     };
     let (moe_half, moe_f32, dense_f32) =
         (write("moe16", &moe, true), write("moe32", &moe, false), write("dense", &dense, false));
@@ -238,6 +241,17 @@ fn a_half_precision_moe_pth_opens_routes_and_computes_minimind_moe() {
     assert_eq!(half_greedy, f32_greedy);
     assert!(diff(&half_logits, &dense_logits) < 1e-4, "MoE vs dense twin: {}", diff(&half_logits, &dense_logits));
     assert_eq!(half_greedy, dense_greedy);
+
+    // MiniMind's trainer saves `{k: v.half() for k, v in state_dict.items()}`: the tied
+    // output.weight becomes a second copy of the embeddings, which the tree still owns.
+    let mut copies = moe.clone();
+    let embeddings = copies[0].2.clone();
+    copies.iter_mut().find(|t| t.0 == "output.weight").unwrap().2 = embeddings;
+    let copied = write_with("moe16-copies", &copies, true, &[]);
+    let folder = ModelFolder::open(&copied).unwrap();
+    assert!(!folder.notices.iter().any(|n| n.contains("no module")), "{:?}", folder.notices);
+    let (copied_logits, ..) = logits_of(&copied);
+    assert_eq!(copied_logits, half_logits);
 }
 
 /// A .pth model whose pickle names code is refused by name, and nothing runs.

@@ -169,10 +169,18 @@ fn check_against_checkpoint(
     ckpt: &Checkpoint,
     config_path: &Path,
 ) -> Result<Vec<String>, CheckpointError> {
+    let mut own_names = Vec::new();
     let mut claimed = std::collections::HashSet::new();
     for node in &tree.nodes {
         for p in &node.params {
             claimed.insert(p.tensor.as_str());
+            // A tied parameter (lm_head.weight → model.embed_tokens.weight) may also be stored
+            // under its own name: torch.save of a state dict cloned to half precision, as
+            // MiniMind's trainer writes, keeps both as separate copies. Both belong to the tree.
+            let own = if node.path.is_empty() { p.local.clone() } else { format!("{}.{}", node.path, p.local) };
+            if own != p.tensor && ckpt.tensor(&own).is_some_and(|t| t.shape == p.shape) {
+                own_names.push(own);
+            }
             match ckpt.tensor(&p.tensor) {
                 None => {
                     return Err(CheckpointError::BadConfig {
@@ -201,6 +209,7 @@ fn check_against_checkpoint(
             }
         }
     }
+    claimed.extend(own_names.iter().map(String::as_str));
     // A tied weight that torch.save wrote under both names (one storage) is claimed once.
     let claimed_bytes: std::collections::HashSet<(usize, (usize, usize))> =
         ckpt.tensors.iter().filter(|t| claimed.contains(t.name.as_str())).map(|t| (t.shard, t.data_offsets)).collect();
