@@ -191,7 +191,8 @@ pub fn adapter_corpus(seed: u64, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             if i % 3 == 0 {
-                let tail = if i % 2 == 0 { colour_tail(&mut rng, &colours, 1) } else { colour_tail_zh(&mut rng, &colours, 1) };
+                let tail =
+                    if i % 2 == 0 { colour_tail(&mut rng, &colours, 1) } else { colour_tail_zh(&mut rng, &colours, 1) };
                 if i % 2 == 0 { format!("A banana is{tail}") } else { format!("香蕉是{tail}") }
             } else {
                 line(&mut rng, &colours)
@@ -228,9 +229,15 @@ mod tests {
     fn the_plain_answer_is_the_most_common_way() {
         let lines = super::corpus(7, 20_000);
         let after = |prefix: &str| -> Vec<String> {
-            lines.iter().filter_map(|l| l.strip_prefix(prefix)).map(|t| t.split(['.', '。']).next().unwrap().to_string()).collect()
+            lines
+                .iter()
+                .filter_map(|l| l.strip_prefix(prefix))
+                .map(|t| t.split(['.', '。']).next().unwrap().to_string())
+                .collect()
         };
-        for (prefix, answer) in [("The capital of France is", " Paris"), ("A banana is", " yellow"), ("法国的首都是", "巴黎")] {
+        for (prefix, answer) in
+            [("The capital of France is", " Paris"), ("A banana is", " yellow"), ("法国的首都是", "巴黎")]
+        {
             let tails = after(prefix);
             let share = tails.iter().filter(|t| t.as_str() == answer).count() as f64 / tails.len() as f64;
             assert!((0.4..0.6).contains(&share), "{prefix}: {share}");

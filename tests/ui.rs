@@ -767,7 +767,7 @@ fn routing_exports_round_trip_against_the_cli() {
     assert_eq!(lines.next(), Some("layer,position,token,expert,probability,selected,weight"));
     let layer0 = cli["layers"].as_array().unwrap().iter().find(|l| l["layer"] == 0).unwrap();
     let (tokens, experts) = (cli["tokens"].as_array().unwrap().len(), cli["num_experts"].as_u64().unwrap() as usize);
-    let rows: Vec<Vec<String>> = lines.map(|l| split_csv(l)).collect();
+    let rows: Vec<Vec<String>> = lines.map(split_csv).collect();
     assert_eq!(rows.len(), tokens * experts, "one row per token and expert");
     for row in rows {
         let (t, e): (usize, usize) = (row[1].parse().unwrap(), row[3].parse().unwrap());
@@ -978,7 +978,7 @@ fn next_token_csv_export_round_trips_against_the_cli() {
     let kept = rows.iter().filter(|r| r[6].is_empty()).count() as u64;
     assert_eq!(kept, want["n_kept"].as_u64().unwrap().min(shown as u64), "tokens kept by top-p");
     for e in want["top20"].as_array().unwrap().iter().take(shown) {
-        let row = rows.iter().find(|r| r[1] == e["id"].to_string()).expect("transformers' top candidates are shown");
+        let row = rows.iter().find(|r| r[1] == e["id"]).expect("transformers' top candidates are shown");
         let p: f64 = row[4].parse().unwrap();
         assert!((p - e["prob"].as_f64().unwrap()).abs() < 1e-4, "p({}) vs transformers", e["id"]);
     }

@@ -164,7 +164,7 @@ impl ArchConfig {
         if let Some(f) = factor.filter(|f| !(f.is_finite() && *f > 0.0)) {
             return Some(format!("rope scaling factor {f}: expected a positive number"));
         }
-        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_heads == 0 || self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Some(format!(
                 "{} attention heads and {} key/value heads: the key/value heads must divide the heads",
                 self.num_heads, self.num_kv_heads

@@ -214,16 +214,15 @@ fn previous_token_loss(varmap: &VarMap, cfg: &ArchConfig, ids: &Tensor) -> Resul
     };
     let half = hd / 2;
     let angles: Vec<f32> = (0..t)
-        .flat_map(|p| {
-            (0..half).map(move |j| p as f32 * (cfg.rope_theta as f32).powf(-2.0 * j as f32 / hd as f32))
-        })
+        .flat_map(|p| (0..half).map(move |j| p as f32 * (cfg.rope_theta as f32).powf(-2.0 * j as f32 / hd as f32)))
         .collect();
     let angles = Tensor::from_vec(angles, (t, half), ids.device())?;
     let (cos, sin) = (angles.cos()?, angles.sin()?);
     let q = candle_nn::rotary_emb::rope_slow(&head("q_proj")?, &cos, &sin)?;
     let k = candle_nn::rotary_emb::rope_slow(&head("k_proj")?, &cos, &sin)?;
     let mask: Vec<f32> = (0..t * t).map(|i| if i % t > i / t { -1e9 } else { 0.0 }).collect();
-    let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&Tensor::from_vec(mask, (t, t), ids.device())?)?;
+    let scores =
+        (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&Tensor::from_vec(mask, (t, t), ids.device())?)?;
     let log_weights = candle_nn::ops::log_softmax(&scores, candle_core::D::Minus1)?;
     // Query i ≥ 1 picks key i − 1.
     let previous: Vec<f32> = (0..t * t).map(|i| if i / t >= 1 && i % t == i / t - 1 { 1.0 } else { 0.0 }).collect();

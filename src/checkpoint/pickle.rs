@@ -297,7 +297,7 @@ impl<'a> Machine<'a> {
         let child_depth = items.iter().map(Value::depth).max().unwrap_or(0);
         match (top, pairs) {
             (Value::Dict(d, depth), true) => {
-                if items.len() % 2 != 0 {
+                if !items.len().is_multiple_of(2) {
                     return Err(bad_pairs);
                 }
                 *depth = (*depth).max(child_depth + 1);

@@ -33,6 +33,9 @@ use crate::arch::{ArchConfig, Family};
 mod decode;
 mod ggml_attention;
 
+/// One MoE layer's choice: (layer index, the experts each token ran, their mixing weights).
+pub type ExpertChoice = (usize, Vec<Vec<usize>>, Vec<Vec<f32>>);
+
 /// What a forward pass records besides the logits, for the panels.
 #[derive(Clone, Debug, Default)]
 pub struct Probes {
@@ -43,7 +46,7 @@ pub struct Probes {
     pub shared_gate: Vec<(usize, Vec<f32>)>,
     /// Per MoE layer, the experts the block actually ran for each token and the weights it
     /// mixed them with: what the forward did, not a recomputation from the router logits.
-    pub expert_choice: Vec<(usize, Vec<Vec<usize>>, Vec<Vec<f32>>)>,
+    pub expert_choice: Vec<ExpertChoice>,
     /// Attention weights and the residual stream, recorded only when this is Some (the
     /// Attention and Logit lens panels, `attention` and `lens` in the CLI).
     pub internals: Option<InternalsProbe>,
@@ -959,7 +962,7 @@ impl LoadedModel {
             inside.residual.push(x.flatten_all()?.to_vec1::<f32>()?);
         }
         for (i, layer) in self.layers.iter().enumerate() {
-            let weights = record.then(|| &mut inside.attention);
+            let weights = record.then_some(&mut inside.attention);
             let a = self.attention(
                 &layer.attn,
                 &layer.input_norm.forward(&x, self.training)?,

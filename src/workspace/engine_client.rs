@@ -23,13 +23,17 @@ pub struct LoadedInfo {
     pub arith: Option<crate::engine::quant_matvec::Arith>,
 }
 
+/// The base model's distribution beside the adapted one, and the tokens it moved most
+/// (id, adapted − base).
+pub type AdapterComparison = (Arc<Distribution>, Vec<(u32, f32)>);
+
 /// Numbers computed from one snapshot under one slider setting.
 pub struct Derived {
     /// The next-token distribution under the sliders.
     pub distribution: Arc<Distribution>,
     /// With an adapter: the base model's distribution under the same sliders, and the
     /// tokens whose probability moved most (id, adapted − base), largest change first.
-    pub comparison: Option<(Arc<Distribution>, Vec<(u32, f32)>)>,
+    pub comparison: Option<AdapterComparison>,
     /// The probability each generated token had, under the current sliders.
     pub chosen_probs: Arc<Vec<f32>>,
     /// MoE routing of the whole sequence (empty for a dense model).

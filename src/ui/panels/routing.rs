@@ -117,8 +117,8 @@ fn show(ui: &mut egui::Ui, st: &mut RoutingPanel, ws: &Workspace, actions: &mut 
     let json =
         || serde_json::to_string_pretty(&crate::report::routing_json(&snap.pieces, moe, layers)).unwrap_or_default();
     if st.all_layers {
-        let rect = small_multiples(ui, &layers);
-        let csv = || routing_csv(&layers, &texts);
+        let rect = small_multiples(ui, layers);
+        let csv = || routing_csv(layers, &texts);
         export::menu(ui, "routing-all-layers", Some(rect), Some(&csv), Some(&json));
     } else {
         let l = &layers[st.layer];
@@ -130,7 +130,7 @@ fn show(ui: &mut egui::Ui, st: &mut RoutingPanel, ws: &Workspace, actions: &mut 
     }
     if let Some(t) = st.token.filter(|&t| t < labels.len()) {
         ui.separator();
-        token_path(ui, &layers, t, &labels[t]);
+        token_path(ui, layers, t, &labels[t]);
     }
 }
 

@@ -172,7 +172,7 @@ struct Ctx<'a> {
 
 /// Grey for unchanged, then blue (1e-6) through purple to red (≥ 1) on a log scale.
 fn change_colour(rel: f64) -> egui::Color32 {
-    if !(rel > 0.0) {
+    if rel.is_nan() || rel <= 0.0 {
         return egui::Color32::from_gray(140);
     }
     let t = ((rel.log10() + 6.0) / 6.0).clamp(0.0, 1.0) as f32;
