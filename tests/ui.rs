@@ -978,7 +978,10 @@ fn next_token_csv_export_round_trips_against_the_cli() {
     let kept = rows.iter().filter(|r| r[6].is_empty()).count() as u64;
     assert_eq!(kept, want["n_kept"].as_u64().unwrap().min(shown as u64), "tokens kept by top-p");
     for e in want["top20"].as_array().unwrap().iter().take(shown) {
-        let row = rows.iter().find(|r| r[1] == e["id"]).expect("transformers' top candidates are shown");
+        let row = rows
+            .iter()
+            .find(|r| r[1].parse::<u64>().ok() == e["id"].as_u64())
+            .expect("transformers' top candidates are shown");
         let p: f64 = row[4].parse().unwrap();
         assert!((p - e["prob"].as_f64().unwrap()).abs() < 1e-4, "p({}) vs transformers", e["id"]);
     }
@@ -1074,4 +1077,20 @@ fn file_menu_opens_a_model_from_the_library() {
     step_until(&mut harness, "the library model", |a| {
         a.ws.model.as_ref().is_some_and(|m| m.folder.checkpoint.folder.ends_with("tiny-llama"))
     });
+}
+
+/// MiniMind is a course taught in Chinese: the note linking its tree lines to
+/// named_modules() follows the interface language, like every other teaching note.
+#[test]
+fn the_minimind_tree_note_follows_the_language() {
+    let mut app = AnatomyApp::default();
+    app.ws.settings.lang = llm_anatomy::ui::i18n::Lang::Zh;
+    app.ws.open_blocking(&fixture("minimind/tiny-minimind-v1"));
+    let mut harness = harness_with(app);
+    harness.run_steps(2);
+    harness.get_by_label_contains("这棵树就是 MiniMind 自己的 print(model)");
+    harness.get_by_label("MiniMindLM(");
+    harness.state_mut().ws.settings.lang = llm_anatomy::ui::i18n::Lang::En;
+    harness.run_steps(2);
+    harness.get_by_label_contains("This tree is MiniMind's own print(model)");
 }

@@ -371,25 +371,9 @@ pub fn v2_tree(cfg: &ArchConfig, dropout_p: f64) -> ModuleTree {
     t
 }
 
-/// What the Inspector says about a MiniMind model, with the line-by-line link to the
-/// course's `named_modules()` listing.
-pub fn teaching_note(family: Family) -> &'static str {
-    match family {
-        Family::MiniMindLm => {
-            "This tree is MiniMind's own print(model). Each line is one entry of model.named_modules(): \
-             `(layers): ModuleList` is `layers`, its `(0-1): 2 x MiniMindBlock` stands for `layers.0` and `layers.1`, \
-             and `(wq): Linear` inside `(attention)` is `layers.0.attention.wq`, whose weight is the state_dict key \
-             `layers.0.attention.wq.weight`. After apply_lora, every square Linear gains a `(lora): LoRA` child: \
-             `layers.0.attention.wq.lora.A` and `.lora.B` in named_modules()."
-        }
-        _ => {
-            "This folder ships MiniMind's own modelling code (config.json `auto_map` → model_minimind.py). \
-             This program never runs it: it reads the weights and computes MiniMind's arithmetic itself. \
-             Each tree line is one entry of model.named_modules(): `model.layers.0.self_attn.q_proj` is \
-             `(q_proj): Linear` inside `(self_attn)` of block 0."
-        }
-    }
-}
+/// What a MiniMind v2 folder's `auto_map` means here, said beside its tree.
+pub const AUTO_MAP_NOTICE: &str = "config.json's auto_map points at MiniMind's own Python (model_minimind.py). \
+     This program never runs it: it reads the weights and computes MiniMind's arithmetic itself.";
 
 #[cfg(test)]
 mod tests {

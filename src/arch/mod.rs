@@ -78,8 +78,8 @@ impl ModelFolder {
                 let dropout = raw.get("dropout").and_then(serde_json::Value::as_f64).unwrap_or(0.0);
                 let tree = families::build_tree(&cfg, dropout);
                 notices.extend(check_against_checkpoint(&tree, &checkpoint, &config_path)?);
-                if cfg.family.is_minimind() {
-                    notices.push(minimind::teaching_note(cfg.family).to_string());
+                if cfg.family == Family::MiniMind && raw.get("auto_map").is_some() {
+                    notices.push(minimind::AUTO_MAP_NOTICE.to_string());
                 }
                 Ok(Self { checkpoint, config: Some(cfg), tree, notices })
             }

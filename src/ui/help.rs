@@ -270,6 +270,20 @@ pub fn note(ui: &mut egui::Ui, panel: &str) {
         });
 }
 
+/// How a family's tree lines map to the names its own course uses, said above the tree.
+pub fn family_note(family: crate::arch::Family) -> Option<&'static str> {
+    use crate::arch::Family;
+    match family {
+        Family::MiniMindLm => Some(tr(
+            "This tree is MiniMind's own print(model). Each line is one entry of model.named_modules(): `(layers): ModuleList` is `layers`, its `(0-1): 2 x MiniMindBlock` stands for `layers.0` and `layers.1`, and `(wq): Linear` inside `(attention)` is `layers.0.attention.wq`, whose weight is the state_dict key `layers.0.attention.wq.weight`. After apply_lora, every square Linear gains a `(lora): LoRA` child: `layers.0.attention.wq.lora.A` and `.lora.B` in named_modules().",
+        )),
+        Family::MiniMind => Some(tr(
+            "This tree is MiniMind's own print(model). Each line is one entry of model.named_modules(): `model.layers.0.self_attn.q_proj` is `(q_proj): Linear` inside `(self_attn)` of block 0, and its weight is the state_dict key `model.layers.0.self_attn.q_proj.weight`.",
+        )),
+        _ => None,
+    }
+}
+
 /// A short "what am I looking at" for the common module kinds.
 pub fn teaching_note(node: &crate::arch::Node) -> String {
     let c = node.class_name.as_str();

@@ -62,5 +62,13 @@ pub(super) const ENTRIES: &[(&str, &str)] = &[
         "一个 Transformer 块：归一化 → 注意力 → 残差相加，然后归一化 → MLP → 残差相加。",
     ),
     ("Modules", "模块"),
+    (
+        "This tree is MiniMind's own print(model). Each line is one entry of model.named_modules(): `(layers): ModuleList` is `layers`, its `(0-1): 2 x MiniMindBlock` stands for `layers.0` and `layers.1`, and `(wq): Linear` inside `(attention)` is `layers.0.attention.wq`, whose weight is the state_dict key `layers.0.attention.wq.weight`. After apply_lora, every square Linear gains a `(lora): LoRA` child: `layers.0.attention.wq.lora.A` and `.lora.B` in named_modules().",
+        "这棵树就是 MiniMind 自己的 print(model)。每一行对应 model.named_modules() 的一项：`(layers): ModuleList` 是 `layers`，其中的 `(0-1): 2 x MiniMindBlock` 代表 `layers.0` 和 `layers.1`，`(attention)` 里的 `(wq): Linear` 是 `layers.0.attention.wq`，它的权重就是 state_dict 的键 `layers.0.attention.wq.weight`。执行 apply_lora 之后，每个方阵 Linear 多出一个 `(lora): LoRA` 子模块：在 named_modules() 中是 `layers.0.attention.wq.lora.A` 和 `.lora.B`。",
+    ),
+    (
+        "This tree is MiniMind's own print(model). Each line is one entry of model.named_modules(): `model.layers.0.self_attn.q_proj` is `(q_proj): Linear` inside `(self_attn)` of block 0, and its weight is the state_dict key `model.layers.0.self_attn.q_proj.weight`.",
+        "这棵树就是 MiniMind 自己的 print(model)。每一行对应 model.named_modules() 的一项：`model.layers.0.self_attn.q_proj` 是第 0 个块的 `(self_attn)` 里的 `(q_proj): Linear`，它的权重就是 state_dict 的键 `model.layers.0.self_attn.q_proj.weight`。",
+    ),
     ("The module tree as print(model) shows it", "与 print(model) 输出一致的模块树"),
 ];

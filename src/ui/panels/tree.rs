@@ -125,6 +125,9 @@ fn show(
     for notice in &model.folder.notices {
         ui.label(RichText::new(notice).small().color(ui.visuals().warn_fg_color));
     }
+    if let Some(note) = model.folder.config.as_ref().and_then(|c| help::family_note(c.family)) {
+        ui.label(RichText::new(note).small().weak());
+    }
     ui.separator();
     let filter = state.filter.trim().to_string();
     if *flat {
