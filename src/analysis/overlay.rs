@@ -75,17 +75,14 @@ pub fn csv(o: &Overlay) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::stats::f32_bytes;
     use crate::checkpoint::Dtype;
-
-    fn view(v: &[f32]) -> Vec<u8> {
-        v.iter().flat_map(|x| x.to_le_bytes()).collect()
-    }
 
     /// numpy: `np.histogram(x, bins=4, range=(-1, 3), density=True)` for each array on the
     /// union range, computed here by hand: edges −1, 0, 1, 2, 3.
     #[test]
     fn densities_share_edges_and_integrate_to_one() {
-        let (a, b) = (view(&[-1.0, -0.5, 0.5, 0.5]), view(&[1.5, 2.5, 3.0, f32::NAN]));
+        let (a, b) = (f32_bytes(&[-1.0, -0.5, 0.5, 0.5]), f32_bytes(&[1.5, 2.5, 3.0, f32::NAN]));
         let items = [
             ("a".to_string(), DataView { dtype: Dtype::F32, bytes: &a }),
             ("b".to_string(), DataView { dtype: Dtype::F32, bytes: &b }),

@@ -855,13 +855,15 @@ pub fn values_in_range(dtype: Dtype, bytes: &[u8], lo: f64, hi: f64, limit: usiz
     found
 }
 
+/// Little-endian F32 bytes, as a checkpoint stores them: the analysis tests' input.
+#[cfg(test)]
+pub(crate) fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn f32_bytes(values: &[f32]) -> Vec<u8> {
-        values.iter().flat_map(|v| v.to_le_bytes()).collect()
-    }
 
     #[test]
     fn small_vector_matches_numpy() {

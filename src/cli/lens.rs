@@ -9,9 +9,8 @@ use crate::arch::ModelFolder;
 pub fn run(prompt: &Prompt<'_>, top: usize, json: bool, out: &mut dyn Write) -> Outcome {
     let model = ModelFolder::open(prompt.path)?;
     let mut session = prompt.session_with_internals(&model)?;
-    let norms = session.internals.as_ref().ok_or("no internals recorded")?.residual_norms();
-    let last = session.tokens.len() - 1;
-    if session.internals.as_ref().is_some_and(|i| i.truncated(session.tokens.len())) {
+    let recorded = session.internals.as_ref().ok_or("no internals recorded")?;
+    if recorded.truncated(session.tokens.len()) {
         return Err(format!(
             "the prompt has {} tokens; the lens records the first {}",
             session.tokens.len(),
@@ -19,6 +18,8 @@ pub fn run(prompt: &Prompt<'_>, top: usize, json: bool, out: &mut dyn Write) -> 
         )
         .into());
     }
+    let norms = recorded.residual_norms();
+    let last = session.tokens.len() - 1;
     let lens = session.lens(last, false)?;
     let value = crate::report::lens_json(&session.tokens, &lens, &norms, top, &|id| session.codec.piece(id));
     if json {

@@ -245,7 +245,7 @@ impl Session {
             let base = model
                 .without_lora(|m| on_pool(|| m.next_token_logits(ids, cache, record)))
                 .map_err(|e| format!("forward pass without the adapter: {e}"))?;
-            if let Some(seen) = base_probes.internals.as_ref().filter(|_| self.internals.is_some()) {
+            if let Some(seen) = &base_probes.internals {
                 let heads = self.model.cfg.num_heads;
                 let mine = self.base_internals.get_or_insert_with(|| internals::Internals::new(heads));
                 for chunk in &seen.chunks {
